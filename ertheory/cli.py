@@ -1,0 +1,28 @@
+"""``ertheory`` console script: one sub-command per module in ``ertheory.commands``.
+
+Every command accepts ``--json`` (one JSON object on stdout).  Bad arguments print one line on
+stderr and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from ertheory.cli_util import OneLineParser, build_parser, run_cli
+
+#: Sub-command modules, in the order ``--help`` lists them.
+COMMANDS: tuple[str, ...] = (
+)
+
+
+def make_parser() -> OneLineParser:
+    return build_parser("ertheory", "Width bounds and exact probabilities for random (ER) sparse networks.", COMMANDS)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_cli(make_parser, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Sub-commands of the ``ertheory`` console script (one module each; see ``ertheory.cli``)."""

@@ -1,0 +1,1 @@
+"""Sub-commands of the ``ertrain`` console script (one module each; see ``ertrain.cli``)."""
