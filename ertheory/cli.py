@@ -17,7 +17,9 @@ COMMANDS: tuple[str, ...] = (
 
 
 def make_parser() -> OneLineParser:
-    return build_parser("ertheory", "Width bounds and exact probabilities for random (ER) sparse networks.", COMMANDS)
+    return build_parser(
+        "ertheory", "Width bounds and exact probabilities for random (ER) sparse networks.", COMMANDS
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -17,7 +17,9 @@ COMMANDS: tuple[str, ...] = (
 
 
 def make_parser() -> OneLineParser:
-    return build_parser("ertrain", "Train random (ER) sparse networks: densities, masks, methods, sweeps, reports.", COMMANDS)
+    return build_parser(
+        "ertrain", "Train random (ER) sparse networks: densities, masks, methods, sweeps, reports.", COMMANDS
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
