@@ -84,4 +84,5 @@ def check_density_or_sparsity(
         raise ValueError(f"give exactly one of density or sparsity, got density={density!r}, sparsity={sparsity!r}")
     if density is not None:
         return float(check_density(density, name))
+    assert sparsity is not None
     return 1.0 - float(check_sparsity(sparsity))
