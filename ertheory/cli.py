@@ -13,6 +13,13 @@ from ertheory.cli_util import OneLineParser, build_parser, run_cli
 
 #: Sub-command modules, in the order ``--help`` lists them.
 COMMANDS: tuple[str, ...] = (
+    "ertheory.commands.bounds",
+    "ertheory.commands.figure2",
+    "ertheory.commands.exact",
+    "ertheory.commands.simulate",
+    "ertheory.commands.lower_bound",
+    "ertheory.commands.subset_sum",
+    "ertheory.commands.slt",
 )
 
 

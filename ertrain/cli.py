@@ -13,6 +13,11 @@ from ertheory.cli_util import OneLineParser, build_parser, run_cli
 
 #: Sub-command modules, in the order ``--help`` lists them.
 COMMANDS: tuple[str, ...] = (
+    "ertrain.commands.densities",
+    "ertrain.commands.train",
+    "ertrain.commands.sweep",
+    "ertrain.commands.report",
+    "ertrain.commands.export",
 )
 
 

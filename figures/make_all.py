@@ -16,6 +16,7 @@ HERE = Path(__file__).resolve().parent
 
 #: Figure scripts, in the order they run (file stems in ``figures/``).
 FIGURES: tuple[str, ...] = (
+    "figure2",
 )
 
 

@@ -1,0 +1,325 @@
+"""Monte-Carlo checks of the edge-existence events of :mod:`ertheory.exact`, with exact confidence intervals.
+
+Two samplers per event:
+
+* **count samplers** draw only the binomial counts the event depends on (fast: a few binomials per trial);
+* **mask samplers** draw the actual ER masks of every layer of the source, ``n_{S,l} x n_{S,l-1}`` (``x k_l``
+  for convolutions) Bernoulli(p_l) entries, in row chunks of bounded memory, and check the event on them.
+
+Layout of a source (as in :mod:`ertheory.construct`): layer ``l`` holds ``q_l`` copies of every target neuron
+of layer ``l``, in contiguous blocks, so source neuron ``i' = i q_l + c`` (``c = 0..q_l-1``) is a copy of
+target neuron ``i`` (the block ``{q_l (i-1)+1, ..., q_l i}`` of the paper, counted from 0).  The construction
+layer ``l = 0`` holds ``q_0`` univariate copies of every input.
+
+Every estimate is an :class:`MCEstimate` with a Clopper-Pearson interval; randomness comes from an explicit
+``numpy.random.Generator`` (or an int seed).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from scipy.stats import beta
+from tqdm import tqdm
+
+from ertheory._validate import check_density, check_open_unit, check_positive_int
+
+BoolArray = NDArray[np.bool_]
+
+#: Default memory budget of one chunk of mask entries (float32 uniforms plus booleans).
+DEFAULT_CHUNK_BYTES = 64 * 2**20
+
+
+@dataclass(frozen=True)
+class MCEstimate:
+    """``successes`` out of ``trials``, the estimate and its exact (Clopper-Pearson) ``confidence`` interval."""
+
+    successes: int
+    trials: int
+    estimate: float
+    ci_low: float
+    ci_high: float
+    confidence: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def contains(self, value: float) -> bool:
+        """Whether ``value`` lies in the interval."""
+        return self.ci_low <= value <= self.ci_high
+
+
+def clopper_pearson(successes: ArrayLike, trials: ArrayLike, confidence: float = 0.95) -> tuple[Any, Any]:
+    """Exact binomial confidence interval ``(low, high)`` from beta quantiles (Clopper & Pearson 1934)."""
+    conf = float(check_open_unit(confidence, "confidence"))
+    s = np.asarray(successes, dtype=np.float64)
+    n = np.asarray(trials, dtype=np.float64)
+    if (n <= 0).any() or (s < 0).any() or (s > n).any():
+        raise ValueError(f"need 0 <= successes <= trials and trials > 0, got {successes!r}, {trials!r}")
+    alpha = 1.0 - conf
+    with np.errstate(invalid="ignore"):
+        low = np.where(s == 0, 0.0, beta.ppf(alpha / 2, s, n - s + 1))
+        high = np.where(s == n, 1.0, beta.ppf(1 - alpha / 2, s + 1, n - s))
+    return low, high
+
+
+def estimate(successes: int, trials: int, confidence: float = 0.95) -> MCEstimate:
+    """An :class:`MCEstimate` from counts."""
+    low, high = clopper_pearson(successes, trials, confidence)
+    return MCEstimate(int(successes), int(trials), successes / trials, float(low), float(high), confidence)
+
+
+def _rng(seed: int | np.random.Generator | None) -> np.random.Generator:
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is None:
+        raise ValueError("pass a seed (int) or a numpy.random.Generator; randomness is never implicit")
+    return np.random.default_rng(seed)
+
+
+def _trial_batches(trials: int, batch: int, progress: bool, desc: str) -> Iterator[int]:
+    n = int(check_positive_int(trials, "trials"))
+    bar = tqdm(total=n, desc=desc, file=sys.stderr, disable=not progress or not sys.stderr.isatty(), leave=False)
+    done = 0
+    while done < n:
+        size = min(batch, n - done)
+        yield size
+        done += size
+        bar.update(size)
+    bar.close()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# count samplers
+
+
+def count_sample_proof(
+    q: ArrayLike,
+    m_T: ArrayLike,
+    density: ArrayLike,
+    trials: int,
+    seed: int | np.random.Generator | None,
+    *,
+    confidence: float = 0.95,
+    batch: int = 2**18,
+    progress: bool = True,
+) -> MCEstimate:
+    """The proof event of Theorems 2.1/2.2/A.5 from counts: per layer the number of uncovered (edge, copy) pairs.
+
+    Layer ``l`` has ``m_{T,l} q_l`` (edge, copy) pairs, each uncovered independently with probability
+    ``(1 - p_l)^{q_{l-1}}``; the event holds when every layer's count of uncovered pairs ``~ Binomial`` is 0.
+    ``q`` is ``(q_0, ..., q_L)``, ``m_T`` and ``density`` have one entry per layer (or a scalar density).
+    """
+    qa = check_positive_int(q, "q").reshape(-1)
+    m = check_positive_int(m_T, "m_T").reshape(-1)
+    if qa.size != m.size + 1:
+        raise ValueError(f"q needs one more entry than m_T, got q={q!r}, m_T={m_T!r}")
+    p = np.broadcast_to(check_density(density), m.shape)
+    rng = _rng(seed)
+    pairs = m * qa[1:]
+    miss = np.exp(qa[:-1] * np.log1p(-np.minimum(p, 1.0)))
+    hits = 0
+    for size in _trial_batches(trials, batch, progress, "count sampler"):
+        ok = np.ones(size, dtype=bool)
+        for layer in range(m.size):
+            ok &= rng.binomial(pairs[layer], miss[layer], size=size) == 0
+        hits += int(ok.sum())
+    return estimate(hits, int(trials), confidence)
+
+
+def count_sample_tight(
+    q0: int,
+    q1: int,
+    density_1: float,
+    density_2: float,
+    in_degree: ArrayLike,
+    out_degree: ArrayLike,
+    trials: int,
+    seed: int | np.random.Generator | None,
+    *,
+    confidence: float = 0.95,
+    batch: int = 2**12,
+    progress: bool = True,
+) -> MCEstimate:
+    """The tighter construction's event (depth-2 target) from counts.
+
+    Per trial: the number of valid copies ``K_j ~ Binomial(q1, (1 - (1 - p_1)^{q0})^{in_degree[j]})`` of every
+    hidden neuron, then the number of its outgoing target edges with no edge from a valid copy,
+    ``~ Binomial(out_degree[j], (1 - p_2)^{K_j})``; success when all those are 0.
+    """
+    q0i = int(check_positive_int(q0, "q0"))
+    q1i = int(check_positive_int(q1, "q1"))
+    p1 = float(check_density(density_1, "density_1"))
+    p2 = float(check_density(density_2, "density_2"))
+    ind = np.asarray(in_degree, dtype=np.int64).reshape(-1)
+    outd = np.asarray(out_degree, dtype=np.int64).reshape(-1)
+    if ind.shape != outd.shape or (ind < 0).any() or (outd < 0).any():
+        raise ValueError(f"in_degree and out_degree must be equal-length non-negative, got {in_degree!r}, {out_degree!r}")
+    rng = _rng(seed)
+    r = (1.0 - (1.0 - p1) ** q0i) ** ind
+    hits = 0
+    for size in _trial_batches(trials, batch, progress, "count sampler (tight)"):
+        k = rng.binomial(q1i, np.broadcast_to(r, (size, r.size)))
+        missed = rng.binomial(np.broadcast_to(outd, k.shape), (1.0 - p2) ** k)
+        hits += int((missed == 0).all(axis=1).sum())
+    return estimate(hits, int(trials), confidence)
+
+
+def count_sample_lower_bound(
+    d: int,
+    n: int,
+    density: float,
+    trials: int,
+    seed: int | np.random.Generator | None,
+    *,
+    confidence: float = 0.95,
+    batch: int = 2**18,
+    progress: bool = True,
+) -> MCEstimate:
+    """Theorem 2.3's event (every input has a path) from counts: ``K ~ Bin(n, p)``, missing inputs ``~ Bin(d, (1-p)^K)``."""
+    dd = int(check_positive_int(d, "d"))
+    nn = int(check_positive_int(n, "n"))
+    p = float(check_density(density))
+    rng = _rng(seed)
+    hits = 0
+    for size in _trial_batches(trials, batch, progress, "count sampler (lower bound)"):
+        k = rng.binomial(nn, p, size=size)
+        hits += int((rng.binomial(dd, (1.0 - p) ** k) == 0).sum())
+    return estimate(hits, int(trials), confidence)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# mask samplers
+
+
+def dense_supports(target_widths: Sequence[int], kernel_areas: Sequence[int] | None = None) -> list[BoolArray]:
+    """Supports (non-zero patterns) of a dense target: per layer a boolean ``(n_l, n_{l-1}, k_l)`` array."""
+    n = [int(v) for v in check_positive_int(target_widths, "target_widths").reshape(-1)]
+    k = [1] * (len(n) - 1) if kernel_areas is None else [int(v) for v in check_positive_int(kernel_areas, "kernel_areas")]
+    if len(n) < 2 or len(k) != len(n) - 1:
+        raise ValueError(f"need widths (d, n_1, ..., n_L) and one kernel area per layer, got {target_widths!r}, {kernel_areas!r}")
+    return [np.ones((n[l + 1], n[l], k[l]), dtype=bool) for l in range(len(n) - 1)]
+
+
+def supports_of(weights: Sequence[ArrayLike]) -> list[BoolArray]:
+    """Supports of target weights: dense ``(n_l, n_{l-1})`` matrices or conv ``(c_l, c_{l-1}, kh, kw)`` tensors."""
+    out = []
+    for w in weights:
+        a = np.asarray(w)
+        out.append((a != 0).reshape(a.shape[0], a.shape[1], -1))
+    return out
+
+
+@dataclass(frozen=True)
+class MaskSample:
+    """Paired estimates from the same sampled masks: the proof event and the tighter construction's event."""
+
+    proof: MCEstimate
+    tight: MCEstimate
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"proof": self.proof.as_dict(), "tight": self.tight.as_dict()}
+
+
+def _layer_events(
+    support: BoolArray,
+    q_out: int,
+    q_in: int,
+    density: float,
+    valid_in: BoolArray,
+    rng: np.random.Generator,
+    chunk_bytes: int,
+) -> tuple[bool, BoolArray]:
+    """Sample one layer's mask in row chunks; return (every row covered by the proof, valid rows)."""
+    n_out, n_in, k = support.shape
+    rows = n_out * q_out
+    per_row = n_in * q_in * k * 5  # float32 uniform + bool
+    chunk = max(1, chunk_bytes // per_row)
+    valid = np.empty(rows, dtype=bool)
+    proof_ok = True
+    valid_blocks = valid_in.reshape(1, n_in, q_in, 1)
+    for r0 in range(0, rows, chunk):
+        r1 = min(rows, r0 + chunk)
+        mask = rng.random((r1 - r0, n_in, q_in, k), dtype=np.float32) < np.float32(density)
+        need = ~support[np.arange(r0, r1) // q_out]  # (rows, n_in, k): True where no target edge
+        if proof_ok:
+            proof_ok = bool((mask.any(axis=2) | need).all())
+        mask &= valid_blocks
+        valid[r0:r1] = (mask.any(axis=2) | need).all(axis=(1, 2))
+    return proof_ok, valid
+
+
+def mask_sample(
+    supports: Sequence[BoolArray],
+    q: ArrayLike,
+    density: ArrayLike,
+    trials: int,
+    seed: int | np.random.Generator | None,
+    *,
+    confidence: float = 0.95,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    progress: bool = True,
+) -> MaskSample:
+    """Sample whole ER masks of the source and check both events on them (any depth, FC or conv).
+
+    ``supports[l-1]`` is the target's non-zero pattern of layer ``l`` as a boolean ``(n_l, n_{l-1}, k_l)``
+    array (see :func:`dense_supports`, :func:`supports_of`); ``q = (q_0, ..., q_L)``; ``density`` one entry
+    per layer or a scalar.  Layer ``l``'s mask has ``q_l n_l`` rows and ``q_{l-1} n_{l-1} k_l`` entries per row,
+    sampled ``chunk_bytes`` at a time, so memory stays bounded whatever the width.
+    The proof event: every row has, for every target edge, an edge into the block.  The tight event: a row is
+    valid when it has, for every target edge, an edge from a *valid* row of the block below (the univariate
+    copies of layer 0 are valid); success when every output row is valid.
+    """
+    qa = [int(v) for v in check_positive_int(q, "q").reshape(-1)]
+    L = len(supports)
+    if len(qa) != L + 1:
+        raise ValueError(f"q needs {L + 1} entries (q_0..q_L), got {q!r}")
+    for l, s in enumerate(supports):
+        if s.ndim != 3 or (l > 0 and s.shape[1] != supports[l - 1].shape[0]):
+            raise ValueError(f"support of layer {l + 1} has shape {s.shape}, which does not chain")
+    p = np.broadcast_to(check_density(density), (L,))
+    if int(chunk_bytes) <= 0:
+        raise ValueError(f"chunk_bytes must be positive, got {chunk_bytes!r}")
+    rng = _rng(seed)
+    proof_hits = tight_hits = 0
+    for size in _trial_batches(trials, 1, progress, "mask sampler"):
+        for _ in range(size):
+            valid = np.ones(supports[0].shape[1] * qa[0], dtype=bool)
+            proof_ok = True
+            for l in range(L):
+                ok, valid = _layer_events(supports[l], qa[l + 1], qa[l], float(p[l]), valid, rng, int(chunk_bytes))
+                proof_ok &= ok
+            proof_hits += proof_ok
+            tight_hits += bool(valid.all())
+    return MaskSample(estimate(proof_hits, int(trials), confidence), estimate(tight_hits, int(trials), confidence))
+
+
+def mask_sample_lower_bound(
+    d: int,
+    n: int,
+    density: float,
+    trials: int,
+    seed: int | np.random.Generator | None,
+    *,
+    confidence: float = 0.95,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    progress: bool = True,
+) -> MCEstimate:
+    """Theorem 2.3's event on sampled masks ``A`` (``n x d``) and ``B`` (``n``): every input has a path."""
+    dd = int(check_positive_int(d, "d"))
+    nn = int(check_positive_int(n, "n"))
+    p = float(check_density(density))
+    rng = _rng(seed)
+    per_trial = max(1, nn * (dd + 1) * 5)
+    batch = max(1, int(chunk_bytes) // per_trial)
+    hits = 0
+    for size in _trial_batches(trials, batch, progress, "mask sampler (lower bound)"):
+        a = rng.random((size, nn, dd), dtype=np.float32) < np.float32(p)
+        b = rng.random((size, nn, 1), dtype=np.float32) < np.float32(p)
+        hits += int((a & b).any(axis=1).all(axis=1).sum())
+    return estimate(hits, int(trials), confidence)

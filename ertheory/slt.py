@@ -1,0 +1,384 @@
+"""Strong lottery tickets inside ER networks (Theorem 2.5 = A.2), built explicitly for small targets.
+
+Target: a two-layer ReLU network ``f_T(x) = W_2 phi(W_1 x + b_1) + b_2`` on the unit ball of ``R^d``.
+Source: an ER network of depth ``L + 1 = 3`` (layers ``l = 0, 1, 2``) with weights and biases i.i.d. ``U[-1, 1]``
+and Bernoulli(``p_l``) edge masks (biases are never ER-masked).  The construction picks a sub-mask ``S_P`` of the
+ER mask (and a mask on the biases) -- no weight is changed -- following the proof (after Burkholz 2022b):
+
+* **Layer 0** has ``d + 1`` blocks of ``q_0`` neurons.  A neuron ``k`` of block ``j < d`` keeps only its edge to
+  input ``j`` (if the ER mask has it) and drops its bias, so it outputs ``phi(w_k x_j)``: ``w_k phi(x_j)`` when
+  ``w_k > 0`` and ``|w_k| phi(-x_j)`` when ``w_k < 0``.  Block ``d`` provides constants: all inputs dropped,
+  bias kept when positive, output ``b_k``.
+* **Layer 1** has ``n_{T,1} + 1`` blocks of ``q_1`` neurons.  A copy ``i'`` of target neuron ``i`` approximates
+  ``h_i = W_1[i] x + b_1[i]`` with ``x_j = phi(x_j) - phi(-x_j)``: for every input ``j`` one subset-sum problem
+  over the products ``v_{i'k} w_k`` of the positive neurons of block ``j`` (target ``W_1[i, j]``) and one over
+  ``v_{i'k} |w_k|`` of the negative ones (target ``-W_1[i, j]``), and one for the bias over ``v_{i'k} b_k`` of
+  the constant block plus the copy's own bias (target ``b_1[i]``).  The last block again provides constants.
+* **Layer 2** (output, width ``n_{T,2}``): for each output ``o`` and hidden ``i``, a subset of the copies of
+  ``i`` whose weights sum to ``W_2[o, i]``, and for the bias a subset of {own bias, ``v_{oc} b_c`` of the
+  constant block} summing to ``b_2[o]``.  Only copies chosen here are built in layer 1 (the proof's backward
+  order).
+
+Every subset is the exact best subset of :func:`ertheory.subsetsum.best_subset` among the ``max_values`` available
+candidates of largest magnitude.  The construction succeeds when the rigorous a-posteriori bound on the sup error over the
+unit ball,
+
+    sum_i |e_{2,oi}| H_i + |e_{2,o}| + sum_i sum_{i' in I_oi} |v_{oi'}| E_{i'},
+    H_i = max(0, ||W_1[i]||_2 + b_1[i]),  E_{i'} = ||(max(|e^+_{i'j}|, |e^-_{i'j}|))_j||_2 + |e^b_{i'}|
+
+(``e`` the subset-sum errors; ``phi`` is 1-Lipschitz), is at most ``epsilon`` for every output.  The sup error
+measured on a dense sample of the ball is reported beside it.  Widths: ``n_{S,0} = q_0 (d + 1)``,
+``n_{S,1} = q_1 (n_{T,1} + 1)``, ``n_{S,2} = n_{T,2}``; compare with Theorem 2.5's widths
+(:func:`theorem_widths`, from :func:`ertheory.bounds.theorem_2_5` with eq. (3)'s ``epsilon_l``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from ertheory._validate import as_float_array, check_density, check_open_unit, check_positive, check_positive_int
+from ertheory.subsetsum import best_subset
+
+FloatArray = NDArray[np.float64]
+BoolArray = NDArray[np.bool_]
+
+
+@dataclass(frozen=True)
+class TargetMLP:
+    """``f_T(x) = W2 phi(W1 x + b1) + b2`` with ``W1: (n1, d)``, ``W2: (n2, n1)``."""
+
+    W1: FloatArray
+    b1: FloatArray
+    W2: FloatArray
+    b2: FloatArray
+
+    def __post_init__(self) -> None:
+        n1, d = np.shape(self.W1)
+        if np.shape(self.b1) != (n1,) or np.shape(self.W2)[1:] != (n1,) or np.shape(self.b2) != np.shape(self.W2)[:1]:
+            raise ValueError(
+                f"inconsistent target shapes W1={np.shape(self.W1)}, b1={np.shape(self.b1)}, "
+                f"W2={np.shape(self.W2)}, b2={np.shape(self.b2)}"
+            )
+        for name in ("W1", "b1", "W2", "b2"):
+            as_float_array(getattr(self, name), name)
+
+    @property
+    def widths(self) -> tuple[int, int, int]:
+        """``(d, n_{T,1}, n_{T,2})``."""
+        return int(self.W1.shape[1]), int(self.W1.shape[0]), int(self.W2.shape[0])
+
+    def __call__(self, x: ArrayLike) -> FloatArray:
+        xx = np.asarray(x, dtype=np.float64)
+        out: FloatArray = np.maximum(xx @ self.W1.T + self.b1, 0.0) @ self.W2.T + self.b2
+        return out
+
+
+def random_target(d: int, hidden: int, out: int, rng: np.random.Generator, scale: float = 1.0) -> TargetMLP:
+    """A target with entries i.i.d. ``U[-scale, scale]`` (``scale <= 1`` keeps every subset-sum target in [-1, 1])."""
+    dd, hh, oo = (int(v) for v in check_positive_int([d, hidden, out], "d, hidden, out"))
+    s = float(check_positive(scale, "scale"))
+    u = lambda *shape: rng.uniform(-s, s, size=shape)  # noqa: E731
+    return TargetMLP(W1=u(hh, dd), b1=u(hh), W2=u(oo, hh), b2=u(oo))
+
+
+@dataclass(frozen=True)
+class SourceNetwork:
+    """An ER source of depth 3: ``weights[l]`` of shape ``(n_{S,l}, n_{S,l-1})`` (``n_{S,-1} = d``), ``biases[l]``,
+    the ER edge masks ``er_masks[l]`` and the block sizes ``q = (q_0, q_1)``."""
+
+    weights: tuple[FloatArray, FloatArray, FloatArray]
+    biases: tuple[FloatArray, FloatArray, FloatArray]
+    er_masks: tuple[BoolArray, BoolArray, BoolArray]
+    q: tuple[int, int]
+    density: tuple[float, float, float]
+
+    @property
+    def widths(self) -> tuple[int, int, int]:
+        return tuple(int(w.shape[0]) for w in self.weights)  # type: ignore[return-value]
+
+
+def random_source(
+    target_widths: tuple[int, int, int], q0: int, q1: int, density: ArrayLike, rng: np.random.Generator
+) -> SourceNetwork:
+    """The ER source for a target of widths ``(d, n_{T,1}, n_{T,2})``: U[-1, 1] weights/biases, ER masks.
+
+    ``density`` is one ``p`` for every layer or ``(p_0, p_1, p_2)``.
+    """
+    d, n1, n2 = (int(v) for v in check_positive_int(target_widths, "target_widths"))
+    qq0, qq1 = (int(v) for v in check_positive_int([q0, q1], "q0, q1"))
+    p = np.broadcast_to(check_density(density), (3,)) if np.ndim(density) == 0 else check_density(density)
+    if p.shape != (3,):
+        raise ValueError(f"density must be one value or three (p_0, p_1, p_2), got {density!r}")
+    widths = (qq0 * (d + 1), qq1 * (n1 + 1), n2)
+    fan_in = (d, widths[0], widths[1])
+    weights = tuple(rng.uniform(-1.0, 1.0, size=(w, f)) for w, f in zip(widths, fan_in, strict=True))
+    biases = tuple(rng.uniform(-1.0, 1.0, size=w) for w in widths)
+    masks = tuple(rng.random((w, f)) < pl for w, f, pl in zip(widths, fan_in, p, strict=True))
+    return SourceNetwork(
+        weights=weights,  # type: ignore[arg-type]
+        biases=biases,  # type: ignore[arg-type]
+        er_masks=masks,  # type: ignore[arg-type]
+        q=(qq0, qq1),
+        density=(float(p[0]), float(p[1]), float(p[2])),
+    )
+
+
+def masked_forward(
+    source: SourceNetwork, weight_masks: tuple[BoolArray, ...], bias_masks: tuple[BoolArray, ...], x: ArrayLike
+) -> FloatArray:
+    """The subnetwork ``f_S(x; W * S_P)``: ReLU after layers 0 and 1, linear output layer.
+
+    Neurons whose incoming weights and bias are all masked output ``phi(0) = 0`` and are skipped.
+    """
+    h = np.asarray(x, dtype=np.float64)
+    last = len(source.weights) - 1
+    cols = np.arange(h.shape[-1])
+    for layer, (w, b, mw, mb) in enumerate(zip(source.weights, source.biases, weight_masks, bias_masks, strict=True)):
+        rows = np.arange(w.shape[0]) if layer == last else np.flatnonzero(mw.any(axis=1) | mb)
+        wm = (w * mw)[np.ix_(rows, cols)]
+        h = h @ wm.T + (b * mb)[rows]
+        if layer < last:
+            h = np.maximum(h, 0.0)
+        cols = rows
+    return h
+
+
+def unit_ball_sample(d: int, n: int, rng: np.random.Generator) -> FloatArray:
+    """``n`` points of the closed unit ball of ``R^d``: uniform inside, plus the vertices ``+-e_j`` and, in 2-D, a
+    fine polar grid (the ReLU kinks make the sup sit anywhere)."""
+    g = rng.standard_normal((n, d))
+    g /= np.linalg.norm(g, axis=1, keepdims=True)
+    pts = [g * rng.random((n, 1)) ** (1.0 / d), g, np.eye(d), -np.eye(d), np.zeros((1, d))]
+    if d == 2:
+        r, t = np.meshgrid(np.linspace(0.0, 1.0, 41), np.linspace(0.0, 2 * np.pi, 181))
+        pts.append(np.stack([(r * np.cos(t)).ravel(), (r * np.sin(t)).ravel()], axis=-1))
+    return np.concatenate(pts, axis=0)
+
+
+@dataclass(frozen=True)
+class SLTResult:
+    """Outcome of :func:`construct_slt`.
+
+    ``bound`` is the rigorous sup-error bound per output, ``sup_error`` the largest error on ``sample`` points.
+    ``weight_masks``/``bias_masks`` are ``S_P`` (sub-masks of the ER masks / bias masks).  ``problems`` counts
+    subset-sum problems solved and ``max_problem_error`` their largest error.
+    """
+
+    success: bool
+    epsilon: float
+    bound: FloatArray
+    sup_error: float
+    widths: tuple[int, int, int]
+    q: tuple[int, int]
+    weight_masks: tuple[BoolArray, BoolArray, BoolArray] = field(repr=False)
+    bias_masks: tuple[BoolArray, BoolArray, BoolArray] = field(repr=False)
+    problems: int = 0
+    max_problem_error: float = 0.0
+    kept_weights: int = 0
+
+
+def _solve(values: FloatArray, target: float, max_values: int) -> tuple[NDArray[np.int64], float]:
+    """Best subset (positions into ``values``) among the ``max_values`` candidates of largest magnitude (all of
+    them when there are fewer); returns the positions and the signed error ``sum - target``."""
+    if values.size == 0:
+        return np.zeros(0, dtype=np.int64), -target
+    keep = np.sort(np.argsort(-np.abs(values), kind="stable")[:max_values])
+    res = best_subset(values[keep], target)
+    idx = keep[res.indices()]
+    return idx, float(res.sums) - target
+
+
+def construct_slt(
+    target: TargetMLP,
+    source: SourceNetwork,
+    epsilon: float,
+    *,
+    max_values: int = 20,
+    sample: ArrayLike | None = None,
+    rng: np.random.Generator | None = None,
+) -> SLTResult:
+    """Build the strong lottery ticket of Theorem 2.5 for a two-layer target (see the module docstring).
+
+    ``max_values`` caps the candidates per subset-sum problem (the exact solver's cost is ``2^(max_values/2)``).
+    ``sample`` (points of the unit ball) defaults to :func:`unit_ball_sample` with 4000 points.
+    """
+    eps = float(check_positive(epsilon, "epsilon"))
+    if int(max_values) != max_values or not 1 <= max_values <= 40:
+        raise ValueError(f"max_values must be an integer in [1, 40], got {max_values!r}")
+    d, n1, n2 = target.widths
+    q0, q1 = source.q
+    if source.widths != (q0 * (d + 1), q1 * (n1 + 1), n2) or source.weights[0].shape[1] != d:
+        raise ValueError(f"source widths {source.widths} do not fit target widths {target.widths} with q={source.q}")
+    W0, W1s, W2s = source.weights
+    b0, b1s, b2s = source.biases
+    E0, E1, E2 = source.er_masks
+    M0 = np.zeros_like(E0)
+    M1 = np.zeros_like(E1)
+    M2 = np.zeros_like(E2)
+    mb0 = np.zeros(b0.shape, dtype=bool)
+    mb1 = np.zeros(b1s.shape, dtype=bool)
+    mb2 = np.zeros(b2s.shape, dtype=bool)
+    errors: list[float] = []
+
+    const0 = np.arange(d * q0, (d + 1) * q0)
+    const1 = np.arange(n1 * q1, (n1 + 1) * q1)
+
+    # ---- layer 2 (output): choose copies of each hidden neuron, and the bias -------------------------------------
+    err2 = np.zeros((n2, n1))
+    err2b = np.zeros(n2)
+    chosen: list[list[NDArray[np.int64]]] = []
+    for o in range(n2):
+        row = []
+        for i in range(n1):
+            block = np.arange(i * q1, (i + 1) * q1)
+            avail = block[E2[o, block]]
+            idx, e = _solve(W2s[o, avail], float(target.W2[o, i]), max_values)
+            sel = avail[idx]
+            M2[o, sel] = True
+            err2[o, i] = e
+            row.append(sel)
+            errors.append(abs(e))
+        chosen.append(row)
+        consts = const1[E2[o, const1] & (b1s[const1] > 0)]
+        vals = np.concatenate([[b2s[o]], W2s[o, consts] * b1s[consts]])
+        idx, e = _solve(vals, float(target.b2[o]), max_values)
+        mb2[o] = bool(np.any(idx == 0))
+        sel = consts[idx[idx > 0] - 1]
+        M2[o, sel] = True
+        mb1[sel] = True  # constant neurons: inputs dropped, positive bias kept
+        err2b[o] = e
+        errors.append(abs(e))
+
+    # ---- layer 1: every chosen copy approximates its target pre-activation ---------------------------------------
+    E_copy = np.zeros(b1s.shape)
+    for i in range(n1):
+        used = np.unique(np.concatenate([chosen[o][i] for o in range(n2)]))
+        for c in used:
+            e_pm = np.zeros((d, 2))
+            for j in range(d):
+                block = np.arange(j * q0, (j + 1) * q0)
+                ok = E1[c, block] & E0[block, j]
+                for s, (sign_ok, tgt) in enumerate(((W0[block, j] > 0, target.W1[i, j]), (W0[block, j] < 0, -target.W1[i, j]))):
+                    avail = block[ok & sign_ok]
+                    idx, e = _solve(W1s[c, avail] * np.abs(W0[avail, j]), float(tgt), max_values)
+                    sel = avail[idx]
+                    M1[c, sel] = True
+                    M0[sel, j] = True
+                    e_pm[j, s] = e
+                    errors.append(abs(e))
+            consts = const0[E1[c, const0] & (b0[const0] > 0)]
+            vals = np.concatenate([[b1s[c]], W1s[c, consts] * b0[consts]])
+            idx, e = _solve(vals, float(target.b1[i]), max_values)
+            mb1[c] = bool(np.any(idx == 0))
+            sel = consts[idx[idx > 0] - 1]
+            M1[c, sel] = True
+            mb0[sel] = True
+            errors.append(abs(e))
+            E_copy[c] = float(np.linalg.norm(np.abs(e_pm).max(axis=1))) + abs(e)
+
+    H = np.maximum(0.0, np.linalg.norm(target.W1, axis=1) + target.b1)
+    bound = np.abs(err2) @ H + np.abs(err2b)
+    for o in range(n2):
+        for i in range(n1):
+            sel = chosen[o][i]
+            bound[o] += float(np.sum(np.abs(W2s[o, sel]) * E_copy[sel]))
+
+    pts = unit_ball_sample(d, 4000, rng if rng is not None else np.random.default_rng(0)) if sample is None else sample
+    pts = np.asarray(pts, dtype=np.float64)
+    wm = (M0, M1, M2)
+    bm = (mb0, mb1, mb2)
+    sup = float(np.max(np.abs(masked_forward(source, wm, bm, pts) - target(pts))))
+    return SLTResult(
+        success=bool(np.all(bound <= eps)),
+        epsilon=eps,
+        bound=bound,
+        sup_error=sup,
+        widths=source.widths,
+        q=source.q,
+        weight_masks=wm,
+        bias_masks=bm,
+        problems=len(errors),
+        max_problem_error=max(errors) if errors else 0.0,
+        kept_weights=int(sum(int(m.sum()) for m in wm)),
+    )
+
+
+def theorem_widths(
+    target: TargetMLP, density: float, delta: float, epsilon: float, C: float = 1.0
+) -> tuple[int, int, int]:
+    """Theorem 2.5's source widths ``(n_{S,0}, n_{S,1}, n_{S,2})`` for this target on the unit ball.
+
+    Uses eq. (3) for ``epsilon_l`` with ``||W||_inf`` the max-row-sum norms, ``B_0 = sup ||x||_1 = sqrt(d)`` and
+    ``B_1 = sum_i H_i >= sup ||x^(1)||_1``; ``C`` is the theorem's generic constant.
+    """
+    from ertheory import bounds
+
+    d, n1, n2 = target.widths
+    check_open_unit(epsilon, "epsilon")
+    H = np.maximum(0.0, np.linalg.norm(target.W1, axis=1) + target.b1)
+    norms = [float(np.abs(target.W1).sum(axis=1).max()), float(np.abs(target.W2).sum(axis=1).max())]
+    eps_l = bounds.epsilon_l(epsilon, norms, [float(np.sqrt(d)), float(H.sum())], n2)
+    wb = bounds.theorem_2_5([d, n1, n2], density, delta, eps_l, C=C)
+    w = np.asarray(wb.widths).ravel()
+    return int(w[0]), int(w[1]), int(w[2])
+
+
+@dataclass(frozen=True)
+class WidthSweep:
+    """Success rate of :func:`construct_slt` over ``draws`` sources per (density, q) cell."""
+
+    density: FloatArray
+    q: NDArray[np.int64]
+    success_rate: FloatArray
+    widths_1: NDArray[np.int64]
+    smallest_q: NDArray[np.int64]
+    level: float
+    draws: int
+
+
+def width_sweep(
+    target: TargetMLP,
+    densities: ArrayLike,
+    qs: ArrayLike,
+    epsilon: float,
+    *,
+    draws: int = 10,
+    seed: int = 0,
+    level: float = 0.9,
+    max_values: int = 20,
+    q0_factor: int = 2,
+    density0: float = 1.0,
+    disable: bool | None = None,
+) -> WidthSweep:
+    """Success rate against block size ``q`` (``q_1 = q``, ``q_0 = q0_factor * q``) for each density.
+
+    ``densities`` are ``p_1 = p_2``; layer 0 has ``density0`` (default 1: the theorem assumes that every input
+    reaches layer 0's blocks, DIGEST reading (e), and its bound for ``n_{S,0}`` involves ``p_1`` only).
+
+    ``smallest_q[k]`` is the smallest ``q`` whose success rate is at least ``level`` (``-1`` if none).
+    """
+    from tqdm import tqdm
+
+    p = check_density(densities).ravel()
+    qq = check_positive_int(qs, "qs").ravel()
+    rng = np.random.default_rng(seed)
+    rate = np.zeros((p.size, qq.size))
+    total = p.size * qq.size * int(draws)
+    sample = unit_ball_sample(target.widths[0], 2000, rng)
+    with tqdm(total=total, disable=disable, desc="slt sweep", leave=False) as bar:
+        for a, pa in enumerate(p):
+            for b, qb in enumerate(qq):
+                ok = 0
+                for _ in range(int(draws)):
+                    src = random_source(target.widths, int(q0_factor * qb), int(qb), (density0, float(pa), float(pa)), rng)
+                    ok += construct_slt(target, src, epsilon, max_values=max_values, sample=sample).success
+                    bar.update(1)
+                rate[a, b] = ok / draws
+    smallest = np.array([int(qq[np.argmax(r >= level)]) if np.any(r >= level) else -1 for r in rate], dtype=np.int64)
+    return WidthSweep(
+        density=p, q=qq, success_rate=rate, widths_1=qq * (target.widths[1] + 1), smallest_q=smallest,
+        level=float(level), draws=int(draws),
+    )

@@ -1,0 +1,590 @@
+"""Exact random subset sum, the engine of Lemma 2.4 (= A.1) and Theorem 2.5 (= A.2).
+
+Lemma 2.4 (eq. (1)): with ``X_1..X_n ~ U[-1, 1]`` and an ER mask ``M_i ~ Ber(p)``, some subset of the kept
+variables sums to within ``epsilon`` of any ``z`` in [-1, 1] with probability at least ``1 - delta`` once
+
+    n >= C_1 / log(1 / (1 - p)) * log(1 / min(delta, epsilon)).
+
+This module answers the underlying questions exactly and measures ``C_1``:
+
+* :func:`best_subset` -- the subset minimising ``|sum - z|`` for a batch of targets (meet in the middle: the
+  sorted subset sums of two halves, one lookup per (target, half-sum); the larger half is sorted once for all
+  targets).  Exact up to floating-point rounding of the sums.
+* :func:`coverage` -- whether *every* ``z`` in [-1, 1] lies within ``epsilon`` of a subset sum.  The decision is
+  exact for any ``n`` without enumerating the ``2^n`` sums: the covered set ``S_k + [-eps, eps]`` of the first
+  ``k`` values is a union of intervals and obeys ``C_{k+1} = C_k U (C_k + x_{k+1})``; overlapping intervals are
+  merged and parts that no remaining shift can bring back into [-1, 1] are clipped, so at most about
+  ``(2 + sum |x|) / (2 eps)`` intervals are kept.  ``max_gap`` (twice the covering radius) is computed by
+  direct enumeration of the sums for ``n <= max_direct`` (26 by default).
+* :func:`cover_counts`, :func:`coverage_probability`, :func:`required_n`, :func:`scaling_experiment` and
+  :func:`fit_c1` -- the smallest ``n`` at which coverage holds with probability ``>= 1 - delta`` for an ER
+  mask of density ``p``, and the fitted constant ``C_1`` with a bootstrap confidence interval.
+
+Coverage of all of [-1, 1] at once is a stronger event than the lemma's "for any (fixed) z"; the measured
+``n`` is therefore an upper estimate of what eq. (1) needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from scipy import stats
+
+from ertheory._validate import as_float_array, check_density, check_open_unit, check_positive
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.int64]
+BoolArray = NDArray[np.bool_]
+
+#: Largest ``n`` :func:`best_subset` accepts (two halves of at most 24 values each).
+MAX_EXACT_N = 48
+#: Largest half that is enumerated and kept in memory (``2^24`` sums).
+_MAX_HALF = 24
+
+# --------------------------------------------------------------------------------------------------------------
+# Distributions of the random values (a registry)
+# --------------------------------------------------------------------------------------------------------------
+
+Sampler = Callable[[np.random.Generator, tuple[int, ...]], FloatArray]
+
+_DISTRIBUTIONS: dict[str, Sampler] = {}
+
+
+def register_distribution(name: str, sampler: Sampler) -> None:
+    """Register ``sampler(rng, shape) -> values`` under ``name`` for :func:`draw_er_values` and friends."""
+    if not name or not isinstance(name, str):
+        raise ValueError(f"distribution name must be a non-empty string, got {name!r}")
+    _DISTRIBUTIONS[name] = sampler
+
+
+def get_distribution(name: str) -> Sampler:
+    try:
+        return _DISTRIBUTIONS[name]
+    except KeyError:
+        raise ValueError(f"unknown distribution {name!r}; known: {', '.join(sorted(_DISTRIBUTIONS))}") from None
+
+
+register_distribution("uniform", lambda rng, shape: rng.uniform(-1.0, 1.0, size=shape))
+register_distribution("normal", lambda rng, shape: rng.standard_normal(size=shape))
+
+
+def draw_er_values(
+    n: int, density: float, rng: np.random.Generator, distribution: str = "uniform"
+) -> tuple[FloatArray, BoolArray]:
+    """``n`` random values (the lemma's ``X_i``, uniform on [-1, 1] by default) and their ER mask ``M_i ~ Ber(p)``."""
+    if int(n) != n or n < 0:
+        raise ValueError(f"n must be a non-negative integer, got {n!r}")
+    p = float(check_density(density))
+    values = get_distribution(distribution)(rng, (int(n),))
+    present = rng.random(int(n)) < p
+    return values, present
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Enumeration of subset sums
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _check_values(values: ArrayLike, name: str = "values") -> FloatArray:
+    arr = as_float_array(values, name)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be one-dimensional, got shape {arr.shape}")
+    return arr
+
+
+def sorted_subset_sums(values: ArrayLike) -> tuple[FloatArray, IntArray]:
+    """All ``2^n`` subset sums in increasing order, with the bit mask (bit ``i`` = value ``i`` used) of each.
+
+    Built by merging: the sums of ``k + 1`` values are the sorted sums of ``k`` values merged with the same list
+    shifted by ``x_{k+1}``; a stable merge of two sorted runs costs linear time.  ``n <= 24``.
+    """
+    x = np.asarray(values, dtype=np.float64).ravel()
+    if x.size > _MAX_HALF:
+        raise ValueError(f"sorted_subset_sums enumerates 2^n sums; n must be <= {_MAX_HALF}, got n={x.size}")
+    if x.size <= 12:  # small: enumerate directly and sort once
+        codes = np.arange(1 << x.size, dtype=np.int64)
+        sums = _decode(codes, x.size).astype(np.float64) @ x
+        order = np.argsort(sums, kind="stable")
+        return sums[order], codes[order]
+    sums = np.zeros(1)
+    codes = np.zeros(1, dtype=np.int64)
+    for i, xi in enumerate(x):
+        sums = np.concatenate([sums, sums + xi])
+        codes = np.concatenate([codes, codes | np.int64(1 << i)])
+        order = np.argsort(sums, kind="stable")
+        sums = sums[order]
+        codes = codes[order]
+    return sums, codes
+
+
+def _decode(codes: IntArray, n_bits: int) -> BoolArray:
+    bits = np.arange(n_bits, dtype=np.int64)
+    return ((codes[..., None] >> bits) & 1).astype(bool)
+
+
+def _nearest(sorted_b: FloatArray, rank: FloatArray, q: FloatArray) -> IntArray:
+    """Index of an element of ``sorted_b`` nearest to each query of the increasing array ``q``.
+
+    ``np.interp`` against ``rank = 0, 1, ...`` returns the fractional position of each query; its searches
+    start from the previous answer, which makes a sweep of increasing queries cheap.  The floor and its
+    successor are the two neighbours (a rounding up of the position only happens when the query is within
+    rounding of the upper neighbour, which is then the nearest).
+    """
+    last = sorted_b.size - 1
+    pos = np.interp(q, sorted_b, rank)
+    bad = ~np.isfinite(pos)
+    if bad.any():  # equal neighbouring sums make the interpolation undefined; search those directly
+        pos[bad] = np.searchsorted(sorted_b, q[bad], side="right") - 1
+    k0 = np.clip(pos.astype(np.int64), 0, last)
+    k1 = np.minimum(k0 + 1, last)
+    out: IntArray = np.where(np.abs(q - sorted_b[k1]) < np.abs(q - sorted_b[k0]), k1, k0)
+    return out
+
+
+@dataclass(frozen=True)
+class SubsetSumResult:
+    """Best subsets for a batch of targets (Lemma 2.4's ``I`` with ``|z - sum_I x_i|`` minimal).
+
+    ``masks[..., i]`` says whether value ``i`` is used; ``sums`` and ``errors = |sums - targets|`` have the
+    shape of ``targets``.
+    """
+
+    targets: FloatArray
+    masks: BoolArray
+    sums: FloatArray
+    errors: FloatArray
+
+    def indices(self, k: int = 0) -> IntArray:
+        """Sorted 0-based indices of the subset chosen for the ``k``-th target (flattened order)."""
+        flat = self.masks.reshape(-1, self.masks.shape[-1])
+        return np.flatnonzero(flat[k]).astype(np.int64)
+
+
+def _split(n: int, n_targets: int) -> int:
+    """Size of the large (fully sorted, looked-up) half: balances building ``2^nb`` sums against
+    ``n_targets * 2^(n - nb)`` lookups, with ``nb <= 24``."""
+    lo = (n + 1) // 2
+    hi = min(n, _MAX_HALF)
+    if lo > hi:
+        raise ValueError(f"n={n} is too large for the exact method (at most {MAX_EXACT_N} values)")
+    nbs = np.arange(lo, hi + 1)
+    cost = 2.0**nbs + n_targets * 2.0 ** (n - nbs) * 4.0
+    return int(nbs[np.argmin(cost)])
+
+
+def best_subset(values: ArrayLike, targets: ArrayLike) -> SubsetSumResult:
+    """The subset of ``values`` whose sum is closest to each target (exact; meet in the middle).
+
+    ``values``: 1-D, finite, ``1 <= n <= 48``.  ``targets``: any shape, finite.  The values are split into a
+    small half ``A`` and a large half ``B``; the ``2^|B|`` sums of ``B`` are sorted once (with a coarse index of
+    every 64th sum), and for each target and each sum ``a`` of ``A`` the two neighbours of ``z - a`` among the
+    sums of ``B`` are looked up.  Cost ``O(2^|B| + T 2^|A| log)``; ties are broken towards the first candidate.
+    """
+    x = _check_values(values)
+    z = as_float_array(targets, "targets")
+    n = x.size
+    if n > MAX_EXACT_N:
+        raise ValueError(f"n={n} values is too large for the exact method (at most {MAX_EXACT_N})")
+    zf = z.ravel()
+    nb = _split(n, zf.size)
+    na = n - nb
+    sa, ca = sorted_subset_sums(x[:na])
+    sb, cb = sorted_subset_sums(x[na:])
+    rank = np.arange(sb.size, dtype=np.float64)
+    neg_a = -sa[::-1]  # increasing, so z + neg_a is an increasing sweep for every target
+    best_a = np.empty(zf.size, dtype=np.int64)
+    best_b = np.empty(zf.size, dtype=np.int64)
+    for t, zt in enumerate(zf):
+        q = zt + neg_a
+        cand = _nearest(sb, rank, q)
+        err = np.abs(q - sb[cand])
+        i = int(np.argmin(err))
+        best_a[t] = sa.size - 1 - i
+        best_b[t] = cand[i]
+    masks = np.concatenate([_decode(ca[best_a], na), _decode(cb[best_b], nb)], axis=-1)
+    sums = masks.astype(np.float64) @ x
+    masks = masks.reshape(z.shape + (n,))
+    sums = sums.reshape(z.shape)
+    return SubsetSumResult(targets=z, masks=masks, sums=sums, errors=np.abs(sums - z))
+
+
+def best_subset_er(
+    values: ArrayLike, present: ArrayLike, targets: ArrayLike
+) -> SubsetSumResult:
+    """:func:`best_subset` restricted to the values an ER mask keeps (Lemma 2.4's ``M_i X_i``).
+
+    The returned masks refer to the original positions and are ``False`` wherever ``present`` is.
+    """
+    x = _check_values(values)
+    m = np.asarray(present, dtype=bool)
+    if m.shape != x.shape:
+        raise ValueError(f"present must have the shape of values {x.shape}, got {m.shape}")
+    z = as_float_array(targets, "targets")
+    keep = np.flatnonzero(m)
+    masks = np.zeros(z.shape + (x.size,), dtype=bool)
+    if keep.size == 0:
+        sums = np.zeros(z.shape)
+        return SubsetSumResult(targets=z, masks=masks, sums=sums, errors=np.abs(z))
+    res = best_subset(x[keep], z)
+    masks[..., keep] = res.masks
+    return SubsetSumResult(targets=z, masks=masks, sums=res.sums, errors=res.errors)
+
+
+def brute_force_best_subset(values: ArrayLike, target: float) -> tuple[IntArray, float]:
+    """Reference: enumerate all ``2^n`` subsets (``n <= 20``); returns (indices, error)."""
+    x = _check_values(values)
+    if x.size > 20:
+        raise ValueError(f"brute force is limited to n <= 20, got n={x.size}")
+    bits = _decode(np.arange(1 << x.size, dtype=np.int64), x.size)
+    sums = bits.astype(np.float64) @ x
+    err = np.abs(sums - float(target))
+    k = int(np.argmin(err))
+    return np.flatnonzero(bits[k]).astype(np.int64), float(err[k])
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Coverage of [-1, 1]
+# --------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """Whether every ``z`` in ``[lo, hi]`` is within ``epsilon`` of a subset sum.
+
+    ``covered`` is exact (interval method).  ``radius = sup_z min_I |z - sum_I|`` and ``max_gap = 2 * radius``
+    (the largest gap between consecutive subset sums as seen from ``[lo, hi]``; an end of the interval counts
+    twice its distance to the nearest sum) are exact when ``n <= max_direct`` and ``None`` otherwise; then
+    ``covered == (max_gap <= 2 * epsilon)``.  ``uncovered`` lists the maximal uncovered sub-intervals.
+    """
+
+    covered: bool
+    epsilon: float
+    n: int
+    max_gap: float | None
+    radius: float | None
+    uncovered: FloatArray = field(repr=False)
+
+
+def _merge(starts: FloatArray, ends: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Merge closed intervals given sorted by start (touching intervals merge)."""
+    run_end = np.maximum.accumulate(ends)
+    new = starts[1:] > run_end[:-1]
+    first = np.concatenate([[True], new])
+    last = np.concatenate([new, [True]])
+    return starts[first], run_end[last]
+
+
+def covered_set(values: ArrayLike, epsilon: float, lo: float = -1.0, hi: float = 1.0) -> tuple[FloatArray, FloatArray]:
+    """The set ``{z in [lo, hi] : min_I |z - sum_I x_i| <= epsilon}`` as disjoint closed intervals (starts, ends).
+
+    Exact, for any ``n``: propagates ``C_{k+1} = C_k U (C_k + x_{k+1})`` from ``C_0 = [-eps, eps]`` and clips
+    each ``C_k`` to ``[lo - P_k, hi - N_k]`` where ``P_k >= 0 >= N_k`` are the sums of the positive and negative
+    values still to come (nothing outside that window can be shifted back into ``[lo, hi]``).
+    """
+    x = np.asarray(values, dtype=np.float64).ravel()
+    pos_rem = np.concatenate([np.cumsum(np.maximum(x, 0.0)[::-1])[::-1][1:], [0.0]])
+    neg_rem = np.concatenate([np.cumsum(np.minimum(x, 0.0)[::-1])[::-1][1:], [0.0]])
+    starts = np.array([-epsilon])
+    ends = np.array([epsilon])
+    for k, xk in enumerate(x):
+        s = np.concatenate([starts, starts + xk])
+        e = np.concatenate([ends, ends + xk])
+        order = np.argsort(s, kind="stable")
+        starts, ends = _merge(s[order], e[order])
+        wlo, whi = lo - pos_rem[k], hi - neg_rem[k]
+        keep = (ends >= wlo) & (starts <= whi)
+        starts = np.maximum(starts[keep], wlo)
+        ends = np.minimum(ends[keep], whi)
+    keep = (ends >= lo) & (starts <= hi)
+    return np.maximum(starts[keep], lo), np.minimum(ends[keep], hi)
+
+
+def _uncovered(starts: FloatArray, ends: FloatArray, lo: float, hi: float) -> FloatArray:
+    edges_lo = np.concatenate([[lo], ends])
+    edges_hi = np.concatenate([starts, [hi]])
+    gap = edges_hi > edges_lo
+    gap[0] = gap[0] and (starts.size == 0 or starts[0] > lo)
+    gap[-1] = gap[-1] and (ends.size == 0 or ends[-1] < hi)
+    return np.stack([edges_lo[gap], edges_hi[gap]], axis=-1)
+
+
+def covering_radius(values: ArrayLike, lo: float = -1.0, hi: float = 1.0, max_direct: int = 26) -> float:
+    """``sup_{z in [lo, hi]} min_I |z - sum_I x_i|`` by direct enumeration of the sums (``n <= max_direct``).
+
+    Only sums within ``[lo - r0, hi + r0]`` matter, where ``r0 = max(|lo|, |hi|)`` bounds the radius (the empty
+    sum 0 is always present); partial sums that the remaining values cannot bring into that window are dropped.
+    """
+    x = _check_values(values) if np.size(values) else np.zeros(0)
+    if x.size > max_direct:
+        raise ValueError(f"n={x.size} is too large for direct enumeration (max_direct={max_direct})")
+    r0 = max(abs(lo), abs(hi))
+    wlo, whi = min(lo, 0.0) - r0, max(hi, 0.0) + r0
+    pos_rem = np.concatenate([np.cumsum(np.maximum(x, 0.0)[::-1])[::-1][1:], [0.0]])
+    neg_rem = np.concatenate([np.cumsum(np.minimum(x, 0.0)[::-1])[::-1][1:], [0.0]])
+    sums = np.zeros(1)
+    for k, xk in enumerate(x):
+        sums = np.concatenate([sums, sums + xk])
+        sums.sort(kind="stable")
+        a = np.searchsorted(sums, wlo - pos_rem[k], side="left")
+        b = np.searchsorted(sums, whi - neg_rem[k], side="right")
+        sums = sums[a:b]
+    radius = max(0.0, float(sums[0] - lo), float(hi - sums[-1]))
+    s, t = sums[:-1], sums[1:]
+    u, v = np.maximum(s, lo), np.minimum(t, hi)
+    ok = u <= v
+    if ok.any():
+        s, t, u, v = s[ok], t[ok], u[ok], v[ok]
+        m = 0.5 * (s + t)
+        inner = np.where(m < u, t - u, np.where(m > v, v - s, 0.5 * (t - s)))
+        radius = max(radius, float(inner.max()))
+    return radius
+
+
+def coverage(
+    values: ArrayLike, epsilon: float, *, lo: float = -1.0, hi: float = 1.0, max_direct: int = 26
+) -> Coverage:
+    """Decide exactly whether every ``z`` in ``[lo, hi]`` (default [-1, 1]) is within ``epsilon`` of a subset sum.
+
+    See :class:`Coverage` and :func:`covered_set`.  ``values`` must be non-empty and finite, ``epsilon > 0``.
+    """
+    x = _check_values(values)
+    eps = float(check_positive(epsilon, "epsilon"))
+    if not lo < hi:
+        raise ValueError(f"need lo < hi, got lo={lo!r}, hi={hi!r}")
+    starts, ends = covered_set(x, eps, lo, hi)
+    covered = bool(starts.size == 1 and starts[0] <= lo and ends[0] >= hi)
+    radius = covering_radius(x, lo, hi, max_direct) if x.size <= max_direct else None
+    return Coverage(
+        covered=covered,
+        epsilon=eps,
+        n=int(x.size),
+        max_gap=None if radius is None else 2.0 * radius,
+        radius=radius,
+        uncovered=_uncovered(starts, ends, lo, hi),
+    )
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Empirical scaling of Lemma 2.4 and the constant C_1
+# --------------------------------------------------------------------------------------------------------------
+
+
+def cover_counts(
+    epsilon: float,
+    draws: int,
+    rng: np.random.Generator,
+    k_max: int = 64,
+    distribution: str = "uniform",
+) -> IntArray:
+    """For ``draws`` independent sequences ``X_1, X_2, ...``, the smallest ``k`` such that the first ``k`` values
+    cover [-1, 1] at tolerance ``epsilon`` (``k_max + 1`` if ``k_max`` values do not).
+
+    Coverage only grows when values are added (the old sums stay), so ``P(k values cover) = P(K* <= k)``.
+    """
+    eps = float(check_open_unit(epsilon, "epsilon"))
+    if draws < 1 or k_max < 1:
+        raise ValueError(f"draws and k_max must be >= 1, got draws={draws!r}, k_max={k_max!r}")
+    xs = get_distribution(distribution)(rng, (int(draws), int(k_max)))
+    out = np.full(int(draws), k_max + 1, dtype=np.int64)
+    for d in range(int(draws)):
+        x = xs[d]
+        pos_rem = np.concatenate([np.cumsum(np.maximum(x, 0.0)[::-1])[::-1][1:], [0.0]])
+        neg_rem = np.concatenate([np.cumsum(np.minimum(x, 0.0)[::-1])[::-1][1:], [0.0]])
+        starts, ends = np.array([-eps]), np.array([eps])
+        for k, xk in enumerate(x):
+            s = np.concatenate([starts, starts + xk])
+            e = np.concatenate([ends, ends + xk])
+            order = np.argsort(s, kind="stable")
+            starts, ends = _merge(s[order], e[order])
+            wlo, whi = -1.0 - pos_rem[k], 1.0 - neg_rem[k]
+            keep = (ends >= wlo) & (starts <= whi)
+            starts, ends = np.maximum(starts[keep], wlo), np.minimum(ends[keep], whi)
+            inside = (starts <= -1.0) & (ends >= 1.0)
+            if inside.any():
+                out[d] = k + 1
+                break
+    return out
+
+
+def coverage_probability(counts: ArrayLike, n: ArrayLike, density: ArrayLike) -> FloatArray:
+    """``P(n ER-masked values cover)`` = ``sum_k Bin(k; n, p) * P(K* <= k)``, with ``P(K* <= k)`` estimated from
+    the ``counts`` of :func:`cover_counts` (the mask is integrated exactly; only the values are Monte-Carlo).
+
+    Counts beyond the simulated range (``K* > k_max``) are treated as never covering, so the result is a lower
+    estimate when some draws are censored.  ``n`` and ``density`` broadcast.
+    """
+    c = np.asarray(counts, dtype=np.int64).ravel()
+    p = check_density(density)
+    nn = np.asarray(n, dtype=np.int64)
+    k_top = int(c.max())
+    cdf = np.searchsorted(np.sort(c), np.arange(k_top + 1), side="right") / c.size  # P(K* <= k), k = 0..k_top
+    n_b, p_b = np.broadcast_arrays(nn, p)
+    k = np.arange(k_top + 1)
+    pmf = stats.binom.pmf(k, n_b[..., None], p_b[..., None])
+    out: FloatArray = np.sum(pmf * cdf, axis=-1)
+    return out
+
+
+def required_n(counts: ArrayLike, density: ArrayLike, delta: ArrayLike, n_max: int = 20000) -> IntArray:
+    """Smallest ``n`` with ``coverage_probability(counts, n, p) >= 1 - delta`` (``n_max + 1`` if none <= n_max).
+
+    ``density`` and ``delta`` broadcast; the probability is non-decreasing in ``n`` because ``Bin(n + 1, p)``
+    dominates ``Bin(n, p)`` and ``P(K* <= k)`` is non-decreasing.
+    """
+    p, dl = np.broadcast_arrays(check_density(density), check_open_unit(delta, "delta"))
+    c = np.sort(np.asarray(counts, dtype=np.int64).ravel())
+    k_top = int(c.max())
+    cdf = np.searchsorted(c, np.arange(k_top + 1), side="right") / c.size
+    out = np.empty(p.shape, dtype=np.int64)
+    for idx in np.ndindex(p.shape):
+        pi, di = float(p[idx]), float(dl[idx])
+        lo, hi = 0, int(n_max) + 1
+        while lo < hi:  # binary search on the monotone coverage probability
+            mid = (lo + hi) // 2
+            prob = float(np.dot(stats.binom.pmf(np.arange(k_top + 1), mid, pi), cdf))
+            if prob >= 1.0 - di:
+                hi = mid
+            else:
+                lo = mid + 1
+        out[idx] = lo
+    return out
+
+
+@dataclass(frozen=True)
+class C1Fit:
+    """Least-squares fit ``n* ~ C_1 * x`` through the origin, ``x = log(1/min(delta, eps)) / log(1/(1 - p))``.
+
+    ``ci`` is a percentile bootstrap interval (resampling the Monte-Carlo draws).  The same fit with
+    ``x' = log(1/min(delta, eps)) / p`` gives ``c_inv_p``; ``rel_rmse_*`` are the relative root-mean-square
+    residuals of the two models, and ``alpha`` is the exponent of the fit ``n*/log(1/min) = c / p^alpha``
+    (``alpha ~ 1`` is the small-``p`` behaviour of both forms).
+    """
+
+    c1: float
+    ci: tuple[float, float]
+    rel_rmse_log: float
+    c_inv_p: float
+    ci_inv_p: tuple[float, float]
+    rel_rmse_inv_p: float
+    alpha: float
+    alpha_ci: tuple[float, float]
+    confidence: float
+
+
+@dataclass(frozen=True)
+class ScalingResult:
+    """Required ``n`` on a grid of ``(epsilon, delta)`` pairs (rows) and densities (columns), and the fit."""
+
+    epsilon: FloatArray
+    delta: FloatArray
+    density: FloatArray
+    n_required: IntArray
+    x_log: FloatArray
+    fit: C1Fit
+    draws: int
+    censored: int
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+def _fit_stats(n_req: FloatArray, x_log: FloatArray, x_inv: FloatArray, logm: FloatArray, p: FloatArray) -> FloatArray:
+    """(c_log, rmse_log, c_inv, rmse_inv, alpha) for arrays of shape (..., points)."""
+    c_log = np.sum(x_log * n_req, axis=-1) / np.sum(x_log**2, axis=-1)
+    c_inv = np.sum(x_inv * n_req, axis=-1) / np.sum(x_inv**2, axis=-1)
+    r_log = np.sqrt(np.mean((n_req / (c_log[..., None] * x_log) - 1.0) ** 2, axis=-1))
+    r_inv = np.sqrt(np.mean((n_req / (c_inv[..., None] * x_inv) - 1.0) ** 2, axis=-1))
+    lx = np.log(1.0 / p)
+    ly = np.log(n_req / logm)
+    lxm = lx - lx.mean(axis=-1, keepdims=True)
+    alpha = np.sum(lxm * (ly - ly.mean(axis=-1, keepdims=True)), axis=-1) / np.sum(lxm**2, axis=-1)
+    return np.stack([c_log, r_log, c_inv, r_inv, alpha], axis=-1)
+
+
+def fit_c1(
+    counts_by_eps: list[IntArray],
+    epsilon: ArrayLike,
+    delta: ArrayLike,
+    density: ArrayLike,
+    *,
+    n_boot: int = 200,
+    confidence: float = 0.95,
+    rng: np.random.Generator | None = None,
+) -> tuple[IntArray, C1Fit]:
+    """Required ``n`` for each ``(epsilon_r, delta_r)`` row and each density, and the fitted ``C_1``.
+
+    ``counts_by_eps[r]`` are :func:`cover_counts` for ``epsilon[r]``.  The bootstrap resamples the draws of each
+    row independently and recomputes every required ``n`` and both fits.
+    """
+    eps = check_open_unit(epsilon, "epsilon").ravel()
+    dl = check_open_unit(delta, "delta").ravel()
+    p = check_density(density).ravel()
+    if not (len(counts_by_eps) == eps.size == dl.size):
+        raise ValueError(f"need one counts array per (epsilon, delta) row, got {len(counts_by_eps)}, {eps.size}, {dl.size}")
+    if np.any(p >= 1.0):
+        raise ValueError(f"densities must be < 1 for the fit (log(1/(1-p)) = inf at p = 1), got {p.max()!r}")
+    rng = rng if rng is not None else np.random.default_rng(0)
+    logm = np.log(1.0 / np.minimum(eps, dl))[:, None] * np.ones_like(p)[None, :]
+    pp = np.ones_like(eps)[:, None] * p[None, :]
+    x_log = logm / np.log(1.0 / (1.0 - pp))
+    x_inv = logm / pp
+
+    def all_required(cs: list[IntArray]) -> IntArray:
+        return np.stack([required_n(c, p, d) for c, d in zip(cs, dl, strict=True)])
+
+    n_req = all_required(counts_by_eps)
+    point = _fit_stats(n_req.ravel().astype(float), x_log.ravel(), x_inv.ravel(), logm.ravel(), pp.ravel())
+    boots = []
+    for _ in range(int(n_boot)):
+        cs = [c[rng.integers(0, c.size, c.size)] for c in counts_by_eps]
+        nb = all_required(cs).ravel().astype(float)
+        boots.append(_fit_stats(nb, x_log.ravel(), x_inv.ravel(), logm.ravel(), pp.ravel()))
+    bt = np.array(boots) if boots else point[None, :]
+    a = (1.0 - confidence) / 2.0
+    qlo, qhi = np.quantile(bt, [a, 1.0 - a], axis=0)
+    fit = C1Fit(
+        c1=float(point[0]),
+        ci=(float(qlo[0]), float(qhi[0])),
+        rel_rmse_log=float(point[1]),
+        c_inv_p=float(point[2]),
+        ci_inv_p=(float(qlo[2]), float(qhi[2])),
+        rel_rmse_inv_p=float(point[3]),
+        alpha=float(point[4]),
+        alpha_ci=(float(qlo[4]), float(qhi[4])),
+        confidence=float(confidence),
+    )
+    return n_req, fit
+
+
+def scaling_experiment(
+    epsilon: ArrayLike,
+    delta: ArrayLike,
+    density: ArrayLike,
+    *,
+    draws: int = 400,
+    k_max: int = 64,
+    n_boot: int = 200,
+    seed: int = 0,
+    distribution: str = "uniform",
+) -> ScalingResult:
+    """Measure Lemma 2.4's scaling: required ``n`` over a grid, and ``C_1`` with a bootstrap interval.
+
+    ``epsilon`` and ``delta`` are paired rows (broadcast together); every density is combined with every row.
+    """
+    eps, dl = np.broadcast_arrays(check_open_unit(epsilon, "epsilon"), check_open_unit(delta, "delta"))
+    eps, dl = eps.ravel(), dl.ravel()
+    p = check_density(density).ravel()
+    rng = np.random.default_rng(seed)
+    unique_eps = np.unique(eps)
+    per_eps = {float(e): cover_counts(float(e), draws, rng, k_max, distribution) for e in unique_eps}
+    counts = [per_eps[float(e)] for e in eps]
+    n_req, fit = fit_c1(counts, eps, dl, p, n_boot=n_boot, rng=rng)
+    logm = np.log(1.0 / np.minimum(eps, dl))[:, None]
+    x_log = logm / np.log(1.0 / (1.0 - p))[None, :]
+    censored = int(sum(int(np.sum(c > k_max)) for c in per_eps.values()))
+    return ScalingResult(
+        epsilon=eps, delta=dl, density=p, n_required=n_req, x_log=x_log, fit=fit, draws=int(draws), censored=censored,
+        extra={"counts": per_eps},
+    )

@@ -1,0 +1,308 @@
+"""Training configuration: one frozen dataclass whose fields generate the CLI flags and name the run.
+
+The hash of every hyper-parameter (:meth:`TrainConfig.run_hash`) names the run directory, so that
+two identical configurations share their results and a re-run resumes.  Fields that only say
+*where* or *how fast* a run executes (``data_dir``, ``device``, ``compile``, ``channels_last``)
+are left out of the hash.
+
+Defaults are the paper's optimiser settings for CIFAR (appendix A.7, DIGEST §10): SGD with
+learning rate 0.1, momentum 0.9, weight decay 5e-4, batch 128, 160 epochs.  The paper's code
+(after Liu et al. 2021) anneals the learning rate; ``schedule="cosine"`` anneals it to ``lr_min``,
+``"multistep"`` divides it by 10 at 50% and 75% of the epochs.  Small datasets need far fewer
+epochs: pass ``--epochs`` (e.g. 3 for Fashion-MNIST, 20 for digits).
+
+Example::
+
+    cfg = TrainConfig(model="mlp", dataset="digits", density_scheme="balanced", density=0.1, epochs=5)
+    cfg.run_hash()                      # '3f0c...' (16 hex digits)
+    TrainConfig.from_json(cfg.to_json()) == cfg
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from ertheory._validate import check_density, check_density_or_sparsity
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("cosine", "multistep", "constant")
+FLOW_REPAIR_MODES = ("random_add", "rejection")
+
+
+def _meta(help: str, *, execution: bool = False, choices: tuple[str, ...] | None = None) -> dict[str, Any]:
+    return {"help": help, "execution": execution, "choices": choices}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every setting of one training run (see the module docstring for the defaults)."""
+
+    model: str = field(metadata=_meta("model name (ertrain.models.MODELS)"))
+    dataset: str = field(metadata=_meta("dataset name (ertrain.data.DATASETS)"))
+    data_dir: str | None = field(default=None, metadata=_meta("dataset directory (default: loader's)", execution=True))
+    data_options: dict[str, Any] = field(
+        default_factory=dict, metadata=_meta("JSON object of dataset loader options, e.g. '{\"n_train\": 1000}'")
+    )
+    data_seed: int = field(default=0, metadata=_meta("seed of synthetic data and of non-official splits"))
+    density_scheme: str = field(default="dense", metadata=_meta("layerwise density scheme (ertrain.density)"))
+    density: float = field(default=1.0, metadata=_meta("overall density of the masked layers, in (0, 1]"))
+    density_options: dict[str, Any] = field(
+        default_factory=dict, metadata=_meta("JSON object of density scheme options")
+    )
+    flow_repair: str | None = field(
+        default=None, metadata=_meta("repair ER masks so every neuron keeps an edge", choices=FLOW_REPAIR_MODES)
+    )
+    method: str = field(default="static", metadata=_meta("training method (ertrain.methods.METHODS)"))
+    method_options: dict[str, Any] = field(default_factory=dict, metadata=_meta("options of the method"))
+    epochs: int = field(default=160, metadata=_meta("training epochs (paper: 160 on CIFAR)"))
+    batch_size: int = field(default=128, metadata=_meta("global batch size (split over DDP ranks)"))
+    lr: float = field(default=0.1, metadata=_meta("learning rate"))
+    momentum: float = field(default=0.9, metadata=_meta("SGD momentum"))
+    weight_decay: float = field(default=5e-4, metadata=_meta("weight decay"))
+    optimizer: str = field(default="sgd", metadata=_meta("optimizer", choices=OPTIMIZERS))
+    schedule: str = field(
+        default="cosine", metadata=_meta("learning-rate schedule, stepped per epoch", choices=SCHEDULES)
+    )
+    lr_min: float = field(default=0.0, metadata=_meta("final learning rate of the cosine schedule"))
+    label_smoothing: float = field(default=0.0, metadata=_meta("label smoothing of the cross-entropy"))
+    augment: bool = field(default=True, metadata=_meta("use the dataset's on-device augmentation (crop+flip)"))
+    seed: int = field(default=0, metadata=_meta("seed of initialisation, masks, batch order and augmentation"))
+    width: float = field(default=1.0, metadata=_meta("multiplier of every hidden width / channel count"))
+    model_options: dict[str, Any] = field(
+        default_factory=dict, metadata=_meta("JSON object of model options, e.g. '{\"hidden\": [256, 256]}'")
+    )
+    amp: bool = field(default=True, metadata=_meta("bf16 autocast on CUDA (CPU always runs float32)"))
+    channels_last: bool = field(default=True, metadata=_meta("channels_last layout on CUDA", execution=True))
+    compile: bool = field(default=False, metadata=_meta("torch.compile the model", execution=True))
+    device: str = field(
+        default="auto", metadata=_meta("'auto' (CUDA if present), 'cpu', 'cuda', 'cuda:1'", execution=True)
+    )
+
+    #: Fields that never enter the run hash.
+    EXECUTION_FIELDS: ClassVar[tuple[str, ...]] = ("data_dir", "device", "compile", "channels_last")
+
+    def __post_init__(self) -> None:
+        for name in ("model", "dataset", "density_scheme", "method"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise ValueError(f"{name} must be a non-empty string, got {getattr(self, name)!r}")
+        check_density(self.density)
+        # 12 decimals: --sparsity 0.9 and --density 0.1 must name the same run.
+        object.__setattr__(self, "density", round(float(self.density), 12))
+        _check_int(self.epochs, "epochs", 0)
+        _check_int(self.batch_size, "batch_size", 1)
+        _check_int(self.seed, "seed", 0)
+        _check_int(self.data_seed, "data_seed", 0)
+        for name in ("lr", "width"):
+            if not float(getattr(self, name)) > 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
+        for name in ("momentum", "weight_decay", "lr_min", "label_smoothing"):
+            if not float(getattr(self, name)) >= 0:
+                raise ValueError(f"{name} must be non-negative, got {getattr(self, name)!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.flow_repair is not None and self.flow_repair not in FLOW_REPAIR_MODES:
+            raise ValueError(f"flow_repair must be one of {FLOW_REPAIR_MODES} or None, got {self.flow_repair!r}")
+        if self.density_scheme == "dense" and self.density != 1.0:
+            raise ValueError(f"density_scheme 'dense' needs density 1, got {self.density!r} (choose a scheme)")
+        for name in ("data_options", "density_options", "model_options", "method_options"):
+            value = getattr(self, name)
+            if not isinstance(value, dict):
+                raise ValueError(f"{name} must be a dict, got {value!r}")
+            object.__setattr__(self, name, _jsonable(value, name))
+        object.__setattr__(self, "method_options", _method_options(self.method, self.method_options))
+
+    # -- serialisation ---------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, indent=2)
+
+    @classmethod
+    def from_json(cls, text: str | dict[str, Any]) -> TrainConfig:
+        """Inverse of :meth:`to_json`; accepts the JSON text or the decoded dict. Unknown keys raise."""
+        data = json.loads(text) if isinstance(text, str) else dict(text)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown TrainConfig fields {unknown}; valid fields: {', '.join(sorted(known))}")
+        return cls(**data)
+
+    def hyperparameters(self) -> dict[str, Any]:
+        """Every field except the execution-only ones (what :meth:`run_hash` hashes)."""
+        return {k: v for k, v in self.to_dict().items() if k not in self.EXECUTION_FIELDS}
+
+    def run_hash(self) -> str:
+        """16 hex digits of the SHA-256 of the canonical JSON of :meth:`hyperparameters`."""
+        canonical = json.dumps(self.hyperparameters(), sort_keys=True, separators=(",", ":"), allow_nan=False)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return dataclasses.replace(self, **changes)
+
+    # -- command line ------------------------------------------------------------------------------
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        """Add one flag per field (``--batch-size``...), ``--sparsity``/``--density`` and method options."""
+        from ertrain.data import DATASETS
+        from ertrain.density import DENSITY_SCHEMES
+        from ertrain.methods import METHODS
+
+        registry_choices = {
+            "dataset": tuple(sorted(DATASETS)),
+            "density_scheme": tuple(sorted(DENSITY_SCHEMES)),
+            "method": tuple(sorted(METHODS)),
+        }
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if f.name in ("density", "method_options"):
+                continue
+            flag = "--" + f.name.replace("_", "-")
+            tp = hints[f.name]
+            help_text = f.metadata.get("help", "")
+            choices = registry_choices.get(f.name, f.metadata.get("choices"))
+            required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+            default_text = "" if f.default in (dataclasses.MISSING, None) else f" (default: {f.default})"
+            if tp is bool:
+                parser.add_argument(
+                    flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None,
+                    help=help_text + default_text,
+                )
+            elif _is_dict(tp):
+                parser.add_argument(flag, dest=f.name, type=_json_object(f.name), default=None,
+                                    metavar="JSON", help=help_text)
+            else:
+                base = _base_type(tp)
+                parser.add_argument(
+                    flag, dest=f.name, type=base, choices=choices, default=None, required=required,
+                    help=help_text + default_text,
+                )
+        group = parser.add_mutually_exclusive_group()
+        group.add_argument("--density", dest="density", type=float, default=None,
+                           help="overall density of the masked layers (fraction kept)")
+        group.add_argument("--sparsity", dest="sparsity", type=float, default=None,
+                           help="overall sparsity (1 - density); give --density or --sparsity, not both")
+
+        for mname, mcls in sorted(METHODS.items()):
+            ohints = typing.get_type_hints(mcls.Options)
+            fields = dataclasses.fields(mcls.Options)
+            if not fields:
+                continue
+            ogroup = parser.add_argument_group(f"options of --method {mname}")
+            for of in fields:
+                otp = ohints[of.name]
+                oflag = f"--{mname}-{of.name.replace('_', '-')}"
+                odest = f"method_opt__{mname}__{of.name}"
+                ohelp = of.metadata.get("help", "") + f" (default: {of.default})"
+                if otp is bool:
+                    ogroup.add_argument(oflag, dest=odest, action=argparse.BooleanOptionalAction, default=None,
+                                        help=ohelp)
+                elif _sequence_item(otp) is not None:
+                    ogroup.add_argument(oflag, dest=odest, type=_sequence_item(otp), nargs="+", default=None,
+                                        help=ohelp)
+                else:
+                    ogroup.add_argument(oflag, dest=odest, type=_base_type(otp), default=None,
+                                        choices=of.metadata.get("choices"), help=ohelp)
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> TrainConfig:
+        """Build the config from parsed flags; flags left out keep the dataclass defaults."""
+        kwargs: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            if f.name in ("density", "method_options"):
+                continue
+            value = getattr(args, f.name, None)
+            if value is not None:
+                kwargs[f.name] = value
+        density = getattr(args, "density", None)
+        sparsity = getattr(args, "sparsity", None)
+        if density is not None or sparsity is not None:
+            kwargs["density"] = check_density_or_sparsity(density, sparsity)
+        elif kwargs.get("density_scheme", "dense") != "dense":
+            raise ValueError(f"density scheme {kwargs['density_scheme']!r} needs --density or --sparsity")
+        method = kwargs.get("method", "static")
+        options: dict[str, Any] = {}
+        for key, value in vars(args).items():
+            if not key.startswith("method_opt__") or value is None:
+                continue
+            _, mname, oname = key.split("__", 2)
+            if mname != method:
+                raise ValueError(f"--{mname}-{oname.replace('_', '-')} given but --method is {method!r}")
+            options[oname] = list(value) if isinstance(value, list) else value
+        kwargs["method_options"] = options
+        return cls(**kwargs)
+
+
+def _check_int(value: Any, name: str, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+def _jsonable(value: dict[str, Any], name: str) -> dict[str, Any]:
+    try:
+        decoded: dict[str, Any] = json.loads(json.dumps(value, sort_keys=True, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be JSON-serialisable, got {value!r}") from exc
+    return decoded
+
+
+def _method_options(method: str, options: dict[str, Any]) -> dict[str, Any]:
+    """Validate ``options`` against the method's ``Options`` and fill in its defaults."""
+    from ertrain.methods import METHODS
+
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; valid names: {', '.join(sorted(METHODS))}")
+    opts_cls = METHODS[method].Options
+    known = {f.name for f in dataclasses.fields(opts_cls)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ValueError(f"unknown options {unknown} for method {method!r}; valid: {sorted(known)}")
+    full = dataclasses.asdict(opts_cls(**options))
+    return _jsonable(full, f"options of method {method!r}")
+
+
+def _is_dict(tp: Any) -> bool:
+    return typing.get_origin(tp) is dict or tp is dict
+
+
+def _base_type(tp: Any) -> Any:
+    """``str | None`` -> ``str``; plain types unchanged."""
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return tp
+
+
+def _sequence_item(tp: Any) -> Any:
+    """Item type of ``tuple[int, ...]`` / ``list[float]`` option fields, else None."""
+    tp = _base_type(tp)
+    if typing.get_origin(tp) in (tuple, list):
+        args = [a for a in typing.get_args(tp) if a is not Ellipsis]
+        return args[0] if args else str
+    return None
+
+
+def _json_object(name: str) -> Any:
+    def parse(text: str) -> dict[str, Any]:
+        try:
+            value = json.loads(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"{name} must be a JSON object, got {text!r}") from exc
+        if not isinstance(value, dict):
+            raise argparse.ArgumentTypeError(f"{name} must be a JSON object, got {text!r}")
+        return value
+
+    return parse
+
+
+__all__ = ["FLOW_REPAIR_MODES", "OPTIMIZERS", "SCHEDULES", "TrainConfig"]

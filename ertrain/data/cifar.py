@@ -1,0 +1,69 @@
+"""CIFAR-10 and CIFAR-100 from their official binary releases.
+
+CIFAR-10 (``cifar-10-batches-bin``): ``data_batch_1.bin`` ... ``data_batch_5.bin`` and
+``test_batch.bin``, each 10000 records of 1 label byte + 3072 pixel bytes (R, G, B planes of 32x32).
+CIFAR-100 (``cifar-100-binary``): ``train.bin`` (50000) and ``test.bin`` (10000), each record
+1 coarse label byte + 1 fine label byte + 3072 pixel bytes; the fine label is the class.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ertrain.data import DataBundle, register_dataset
+from ertrain.data._common import check_labels, find_dir, make_bundle, standardise
+
+IMAGE_BYTES = 3 * 32 * 32
+
+
+def read_cifar_bin(
+    path: Path, label_bytes: int, num_classes: int, records: int | None = None
+) -> tuple[NDArray[np.uint8], NDArray[np.int64]]:
+    """Read one CIFAR binary file; return images ``(n, 3, 32, 32)`` uint8 and the last label byte."""
+    record = label_bytes + IMAGE_BYTES
+    try:
+        raw = np.fromfile(path, dtype=np.uint8)
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read CIFAR binary file ({exc})") from exc
+    if raw.size == 0 or raw.size % record:
+        raise ValueError(f"{path}: size {raw.size} bytes is not a positive multiple of the {record}-byte record")
+    rows = raw.reshape(-1, record)
+    if records is not None and rows.shape[0] != records:
+        raise ValueError(f"{path}: {rows.shape[0]} records, expected {records}")
+    labels = check_labels(rows[:, label_bytes - 1], num_classes, path)
+    if label_bytes == 2:
+        check_labels(rows[:, 0], 20, path)  # coarse labels
+    return rows[:, label_bytes:].reshape(-1, 3, 32, 32), labels
+
+
+def _bundle(
+    train: list[tuple[NDArray[np.uint8], NDArray[np.int64]]],
+    test: tuple[NDArray[np.uint8], NDArray[np.int64]],
+    num_classes: int,
+    name: str,
+) -> DataBundle:
+    x_train = np.concatenate([x for x, _ in train])
+    y_train = np.concatenate([y for _, y in train])
+    xs_train, xs_test = standardise(x_train, test[0], axis=(0, 2, 3))
+    return make_bundle(xs_train, y_train, xs_test, test[1], num_classes=num_classes, name=name, augment="crop_flip")
+
+
+@register_dataset("cifar10")
+def load_cifar10(data_dir: str | None, *, seed: int = 0, check_counts: bool = True) -> DataBundle:
+    """CIFAR-10 (50000/10000 images, 10 classes) from ``data_dir`` or its ``cifar-10-batches-bin`` folder."""
+    root = find_dir(data_dir, "data", "cifar10", "test_batch.bin", ("cifar-10-batches-bin",))
+    n = 10000 if check_counts else None
+    train = [read_cifar_bin(root / f"data_batch_{i}.bin", 1, 10, n) for i in range(1, 6)]
+    return _bundle(train, read_cifar_bin(root / "test_batch.bin", 1, 10, n), 10, "cifar10")
+
+
+@register_dataset("cifar100")
+def load_cifar100(data_dir: str | None, *, seed: int = 0, check_counts: bool = True) -> DataBundle:
+    """CIFAR-100 (50000/10000 images, 100 fine classes) from ``data_dir`` or its ``cifar-100-binary`` folder."""
+    root = find_dir(data_dir, "data", "cifar100", "test.bin", ("cifar-100-binary",))
+    train = read_cifar_bin(root / "train.bin", 2, 100, 50000 if check_counts else None)
+    test = read_cifar_bin(root / "test.bin", 2, 100, 10000 if check_counts else None)
+    return _bundle([train], test, 100, "cifar100")

@@ -1,0 +1,91 @@
+"""Cora citation graph from its standard files (``cora.content``, ``cora.cites``).
+
+``cora.content``: one node per line, ``<paper id> <1433 binary features> <class label>`` (whitespace
+separated); ``cora.cites``: one edge per line, ``<cited id> <citing id>``.  The graph is treated as
+undirected with self loops and normalised symmetrically, ``D^{-1/2} (A + I) D^{-1/2}`` (Kipf and
+Welling 2017); features are row-normalised.  The split follows the usual node order of the files:
+the first 140 nodes train, the next 300 (from node 200) validate, nodes 500..1499 test.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ertrain.data import DataBundle, register_dataset
+from ertrain.data._common import find_dir
+
+
+@register_dataset("cora")
+def load_cora(
+    data_dir: str | None,
+    *,
+    seed: int = 0,
+    train: tuple[int, int] = (0, 140),
+    val: tuple[int, int] = (200, 500),
+    test: tuple[int, int] = (500, 1500),
+) -> DataBundle:
+    """Cora (2708 nodes, 1433 features, 7 classes) as a transductive :class:`DataBundle` with ``adj``."""
+    import torch
+
+    root = find_dir(data_dir, "data", "cora", "cora.content", ("cora",))
+    content, cites = root / "cora.content", root / "cora.cites"
+    rows = [line.split() for line in content.read_text().splitlines() if line.strip()]
+    if not rows:
+        raise ValueError(f"{content}: no nodes")
+    width = len(rows[0])
+    for lineno, r in enumerate(rows, 1):
+        if len(r) != width or width < 3:
+            raise ValueError(f"{content}:{lineno}: {len(r)} fields, expected {width} (id, features, label)")
+    ids = [r[0] for r in rows]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"{content}: duplicate paper ids")
+    try:
+        feats = np.asarray([[float(v) for v in r[1:-1]] for r in rows], dtype=np.float32)
+    except ValueError as exc:
+        raise ValueError(f"{content}: non-numeric feature ({exc})") from exc
+    classes = sorted({r[-1] for r in rows})
+    label_of = {c: i for i, c in enumerate(classes)}
+    labels = np.asarray([label_of[r[-1]] for r in rows], dtype=np.int64)
+    node = {pid: i for i, pid in enumerate(ids)}
+
+    n = len(ids)
+    for name, (lo, hi) in (("train", train), ("val", val), ("test", test)):
+        if not 0 <= lo < hi <= n:
+            raise ValueError(f"cora: {name} range {(lo, hi)} outside the {n} nodes of {content}")
+
+    if not cites.exists():
+        raise ValueError(f"cora: missing {cites}")
+    src: list[int] = []
+    dst: list[int] = []
+    for lineno, line in enumerate(cites.read_text().splitlines(), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) != 2:
+            raise ValueError(f"{cites}:{lineno}: expected two paper ids, got {line!r}")
+        if parts[0] not in node or parts[1] not in node:
+            raise ValueError(f"{cites}:{lineno}: paper id not in {content.name}: {line!r}")
+        src.append(node[parts[0]])
+        dst.append(node[parts[1]])
+
+    # Undirected adjacency with self loops, duplicates merged, then D^-1/2 (A + I) D^-1/2.
+    i = np.concatenate([src, dst, np.arange(n)])
+    j = np.concatenate([dst, src, np.arange(n)])
+    key = np.unique(i.astype(np.int64) * n + j)
+    i, j = key // n, key % n
+    deg = np.bincount(i, minlength=n).astype(np.float64)
+    vals = (1.0 / np.sqrt(deg[i] * deg[j])).astype(np.float32)
+    adj = torch.sparse_coo_tensor(torch.from_numpy(np.stack([i, j])), torch.from_numpy(vals), (n, n),
+                                  check_invariants=True).coalesce()
+
+    rowsum = feats.sum(axis=1, keepdims=True)
+    x = torch.from_numpy((feats / np.where(rowsum > 0, rowsum, 1.0)).astype(np.float32))
+    y = torch.from_numpy(labels)
+
+    def rng(bounds: tuple[int, int]) -> torch.Tensor:
+        return torch.arange(bounds[0], bounds[1], dtype=torch.int64)
+
+    return DataBundle(
+        x_train=x, y_train=y, x_test=x, y_test=y, num_classes=len(classes), input_shape=(feats.shape[1],),
+        name="cora", adj=adj, train_index=rng(train), val_index=rng(val), test_index=rng(test),
+    )

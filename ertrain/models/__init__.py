@@ -1,0 +1,19 @@
+"""The paper's models, a registry by name: ``mlp``, ``vgg16``, ``vgg19``, ``resnet20``, ``resnet110``,
+``resnet18``, ``resnet50``, ``gcn``.  Add a model with ``@register_model("name")``.
+"""
+
+from ertrain.models import gcn, mlp, resnet, vgg
+from ertrain.models._registry import MASKABLE_TYPES, MODELS, build_model, layer_weight, maskable_layers, register_model
+
+__all__ = [
+    "MASKABLE_TYPES",
+    "MODELS",
+    "build_model",
+    "layer_weight",
+    "maskable_layers",
+    "register_model",
+    "gcn",
+    "mlp",
+    "resnet",
+    "vgg",
+]

@@ -1,0 +1,130 @@
+"""Model registry: name -> factory, ``build_model`` and ``maskable_layers``.
+
+Every factory takes the common keyword arguments ``num_classes``, ``in_channels``, ``input_size``,
+``width`` and ``in_features`` (it ignores the ones it does not need) plus its own options.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import torch
+from torch import nn
+
+ModelFactory = Callable[..., nn.Module]
+F = TypeVar("F", bound=ModelFactory)
+
+#: Registered model factories by name.
+MODELS: dict[str, ModelFactory] = {}
+
+#: The layer types whose ``.weight`` is masked.
+MASKABLE_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
+def register_model(name: str) -> Callable[[F], F]:
+    """Decorator registering a model factory under ``name`` (re-registering a name raises)."""
+
+    def deco(factory: F) -> F:
+        if name in MODELS:
+            raise ValueError(f"model {name!r} is already registered")
+        MODELS[name] = factory
+        return factory
+
+    return deco
+
+
+def scaled(channels: int, width: float) -> int:
+    """A hidden width/channel count multiplied by ``width`` (at least 1)."""
+    return max(1, int(round(channels * width)))
+
+
+def build_model(
+    name: str,
+    *,
+    num_classes: int,
+    in_channels: int = 3,
+    input_size: int = 32,
+    width: float = 1.0,
+    in_features: int | None = None,
+    **kwargs: Any,
+) -> nn.Module:
+    """Build the registered model ``name``.
+
+    ``width`` multiplies every hidden width / channel count (the widening experiments); the number
+    of classes and the input stay as given.  Model-specific options (``hidden`` for ``mlp``,
+    ``stem`` for the ImageNet-style ResNets, ``shortcut`` for the CIFAR ResNets, ...) pass through.
+    Unknown names or options raise ``ValueError``.
+    """
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; valid names: {', '.join(sorted(MODELS))}")
+    if int(num_classes) < 1:
+        raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+    if int(in_channels) < 1:
+        raise ValueError(f"in_channels must be a positive integer, got {in_channels!r}")
+    if int(input_size) < 1:
+        raise ValueError(f"input_size must be a positive integer, got {input_size!r}")
+    if not width > 0:
+        raise ValueError(f"width must be positive, got {width!r}")
+    if in_features is not None and int(in_features) < 1:
+        raise ValueError(f"in_features must be a positive integer, got {in_features!r}")
+    factory = MODELS[name]
+    params = inspect.signature(factory).parameters
+    unknown = [k for k in kwargs if k not in params]
+    if unknown:
+        own = [p for p in params if p not in ("num_classes", "in_channels", "input_size", "width", "in_features")]
+        raise ValueError(f"unknown option(s) {unknown} for model {name!r}; valid options: {own}")
+    return factory(
+        num_classes=int(num_classes),
+        in_channels=int(in_channels),
+        input_size=int(input_size),
+        width=float(width),
+        in_features=None if in_features is None else int(in_features),
+        **kwargs,
+    )
+
+
+def layer_weight(module: nn.Module) -> torch.Tensor:
+    """The ``.weight`` tensor of a layer (``ValueError`` if it has none)."""
+    weight = getattr(module, "weight", None)
+    if not isinstance(weight, torch.Tensor):
+        raise ValueError(f"layer {type(module).__name__} has no weight tensor")
+    return weight
+
+
+def maskable_layers(
+    model: nn.Module,
+    include: str | Sequence[str] = "all",
+    *,
+    exclude_first: bool = False,
+    exclude_last: bool = False,
+) -> list[tuple[str, nn.Module]]:
+    """The layers whose ``.weight`` is masked, as ``(qualified name, module)`` in forward order.
+
+    The default follows the paper's code (DESIGN.md, "Which layers are masked"): every Conv/Linear
+    weight, the first conv, the 1x1 shortcut convs and the classifier included; biases and norm
+    parameters are never masked.  Registered models define their layers in forward order, so the
+    module registration order is the forward order.
+
+    ``include`` is ``"all"`` or an explicit sequence of layer names (kept in model order);
+    ``exclude_first`` / ``exclude_last`` drop the first (input) and last (classifier) layer.
+    """
+    layers = [(n, m) for n, m in model.named_modules() if isinstance(m, MASKABLE_TYPES)]
+    if isinstance(include, str):
+        if include != "all":
+            raise ValueError(f"include must be 'all' or a sequence of layer names, got {include!r}")
+    else:
+        wanted = list(include)
+        names = {n for n, _ in layers}
+        missing = [n for n in wanted if n not in names]
+        if missing:
+            raise ValueError(f"layer(s) {missing} are not maskable layers of the model; valid: {sorted(names)}")
+        layers = [(n, m) for n, m in layers if n in set(wanted)]
+    if exclude_first and layers:
+        layers = layers[1:]
+    if exclude_last and layers:
+        layers = layers[:-1]
+    if not layers:
+        raise ValueError("the model has no maskable (Conv/Linear) layers left to mask")
+    return layers

@@ -1,0 +1,203 @@
+"""Residual networks: CIFAR ResNet20/110 (He et al. 2016, Sec. 4.2) and ResNet18/50 (He et al. 2016, Table 1).
+
+* ``resnet20`` / ``resnet110``: three stages of ``n`` basic blocks (n = 3, 18) with 16, 32, 64
+  channels.  ``shortcut="A"`` (default, as in the paper by He et al.) uses parameter-free identity
+  shortcuts with zero-padded channels; ``shortcut="B"`` uses 1x1 conv + BN projections where the
+  shape changes.  Option A gives 269,722 / 1,727,962 parameters for 10 classes (0.27M / 1.7M);
+  option B gives 272,474 / 1,730,714.
+* ``resnet18`` / ``resnet50``: four stages of basic / bottleneck blocks with 1x1 conv + BN
+  projection shortcuts.  ``stem="cifar"`` is the 3x3 stride-1 stem without max-pool
+  (kuangliu/pytorch-cifar; 11,173,962 parameters for ResNet18 with 10 classes), ``stem="imagenet"``
+  the 7x7 stride-2 stem with max-pool (torchvision; 11,689,512 / 25,557,032 with 1000 classes).
+  ``stem="auto"`` (default) picks ``imagenet`` for inputs of at least 128 pixels, else ``cifar``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ertrain.models._registry import register_model, scaled
+
+
+def conv3x3(c_in: int, c_out: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
+
+
+class PadShortcut(nn.Module):
+    """Option A shortcut: subsample by ``stride`` and zero-pad the channels (no parameters)."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int) -> None:
+        super().__init__()
+        self.stride, self.extra = stride, c_out - c_in
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x[:, :, :: self.stride, :: self.stride]
+        return F.pad(x, (0, 0, 0, 0, self.extra // 2, self.extra - self.extra // 2))
+
+
+def projection(c_in: int, c_out: int, stride: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm2d(c_out))
+
+
+class BasicBlock(nn.Module):
+    expansion = 1
+
+    def __init__(self, c_in: int, planes: int, stride: int = 1, shortcut: str = "B") -> None:
+        super().__init__()
+        self.conv1 = conv3x3(c_in, planes, stride)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = conv3x3(planes, planes)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or c_in != planes:
+            self.shortcut = PadShortcut(c_in, planes, stride) if shortcut == "A" else projection(c_in, planes, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + self.shortcut(x))
+
+
+class Bottleneck(nn.Module):
+    expansion = 4
+
+    def __init__(self, c_in: int, planes: int, stride: int = 1, shortcut: str = "B") -> None:
+        super().__init__()
+        c_out = planes * self.expansion
+        self.conv1 = nn.Conv2d(c_in, planes, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = conv3x3(planes, planes, stride)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = nn.Conv2d(planes, c_out, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(c_out)
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or c_in != c_out:
+            self.shortcut = PadShortcut(c_in, c_out, stride) if shortcut == "A" else projection(c_in, c_out, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = F.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return F.relu(out + self.shortcut(x))
+
+
+class ResNet(nn.Module):
+    """Stem, stages of residual blocks, global average pool, linear classifier."""
+
+    def __init__(
+        self,
+        block: type[BasicBlock] | type[Bottleneck],
+        blocks_per_stage: tuple[int, ...],
+        stage_planes: tuple[int, ...],
+        num_classes: int,
+        in_channels: int,
+        stem: str,
+        shortcut: str,
+    ) -> None:
+        super().__init__()
+        c = stage_planes[0]
+        self.conv1: nn.Conv2d
+        if stem == "imagenet":
+            self.conv1 = nn.Conv2d(in_channels, c, 7, stride=2, padding=3, bias=False)
+        else:
+            self.conv1 = conv3x3(in_channels, c)
+        self.bn1 = nn.BatchNorm2d(c)
+        self.maxpool: nn.Module = nn.MaxPool2d(3, stride=2, padding=1) if stem == "imagenet" else nn.Identity()
+        stages = []
+        for i, (n, planes) in enumerate(zip(blocks_per_stage, stage_planes, strict=True)):
+            blocks = []
+            for j in range(n):
+                stride = 2 if (i > 0 and j == 0) else 1
+                blocks.append(block(c, planes, stride, shortcut))
+                c = planes * block.expansion
+            stages.append(nn.Sequential(*blocks))
+        self.stages = nn.Sequential(*stages)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(c, num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.maxpool(F.relu(self.bn1(self.conv1(x))))
+        x = self.stages(x)
+        return self.classifier(self.pool(x).flatten(1))
+
+
+def _check_choice(name: str, value: str, valid: tuple[str, ...]) -> None:
+    if value not in valid:
+        raise ValueError(f"{name} must be one of {list(valid)}, got {value!r}")
+
+
+def _cifar_resnet(depth: int, num_classes: int, in_channels: int, width: float, shortcut: str) -> ResNet:
+    _check_choice("shortcut", shortcut, ("A", "B"))
+    n = (depth - 2) // 6
+    planes = tuple(scaled(c, width) for c in (16, 32, 64))
+    return ResNet(BasicBlock, (n, n, n), planes, num_classes, in_channels, "cifar", shortcut)
+
+
+def _stem(stem: str, input_size: int) -> str:
+    _check_choice("stem", stem, ("auto", "cifar", "imagenet"))
+    if stem == "auto":
+        return "imagenet" if input_size >= 128 else "cifar"
+    return stem
+
+
+@register_model("resnet20")
+def resnet20(
+    *,
+    num_classes: int,
+    in_channels: int = 3,
+    input_size: int = 32,
+    width: float = 1.0,
+    in_features: int | None = None,
+    shortcut: str = "A",
+) -> ResNet:
+    """CIFAR ResNet20 (He et al. 2016, Sec. 4.2, n = 3)."""
+    return _cifar_resnet(20, num_classes, in_channels, width, shortcut)
+
+
+@register_model("resnet110")
+def resnet110(
+    *,
+    num_classes: int,
+    in_channels: int = 3,
+    input_size: int = 32,
+    width: float = 1.0,
+    in_features: int | None = None,
+    shortcut: str = "A",
+) -> ResNet:
+    """CIFAR ResNet110 (He et al. 2016, Sec. 4.2, n = 18)."""
+    return _cifar_resnet(110, num_classes, in_channels, width, shortcut)
+
+
+@register_model("resnet18")
+def resnet18(
+    *,
+    num_classes: int,
+    in_channels: int = 3,
+    input_size: int = 32,
+    width: float = 1.0,
+    in_features: int | None = None,
+    stem: str = "auto",
+) -> ResNet:
+    """ResNet18: basic blocks (2, 2, 2, 2) with 64..512 channels."""
+    planes = tuple(scaled(c, width) for c in (64, 128, 256, 512))
+    return ResNet(BasicBlock, (2, 2, 2, 2), planes, num_classes, in_channels, _stem(stem, input_size), "B")
+
+
+@register_model("resnet50")
+def resnet50(
+    *,
+    num_classes: int,
+    in_channels: int = 3,
+    input_size: int = 32,
+    width: float = 1.0,
+    in_features: int | None = None,
+    stem: str = "auto",
+) -> ResNet:
+    """ResNet50: bottleneck blocks (3, 4, 6, 3) with 64..512 planes (x4 expansion)."""
+    planes = tuple(scaled(c, width) for c in (64, 128, 256, 512))
+    return ResNet(Bottleneck, (3, 4, 6, 3), planes, num_classes, in_channels, _stem(stem, input_size), "B")

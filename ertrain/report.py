@@ -1,0 +1,433 @@
+"""Tables of finished runs: mean ± 95% confidence interval over seeds, in the paper's layouts.
+
+``load_runs`` reads every ``<runs_dir>/<run_hash>/`` that holds a ``result.json`` into one long-form
+``pandas.DataFrame`` (one row per run: the config's fields, ``sparsity = 1 - density``, and the result's
+scalar fields; a result field whose name is also a config field is prefixed with ``result_``, so the
+realised density is ``result_density`` and ``final_sparsity = 1 - result_density``).
+
+``aggregate`` groups runs that differ only in ``seed`` and gives the mean, the sample standard deviation,
+``n`` and the half-width of the two-sided 95% Student-t interval of the mean,
+``t_{0.975, n-1} * s / sqrt(n)`` (``scipy.stats.t``; undefined for one seed).  Nothing else is averaged:
+any varying field that a layout does not place becomes an extra row key.
+
+``TABLES`` maps layout names to :class:`TableLayout` (rows, columns, value); they follow the paper's
+tables (DIGEST §10): ``ratios`` (Tables 1, 8-11, 23, 25, 26), ``rewiring`` (Tables 2, 27),
+``sparse_to_sparse`` (Tables 3-5, 14-18, 20, 22, 24, 28-32), ``flow`` (Figure 3), ``widening``, and
+``auto`` (sparsity across, every other varying field down).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+#: Config fields that never distinguish results (execution-only) and the seed, which is averaged over.
+IGNORED_KEYS: frozenset[str] = frozenset({"seed", "data_dir", "device", "compile", "channels_last", "run_hash"})
+
+#: Formats ``render`` writes.
+FORMATS: tuple[str, ...] = ("md", "latex", "csv")
+
+
+@dataclass(frozen=True)
+class TableLayout:
+    """Which long-form columns go down (``rows``) and across (``columns``), and which value fills the cells."""
+
+    name: str
+    title: str
+    rows: tuple[str, ...]
+    columns: tuple[str, ...]
+    value: str = "test_accuracy"
+    scale: float = 100.0  # accuracy fractions are shown as percentages
+    higher_is_better: bool = True
+    digits: int = 2
+    reproduces: str = ""
+    stages: bool = False  # one row per stage of a multi-stage run (IMP cycles), see ``stage_rows``
+
+
+#: Layouts by name; add one with :func:`register_table`.
+TABLES: dict[str, TableLayout] = {}
+
+
+def register_table(layout: TableLayout) -> TableLayout:
+    TABLES[layout.name] = layout
+    return layout
+
+
+register_table(
+    TableLayout(
+        "auto", "Test accuracy (%) by sparsity", rows=(), columns=("sparsity",), reproduces="any sweep"
+    )
+)
+register_table(
+    TableLayout(
+        "ratios",
+        "ER networks: test accuracy (%) per layer-wise ratio and sparsity",
+        rows=("method", "density_scheme", "flow_repair"),
+        columns=("sparsity",),
+        reproduces="Tables 1, 8, 9, 10, 11, 23, 25, 26",
+    )
+)
+register_table(
+    TableLayout(
+        "rewiring",
+        "Fixed ER mask vs DST rewiring: test accuracy (%)",
+        rows=("density_scheme",),
+        columns=("method", "sparsity"),
+        reproduces="Tables 2, 27",
+    )
+)
+register_table(
+    TableLayout(
+        "sparse_to_sparse",
+        "Sparse-to-sparse training from ER starts: test accuracy (%) by initial and final sparsity",
+        rows=("method", "density_scheme", "sparsity"),
+        columns=("final_sparsity",),
+        reproduces="Tables 3, 4, 5, 14, 15, 16, 17, 18, 20, 22, 24, 28, 29, 30, 31, 32",
+        stages=True,
+    )
+)
+register_table(
+    TableLayout(
+        "flow",
+        "Flow repair: test accuracy (%) with and without repair",
+        rows=("density_scheme", "flow_repair"),
+        columns=("sparsity",),
+        reproduces="Figure 3",
+    )
+)
+register_table(
+    TableLayout(
+        "widening",
+        "Wider ER networks at fixed sparsity: test accuracy (%) by width multiplier",
+        rows=("density_scheme", "width"),
+        columns=("sparsity",),
+        reproduces="the 1/log(1/sparsity) width factor (Theorems 2.1, 2.2)",
+    )
+)
+
+
+# ---------------------------------------------------------------------------------------------- loading
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        with path.open() as fh:
+            data = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _scalar(value: Any) -> bool:
+    return value is None or isinstance(value, (bool, int, float, str))
+
+
+def flatten_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Config fields as columns; dict fields become ``<field>.<key>`` columns."""
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            for sub, sub_value in value.items():
+                out[f"{key}.{sub}"] = sub_value if _scalar(sub_value) else json.dumps(sub_value, sort_keys=True)
+        elif _scalar(value):
+            out[key] = value
+        else:
+            out[key] = json.dumps(value, sort_keys=True)
+    return out
+
+
+def run_record(run_dir: str | Path) -> dict[str, Any] | None:
+    """One long-form row for a finished run directory, or ``None`` if it has no readable result."""
+    run_dir = Path(run_dir)
+    result = _read_json(run_dir / "result.json")
+    config = _read_json(run_dir / "config.json")
+    if result is None or config is None:
+        return None
+    if isinstance(config.get("config"), dict):
+        config = config["config"]
+    row = flatten_config(config)
+    if "density" in row and row["density"] is not None:
+        row["sparsity"] = round(1.0 - float(row["density"]), 6)
+    for key, value in result.items():
+        if _scalar(value):
+            row[f"result_{key}" if key in row else key] = value
+    realised = row.get("result_density")
+    if isinstance(realised, (int, float)):
+        row["final_sparsity"] = round(1.0 - float(realised), 3)
+    row["run_hash"] = result.get("run_hash", run_dir.name)
+    return row
+
+
+def stage_rows(row: Mapping[str, Any], result: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One row per stage of a multi-stage run, or ``[row]``.
+
+    A stage list is the first list field of ``result`` whose entries are objects holding ``density``
+    and ``test_accuracy`` (IMP's ``cycles``): each entry gives a row with ``stage`` (its index),
+    ``final_sparsity = 1 - density`` and the entry's scalar fields in place of the run's.
+    """
+    for value in result.values():
+        if (
+            isinstance(value, list)
+            and value
+            and all(isinstance(v, dict) and "density" in v and "test_accuracy" in v for v in value)
+        ):
+            rows = []
+            for index, stage in enumerate(value):
+                new = dict(row)
+                new.update({k: v for k, v in stage.items() if _scalar(v) and k != "density"})
+                new["result_density"] = stage["density"]
+                new["final_sparsity"] = round(1.0 - float(stage["density"]), 3)
+                new["stage"] = index
+                rows.append(new)
+            return rows
+    return [dict(row)]
+
+
+def load_runs(
+    runs_dir: str | Path, run_hashes: Sequence[str] | None = None, *, stages: bool = False
+) -> pd.DataFrame:
+    """Long-form table of every finished run under ``runs_dir`` (optionally only ``run_hashes``).
+
+    With ``stages=True`` a multi-stage run (IMP) gives one row per stage (see :func:`stage_rows`).
+    """
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        raise ValueError(f"runs directory {str(runs_dir)!r} does not exist")
+    wanted = None if run_hashes is None else set(run_hashes)
+    rows = []
+    for run_dir in sorted(p for p in runs_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if wanted is not None and run_dir.name not in wanted:
+            continue
+        row = run_record(run_dir)
+        if row is None:
+            continue
+        if stages:
+            rows.extend(stage_rows(row, _read_json(run_dir / "result.json") or {}))
+        else:
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def save_long_form(df: pd.DataFrame, out_dir: str | Path, stem: str = "results") -> list[Path]:
+    """Write ``df`` as ``<stem>.parquet`` and ``<stem>.csv`` in ``out_dir`` (each atomically)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for suffix in (".parquet", ".csv"):
+        final = out_dir / f"{stem}{suffix}"
+        tmp = out_dir / f".{stem}.{os.getpid()}.tmp{suffix}"
+        frame = df.copy()
+        if suffix == ".parquet":  # parquet needs one type per column: mixed object columns become text
+            for col in frame.columns[frame.dtypes == object]:
+                frame[col] = frame[col].map(lambda v: v if v is None or isinstance(v, str) else json.dumps(v))
+            frame.to_parquet(tmp, index=False)
+        else:
+            frame.to_csv(tmp, index=False)
+        os.replace(tmp, final)
+        paths.append(final)
+    return paths
+
+
+# ---------------------------------------------------------------------------------------------- statistics
+
+
+def ci95_halfwidth(values: Sequence[float] | np.ndarray) -> float:
+    """Half-width of the two-sided 95% Student-t confidence interval of the mean (NaN for fewer than 2)."""
+    x = np.asarray(values, dtype=np.float64)
+    n = x.size
+    if n < 2:
+        return math.nan
+    return float(stats.t.ppf(0.975, n - 1) * x.std(ddof=1) / math.sqrt(n))
+
+
+def varying_keys(df: pd.DataFrame, candidates: Sequence[str]) -> list[str]:
+    """The ``candidates`` present in ``df`` whose values are not all equal."""
+    out = []
+    for key in candidates:
+        if key in df.columns and df[key].astype(str).nunique(dropna=False) > 1:
+            out.append(key)
+    return out
+
+
+def config_keys(df: pd.DataFrame) -> list[str]:
+    """Columns that describe a run's hyper-parameters (everything but results, seed and execution fields)."""
+    from ertrain.config import TrainConfig  # the dataclass defines which columns are hyper-parameters
+
+    names = {f for f in TrainConfig.__dataclass_fields__}
+    keys = [
+        c
+        for c in df.columns
+        if (c in names or c.split(".", 1)[0] in names) and c not in IGNORED_KEYS and c != "density"
+    ]
+    if "sparsity" in df.columns:
+        keys.append("sparsity")
+    return keys
+
+
+def aggregate(df: pd.DataFrame, by: Sequence[str], value: str = "test_accuracy") -> pd.DataFrame:
+    """Mean, std, n and 95% CI half-width of ``value`` for each combination of ``by`` (seeds pooled)."""
+    if value not in df.columns:
+        raise ValueError(f"no column {value!r} in the results; columns: {', '.join(map(str, df.columns))}")
+    keyed = df.copy()
+    for key in by:
+        if keyed[key].dtype == object:
+            keyed[key] = keyed[key].map(lambda v: "none" if v is None else v)
+    grouped = keyed.groupby(list(by), dropna=False, sort=True)[value]
+    out = grouped.agg(mean="mean", std="std", n="count").reset_index()
+    out["ci95"] = grouped.agg(ci95_halfwidth).to_numpy()
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- tables
+
+
+@dataclass(frozen=True)
+class Table:
+    """A rendered-ready table: cell text, which cells are best, and how it was made."""
+
+    layout: TableLayout
+    row_keys: tuple[str, ...]
+    col_keys: tuple[str, ...]
+    row_labels: tuple[tuple[Any, ...], ...]
+    col_labels: tuple[tuple[Any, ...], ...]
+    cells: tuple[tuple[str, ...], ...]
+    best: tuple[tuple[bool, ...], ...]
+    n_range: tuple[int, int]
+    stats: pd.DataFrame
+
+
+def _fmt_label(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def _sort_key(value: Any) -> tuple[int, Any]:
+    return (0, value) if isinstance(value, (int, float)) and not isinstance(value, bool) else (1, str(value))
+
+
+def make_table(df: pd.DataFrame, layout: TableLayout | str = "auto", value: str | None = None) -> Table:
+    """Pivot the long-form ``df`` into ``layout`` with mean ± 95% CI cells and the best cell per column."""
+    if isinstance(layout, str):
+        if layout not in TABLES:
+            raise ValueError(f"unknown table {layout!r}; valid: {', '.join(sorted(TABLES))}")
+        layout = TABLES[layout]
+    if df.empty:
+        raise ValueError("no finished runs (no run directory with a result.json)")
+    value = value or layout.value
+    keys = config_keys(df)
+    varying = varying_keys(df, keys)
+    col_keys = [k for k in layout.columns if k in df.columns]
+    row_keys = [k for k in layout.rows if k in varying and k not in col_keys]
+    row_keys += [k for k in varying if k not in row_keys and k not in col_keys]
+    if not row_keys:
+        row_keys = [k for k in layout.rows if k in df.columns][:1] or ["model"]
+    agg = aggregate(df, row_keys + col_keys, value)
+    row_labels = sorted({tuple(r) for r in agg[row_keys].itertuples(index=False)}, key=lambda t: tuple(map(_sort_key, t)))
+    col_labels = sorted({tuple(r) for r in agg[col_keys].itertuples(index=False)}, key=lambda t: tuple(map(_sort_key, t)))
+    lookup = {
+        (tuple(r[: len(row_keys)]), tuple(r[len(row_keys) : len(row_keys) + len(col_keys)])): r
+        for r in agg[row_keys + col_keys + ["mean", "ci95", "n"]].itertuples(index=False)
+    }
+    sign = 1.0 if layout.higher_is_better else -1.0
+    best_mean = {}
+    for col in col_labels:
+        means = [lookup[(row, col)][-3] for row in row_labels if (row, col) in lookup]
+        means = [m for m in means if not math.isnan(m)]
+        best_mean[col] = sign * max(sign * m for m in means) if means else math.nan
+    cells, best = [], []
+    for row in row_labels:
+        cell_row, best_row = [], []
+        for col in col_labels:
+            rec = lookup.get((row, col))
+            if rec is None:
+                cell_row.append("")
+                best_row.append(False)
+                continue
+            mean, ci, n = rec[-3], rec[-2], rec[-1]
+            text = f"{layout.scale * mean:.{layout.digits}f}"
+            if n > 1 and not math.isnan(ci):
+                text += f" ± {layout.scale * ci:.{layout.digits}f}"
+            cell_row.append(text)
+            best_row.append(bool(not math.isnan(mean) and abs(mean - best_mean[col]) <= 1e-12))
+        cells.append(tuple(cell_row))
+        best.append(tuple(best_row))
+    n = agg["n"].to_numpy()
+    return Table(
+        layout=layout,
+        row_keys=tuple(row_keys),
+        col_keys=tuple(col_keys),
+        row_labels=tuple(row_labels),
+        col_labels=tuple(col_labels),
+        cells=tuple(cells),
+        best=tuple(best),
+        n_range=(int(n.min()), int(n.max())),
+        stats=agg,
+    )
+
+
+def _caption(table: Table, value: str) -> str:
+    lo, hi = table.n_range
+    seeds = f"n = {lo}" if lo == hi else f"n = {lo}-{hi}"
+    what = table.layout.title if value == table.layout.value else f"{value} by {', '.join(table.col_keys)}"
+    return f"{what}; mean ± 95% CI over seeds (Student t, {seeds}); best per column marked"
+
+
+def _col_header(table: Table, col: tuple[Any, ...]) -> str:
+    return " / ".join(_fmt_label(v) for v in col)
+
+
+def render(table: Table, fmt: str = "md", value: str | None = None) -> str:
+    """``table`` as Markdown (best in bold), LaTeX (booktabs, best in ``\\textbf``) or CSV (best with ``*``)."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; valid: {', '.join(FORMATS)}")
+    value = value or table.layout.value
+    header_cols = [_col_header(table, c) for c in table.col_labels]
+    col_title = " / ".join(table.col_keys)
+    if fmt == "csv":
+        df = pd.DataFrame(
+            [
+                [*map(_fmt_label, row), *[c + (" *" if b and c else "") for c, b in zip(cells, best, strict=True)]]
+                for row, cells, best in zip(table.row_labels, table.cells, table.best, strict=True)
+            ],
+            columns=[*table.row_keys, *(f"{col_title}={h}" for h in header_cols)],
+        )
+        return str(df.to_csv(index=False))
+    if fmt == "md":
+        lines = [f"**{_caption(table, value)}** (columns: {col_title})", ""]
+        lines.append("| " + " | ".join([*table.row_keys, *header_cols]) + " |")
+        lines.append("|" + "|".join(["---"] * len(table.row_keys) + ["---:"] * len(header_cols)) + "|")
+        for row, cells, best in zip(table.row_labels, table.cells, table.best, strict=True):
+            shown = [f"**{c}**" if b and c else c for c, b in zip(cells, best, strict=True)]
+            lines.append("| " + " | ".join([*map(_fmt_label, row), *shown]) + " |")
+        return "\n".join(lines) + "\n"
+
+    def esc(text: str) -> str:
+        return text.replace("\\", r"\textbackslash{}").replace("_", r"\_").replace("%", r"\%").replace("&", r"\&")
+
+    lines = [
+        r"\begin{table}[t]",
+        r"\centering",
+        r"\caption{" + esc(_caption(table, value)) + "}",
+        r"\begin{tabular}{" + "l" * len(table.row_keys) + "r" * len(header_cols) + "}",
+        r"\toprule",
+        " & ".join([*(esc(k) for k in table.row_keys), *(esc(h) for h in header_cols)]) + r" \\",
+        r"\midrule",
+    ]
+    for row, cells, best in zip(table.row_labels, table.cells, table.best, strict=True):
+        shown = []
+        for c, b in zip(cells, best, strict=True):
+            tex = c.replace("±", r"$\pm$")
+            shown.append(r"\textbf{" + tex + "}" if b and c else tex)
+        lines.append(" & ".join([*(esc(_fmt_label(v)) for v in row), *shown]) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,442 @@
+"""Sweeps: a grid over :class:`ertrain.config.TrainConfig` fields, read from a TOML file, run resumably.
+
+A sweep file names a ``[base]`` table (fields shared by every run) and one or more grids::
+
+    name = "t01_vgg16_cifar10_ratios"
+    reproduces = "Table 1, Table 10"
+    table = "ratios"                       # layout used by ``ertrain report`` (see ertrain.report.TABLES)
+
+    [base]
+    model = "vgg16"
+    dataset = "cifar10"
+    epochs = 160
+
+    [grid]                                 # or [[grid]] several times: the sweep is their union
+    density_scheme = ["uniform", "erk", "balanced", "pyramidal"]
+    sparsity = [0.9, 0.95, 0.98, 0.99]     # ``sparsity`` is accepted and stored as density = 1 - sparsity
+    seed = [0, 1, 2]
+    method_options.rewind_epoch = [0, 5]   # one key of a dict field is an axis of its own
+    zip = [{method = "imp"}, {method = "static", epochs = 10}]   # entries that vary together
+
+    [slurm]                                # defaults for ``--executor slurm``; flags override them
+    partition = "gpu"
+    time_min = 1440
+
+Every key must be a ``TrainConfig`` field (or ``sparsity``, or ``<dict field>.<key>``); anything else
+raises ``ValueError`` naming the key and the valid ones.  Runs with the same hyper-parameters have the
+same :meth:`TrainConfig.run_hash` and are run once.  Each run lives in ``runs_dir/<run_hash>``; a run
+with ``result.json`` is *done*, one with ``error.json`` and no result *failed*, one with a directory
+and neither *partial* (it resumes from its checkpoint), and the rest are *new*.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import math
+import tomllib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ertrain.config import TrainConfig
+
+#: Execution-only fields a caller may override without changing any run's hash (as in TrainConfig).
+EXECUTION_FIELDS: tuple[str, ...] = ("data_dir", "device", "compile", "channels_last")
+
+#: Status of one run directory.
+STATES: tuple[str, ...] = ("done", "failed", "partial", "new")
+
+#: Keys of the top level of a sweep file.
+_TOP_KEYS = frozenset({"name", "description", "reproduces", "table", "base", "grid", "slurm"})
+
+
+@dataclass(frozen=True)
+class SlurmOptions:
+    """Resources of one array task on SLURM (submitit's names in parentheses)."""
+
+    partition: str | None = None  # slurm_partition
+    time_min: int = 24 * 60  # timeout_min: wall time of one task, after which it is requeued
+    gpus_per_node: int = 1
+    cpus_per_task: int = 8
+    mem_gb: float | None = None
+    array_parallelism: int = 32  # slurm_array_parallelism: tasks of the array running at once
+    max_requeue: int = 3  # slurm_max_num_timeout: requeues after a time-out (preemptions do not count)
+    account: str | None = None
+    qos: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("time_min", "cpus_per_task", "array_parallelism"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"slurm {name} must be >= 1, got {getattr(self, name)!r}")
+        for name in ("gpus_per_node", "max_requeue"):
+            if int(getattr(self, name)) < 0:
+                raise ValueError(f"slurm {name} must be >= 0, got {getattr(self, name)!r}")
+
+    @classmethod
+    def from_mapping(cls, table: Mapping[str, Any]) -> SlurmOptions:
+        valid = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(table) - valid)
+        if unknown:
+            raise ValueError(f"unknown [slurm] key(s) {unknown}; valid keys: {', '.join(sorted(valid))}")
+        return cls(**dict(table))
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """A parsed sweep file: the base fields and the grids, before they become configs."""
+
+    name: str
+    base: dict[str, Any]
+    grids: tuple[dict[str, Any], ...]
+    description: str = ""
+    reproduces: str = ""
+    table: str | None = None
+    slurm: SlurmOptions = field(default_factory=SlurmOptions)
+    path: Path | None = None
+
+    def assignments(self) -> list[dict[str, Any]]:
+        """Every run's fields as a flat dict (``base`` updated by one point of one grid), in file order."""
+        out: list[dict[str, Any]] = []
+        for grid in self.grids or ({},):
+            for point in expand_grid(grid):
+                out.append(apply_assignment(self.base, point))
+        return out
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    """Where one run of a sweep stands."""
+
+    run_hash: str
+    state: str  # one of STATES
+    run_dir: Path
+    error: str = ""  # "<type>: <message>" from error.json for failed runs
+
+
+@dataclass(frozen=True)
+class SweepSummary:
+    """Counts over a sweep's runs (``exist`` = a run directory exists)."""
+
+    total: int
+    exist: int
+    done: int
+    failed: int
+    partial: int
+    new: int
+    failures: tuple[RunStatus, ...] = ()
+
+    @property
+    def remain(self) -> int:
+        return self.total - self.done
+
+    def line(self) -> str:
+        return (
+            f"{self.total} runs: {self.exist} exist, {self.done} done, {self.remain} remain"
+            f" ({self.failed} failed, {self.partial} partial, {self.new} new)"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "total": self.total,
+            "exist": self.exist,
+            "done": self.done,
+            "remain": self.remain,
+            "failed": self.failed,
+            "partial": self.partial,
+            "new": self.new,
+            "failures": [{"run_hash": f.run_hash, "run_dir": str(f.run_dir), "error": f.error} for f in self.failures],
+        }
+
+
+# ---------------------------------------------------------------------------------------------- parsing
+
+
+def load_sweep(path: str | Path) -> SweepSpec:
+    """Read a sweep file (TOML).  Raises ``ValueError`` naming the file and the bad key/value."""
+    path = Path(path)
+    if path.suffix != ".toml":
+        raise ValueError(f"sweep file must be a .toml file, got {str(path)!r}")
+    try:
+        with path.open("rb") as fh:
+            doc = tomllib.load(fh)
+    except FileNotFoundError as exc:
+        raise ValueError(f"sweep file {str(path)!r} does not exist") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"sweep file {str(path)!r} is not valid TOML: {exc}") from exc
+    try:
+        return parse_sweep(doc, default_name=path.parent.name + "/" + path.stem, path=path)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from exc
+
+
+def parse_sweep(doc: Mapping[str, Any], *, default_name: str = "sweep", path: Path | None = None) -> SweepSpec:
+    """Build a :class:`SweepSpec` from the mapping a TOML file parses to."""
+    unknown = sorted(set(doc) - _TOP_KEYS)
+    if unknown:
+        raise ValueError(f"unknown top-level key(s) {unknown}; valid keys: {', '.join(sorted(_TOP_KEYS))}")
+    base = doc.get("base", {})
+    if not isinstance(base, dict):
+        raise ValueError(f"[base] must be a table, got {base!r}")
+    raw_grid = doc.get("grid", [])
+    grids = [raw_grid] if isinstance(raw_grid, dict) else list(raw_grid)
+    for grid in grids:
+        if not isinstance(grid, dict):
+            raise ValueError(f"[grid] must be a table or an array of tables, got {grid!r}")
+        for axis in _axes(grid):  # fail early on malformed grids
+            if not axis:
+                raise ValueError(f"a grid axis is empty in {grid!r}")
+    slurm = SlurmOptions.from_mapping(doc.get("slurm", {}))
+    table = doc.get("table")
+    return SweepSpec(
+        name=str(doc.get("name", default_name)),
+        base=dict(base),
+        grids=tuple(grids),
+        description=str(doc.get("description", "")),
+        reproduces=str(doc.get("reproduces", "")),
+        table=None if table is None else str(table),
+        slurm=slurm,
+        path=path,
+    )
+
+
+def _flatten(prefix: str, value: Mapping[str, Any]) -> dict[str, Any]:
+    return {f"{prefix}.{k}": v for k, v in value.items()}
+
+
+def _axes(grid: Mapping[str, Any]) -> list[list[dict[str, Any]]]:
+    """One list of partial assignments per axis of ``grid``."""
+    axes: list[list[dict[str, Any]]] = []
+    for key, values in grid.items():
+        if key == "zip":
+            if not isinstance(values, list) or not all(isinstance(v, dict) for v in values):
+                raise ValueError(f"grid key 'zip' must be an array of tables, got {values!r}")
+            axes.append([_flat_point(v) for v in values])
+        elif isinstance(values, dict):
+            for sub, sub_values in values.items():
+                axes.append([{f"{key}.{sub}": v} for v in _as_list(f"{key}.{sub}", sub_values)])
+        else:
+            axes.append([{key: v} for v in _as_list(key, values)])
+    return axes
+
+
+def _flat_point(entry: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in entry.items():
+        if isinstance(value, dict) and key.endswith("_options"):
+            out.update(_flatten(key, value))
+        else:
+            out[key] = value
+    return out
+
+
+def _as_list(key: str, values: Any) -> list[Any]:
+    if not isinstance(values, list):
+        raise ValueError(f"grid values must be arrays; key {key!r} has {values!r}")
+    return values
+
+
+def expand_grid(grid: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The Cartesian product of the axes of ``grid`` as flat assignments (``zip`` entries move together).
+
+    >>> expand_grid({"seed": [0, 1], "zip": [{"a": 1, "b": 2}, {"a": 3, "b": 4}]})  # doctest: +NORMALIZE_WHITESPACE
+    [{'seed': 0, 'a': 1, 'b': 2}, {'seed': 0, 'a': 3, 'b': 4},
+     {'seed': 1, 'a': 1, 'b': 2}, {'seed': 1, 'a': 3, 'b': 4}]
+    """
+    points: list[dict[str, Any]] = []
+    for combo in itertools.product(*_axes(grid)):
+        point: dict[str, Any] = {}
+        for part in combo:
+            clash = sorted(set(point) & set(part))
+            if clash:
+                raise ValueError(f"grid sets {clash} twice in one run")
+            point.update(part)
+        points.append(point)
+    return points
+
+
+def sparsity_to_density(sparsity: float) -> float:
+    """``1 - sparsity``, rounded to 12 decimals so that ``0.99`` gives ``0.01`` (and a stable run hash)."""
+    s = float(sparsity)
+    if not (math.isfinite(s) and 0.0 <= s < 1.0):
+        raise ValueError(f"sparsity must be in [0, 1), got {sparsity!r}")
+    return round(1.0 - s, 12)
+
+
+def apply_assignment(base: Mapping[str, Any], point: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` updated by ``point``: ``a.b`` keys go into dict field ``a``; ``sparsity`` becomes ``density``."""
+    fields: dict[str, Any] = {k: (dict(v) if isinstance(v, dict) else v) for k, v in base.items()}
+    if "sparsity" in fields:
+        if "density" in fields:
+            raise ValueError("[base] sets both 'sparsity' and 'density'; set one of them")
+        fields["density"] = sparsity_to_density(fields.pop("sparsity"))
+    if "sparsity" in point and "density" in point:
+        raise ValueError(f"a grid point sets both 'sparsity' and 'density': {dict(point)!r}")
+    for key, value in point.items():
+        if key == "sparsity":
+            fields["density"] = sparsity_to_density(value)
+        elif "." in key:
+            name, sub = key.split(".", 1)
+            inner = fields.get(name) or {}
+            if not isinstance(inner, dict):
+                raise ValueError(f"{name!r} is not a table, cannot set {key!r}")
+            fields[name] = {**inner, sub: value}
+        else:
+            fields[key] = dict(value) if isinstance(value, dict) else value
+    return fields
+
+
+# ---------------------------------------------------------------------------------------------- configs
+
+
+def make_config(fields: Mapping[str, Any]) -> TrainConfig:
+    """A ``TrainConfig`` from a flat dict; unknown keys raise ``ValueError`` listing the valid fields."""
+    from ertrain.config import TrainConfig
+
+    valid = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(fields) - valid)
+    if unknown:
+        raise ValueError(f"unknown TrainConfig field(s) {unknown}; valid fields: {', '.join(sorted(valid))}")
+    try:
+        return TrainConfig(**dict(fields))
+    except TypeError as exc:  # a missing required field
+        raise ValueError(f"cannot build a TrainConfig from {dict(fields)!r}: {exc}") from exc
+
+
+def build_configs(spec: SweepSpec, overrides: Mapping[str, Any] | None = None) -> list[TrainConfig]:
+    """The sweep's distinct configs (first occurrence of each run hash kept), in file order.
+
+    ``overrides`` sets execution-only fields (``data_dir``, ``device``) on every run; they do not
+    change run hashes.
+    """
+    overrides = dict(overrides or {})
+    bad = sorted(set(overrides) - set(EXECUTION_FIELDS))
+    if bad:
+        raise ValueError(f"only {EXECUTION_FIELDS} can be overridden, got {bad}")
+    configs: list[TrainConfig] = []
+    seen: set[str] = set()
+    for fields in spec.assignments():
+        config = make_config({**fields, **overrides})
+        run_hash = config.run_hash()
+        if run_hash not in seen:
+            seen.add(run_hash)
+            configs.append(config)
+    return configs
+
+
+def validate_config(config: TrainConfig) -> None:
+    """Check every registry name of ``config`` (model, dataset, scheme, method, method options).
+
+    Raises ``ValueError`` naming the bad value and the valid ones.  Imports torch.
+    """
+    from ertrain.data import DATASETS
+    from ertrain.density import DENSITY_SCHEMES
+    from ertrain.methods import METHODS
+    from ertrain.models import MODELS
+
+    checks: list[tuple[str, Any, Iterable[str]]] = [
+        ("model", config.model, MODELS),
+        ("dataset", config.dataset, DATASETS),
+        ("density_scheme", config.density_scheme, DENSITY_SCHEMES),
+        ("method", config.method, METHODS),
+    ]
+    for name, value, registry in checks:
+        if value not in registry:
+            raise ValueError(f"unknown {name} {value!r}; valid: {', '.join(sorted(registry))}")
+    options_cls = getattr(METHODS[config.method], "Options", None)
+    if options_cls is not None and dataclasses.is_dataclass(options_cls):
+        valid = {f.name for f in dataclasses.fields(options_cls)}
+        unknown = sorted(set(config.method_options) - valid)
+        if unknown:
+            raise ValueError(
+                f"unknown option(s) {unknown} for method {config.method!r}; valid: {', '.join(sorted(valid))}"
+            )
+
+
+# ---------------------------------------------------------------------------------------------- status
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        with path.open() as fh:
+            data = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def run_status(run_hash: str, runs_dir: str | Path) -> RunStatus:
+    """State of ``runs_dir/run_hash`` from the files in it (see the module docstring)."""
+    run_dir = Path(runs_dir) / run_hash
+    if (run_dir / "result.json").is_file():
+        return RunStatus(run_hash, "done", run_dir)
+    if (run_dir / "error.json").is_file():
+        err = _read_json(run_dir / "error.json") or {}
+        message = f"{err.get('type', 'Error')}: {err.get('message', '(unreadable error.json)')}"
+        return RunStatus(run_hash, "failed", run_dir, " ".join(message.split()))
+    if run_dir.is_dir():
+        return RunStatus(run_hash, "partial", run_dir)
+    return RunStatus(run_hash, "new", run_dir)
+
+
+def sweep_status(configs: Sequence[TrainConfig], runs_dir: str | Path) -> tuple[list[RunStatus], SweepSummary]:
+    """Per-run states and their counts."""
+    states = [run_status(c.run_hash(), runs_dir) for c in configs]
+    return states, summarize(states)
+
+
+def summarize(states: Sequence[RunStatus]) -> SweepSummary:
+    counts = {s: sum(st.state == s for st in states) for s in STATES}
+    return SweepSummary(
+        total=len(states),
+        exist=sum(st.run_dir.is_dir() for st in states),
+        done=counts["done"],
+        failed=counts["failed"],
+        partial=counts["partial"],
+        new=counts["new"],
+        failures=tuple(st for st in states if st.state == "failed"),
+    )
+
+
+def describe(config: TrainConfig, keys: Sequence[str]) -> str:
+    """``key=value`` for the fields that vary across a sweep (for listings)."""
+    parts = []
+    for key in keys:
+        value = getattr(config, key)
+        if key == "density":
+            parts.append(f"sparsity={round(1.0 - value, 12):g}")
+        else:
+            parts.append(f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}")
+    return " ".join(parts)
+
+
+def varying_fields(configs: Sequence[TrainConfig]) -> list[str]:
+    """Names of the fields whose value differs between at least two configs."""
+    if not configs:
+        return []
+    names = [f.name for f in dataclasses.fields(configs[0]) if f.name not in EXECUTION_FIELDS]
+    return [n for n in names if len({json.dumps(getattr(c, n), sort_keys=True, default=str) for c in configs}) > 1]
+
+
+# ---------------------------------------------------------------------------------------------- running
+
+
+def run_sweep(
+    configs: Sequence[TrainConfig],
+    runs_dir: str | Path,
+    executor: Any,
+) -> SweepSummary:
+    """Launch every config whose run is not done on ``executor`` (see :mod:`ertrain.executors`).
+
+    Failed and partial runs are launched again (partial ones resume from their checkpoint).  Returns
+    the counts after the executor returns; a failure of one run never stops the others.
+    """
+    runs_dir = Path(runs_dir)
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    todo = [c for c in configs if run_status(c.run_hash(), runs_dir).state != "done"]
+    if todo:
+        executor.launch(todo, runs_dir)
+    return sweep_status(configs, runs_dir)[1]

@@ -1,0 +1,766 @@
+"""The training loop, run directories, checkpoints and resume.
+
+Read top to bottom:
+
+1. :class:`Trainer` holds the model, its :class:`~ertrain.masks.Masking`, the whole dataset on the
+   device, and the loop.  ``fit`` shuffles with a generator seeded by ``(seed, epoch)``, batches by
+   indexing the on-device tensors, augments the batch on the device (random crop + flip), runs the
+   step under bf16 autocast on CUDA (float32 on CPU, same code), and re-applies the masks after
+   every optimizer step so pruned weights stay exactly zero.
+2. :func:`run` gives a config its run directory ``runs_dir/<run_hash>``, resumes from the last good
+   checkpoint, dispatches the method (``ertrain.methods.METHODS[config.method]``) and writes
+   ``result.json`` atomically, last.
+3. Multi-GPU: started under ``torchrun`` (``WORLD_SIZE > 1``) the trainer joins the process group
+   (NCCL on CUDA, gloo on CPU), wraps the model in DDP and gives each rank a slice of every global
+   batch.  The loss is the sum over the rank's slice divided by the global batch size (times the
+   world size, which DDP's averaging divides out), so the update equals the single-process one.
+   Every rank samples the same masks from the same seed; only rank 0 writes files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ertrain.config import TrainConfig
+from ertrain.data import DataBundle, load_dataset
+from ertrain.data.augment import crop_flip_params, crop_flip_with
+
+if TYPE_CHECKING:
+    from ertrain.masks import Masking
+
+CHECKPOINT = "checkpoint.pt"
+PREVIOUS_CHECKPOINT = "checkpoint.prev.pt"
+EVAL_BATCH = 1024
+AUGMENT_PADDING = 4
+
+
+class TrainHook(Protocol):
+    """Callbacks of the loop; every method is optional (the loop calls the ones that exist).
+
+    ``after_backward(trainer, step)`` (gradients are ready, before the optimizer step),
+    ``after_step(trainer, step)`` (after the step and the mask re-application),
+    ``end_epoch(trainer, epoch, metrics)`` (``metrics`` is the epoch's record; hooks may add keys).
+    """
+
+
+# ------------------------------------------------------------------------------------------------
+# helpers
+
+
+def derive_seed(*parts: int) -> int:
+    """A 63-bit seed derived from integers (e.g. ``(seed, epoch, stream)``) with NumPy's SeedSequence."""
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(2, dtype=np.uint32).view(np.uint64)[0]
+               >> np.uint64(1))
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``"auto"``/None -> ``cuda:<LOCAL_RANK>`` when CUDA is available, else CPU."""
+    if device is None or str(device) == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        return torch.device("cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {str(device)!r} requested but CUDA is not available")
+    return dev
+
+
+def init_distributed(device: torch.device) -> tuple[int, int]:
+    """Join the ``torchrun`` process group if ``WORLD_SIZE > 1``; return ``(rank, world_size)``."""
+    import torch.distributed as dist
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return dist.get_rank(), dist.get_world_size()
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o644)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def state_digest(obj: Any) -> str:
+    """SHA-256 of a nested state (dicts, lists, tensors, numbers, strings), independent of dict order."""
+    h = hashlib.sha256()
+
+    def feed(o: Any) -> None:
+        if isinstance(o, torch.Tensor):
+            t = o.detach().cpu().contiguous()
+            h.update(f"T{t.dtype}{tuple(t.shape)}|".encode())
+            if t.numel():
+                h.update(t.reshape(-1).view(torch.uint8).numpy().data)
+        elif isinstance(o, dict):
+            h.update(b"{")
+            for k in sorted(o, key=str):
+                h.update(repr(k).encode() + b":")
+                feed(o[k])
+            h.update(b"}")
+        elif isinstance(o, (list, tuple)):
+            h.update(b"[")
+            for v in o:
+                feed(v)
+                h.update(b",")
+            h.update(b"]")
+        else:
+            h.update(repr(o).encode() + b"|")
+
+    feed(obj)
+    return h.hexdigest()
+
+
+def save_checkpoint(run_dir: Path, state: dict[str, Any]) -> Path:
+    """Write ``checkpoint.pt`` atomically with an embedded digest; the previous one becomes ``checkpoint.prev.pt``."""
+    state = dict(state)
+    state.pop("digest", None)
+    state["digest"] = state_digest(state)
+    fd, tmp = tempfile.mkstemp(dir=run_dir, prefix=".checkpoint.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o644)
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(state, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        current = run_dir / CHECKPOINT
+        if current.exists():
+            os.replace(current, run_dir / PREVIOUS_CHECKPOINT)
+        os.replace(tmp, current)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return run_dir / CHECKPOINT
+
+
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """Load one checkpoint (``weights_only=True``) and check its digest; ``ValueError`` if corrupt."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated zip, bad pickle opcodes, ... all mean "corrupt"
+        raise ValueError(f"{path}: unreadable checkpoint ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(state, dict) or "digest" not in state:
+        raise ValueError(f"{path}: not an ertrain checkpoint (no digest)")
+    digest = state.pop("digest")
+    if state_digest(state) != digest:
+        raise ValueError(f"{path}: checkpoint digest mismatch (corrupt file)")
+    return state
+
+
+def load_latest_checkpoint(run_dir: str | Path) -> tuple[dict[str, Any] | None, list[str]]:
+    """The newest good checkpoint of ``run_dir`` (current, else previous) and the problems met on the way."""
+    run_dir = Path(run_dir)
+    problems: list[str] = []
+    for name in (CHECKPOINT, PREVIOUS_CHECKPOINT):
+        path = run_dir / name
+        if not path.exists():
+            continue
+        try:
+            return read_checkpoint(path), problems
+        except ValueError as exc:
+            problems.append(str(exc))
+    return None, problems
+
+
+# ------------------------------------------------------------------------------------------------
+# the trainer
+
+
+class Trainer:
+    """Model + masks + on-device data + optimizer loop for one run (see the module docstring).
+
+    Build it with :meth:`from_config`; the constructor takes a ready model and data (tests, custom
+    models).  Attributes: ``config``, ``model`` (the plain module), ``masking`` (None when dense),
+    ``data``, ``device``, ``generator`` (CPU ``torch.Generator`` for masks and methods),
+    ``global_step``, ``epoch`` (epochs trained over every ``fit`` call), ``history`` (epoch records),
+    ``rank``/``world_size``, ``optimizer``/``scheduler`` (of the current ``fit``).
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        model: nn.Module,
+        data: DataBundle,
+        *,
+        masking: Masking | None = None,
+        device: str | torch.device | None = None,
+        generator: torch.Generator | None = None,
+        progress: bool | None = None,
+        model_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        self.config = config
+        self.device = resolve_device(device if device is not None else config.device)
+        self.rank, self.world_size = init_distributed(self.device)
+        self.data = data.to(self.device)
+        self.model = model.to(self.device)
+        self.masking = masking
+        self.model_kwargs = dict(model_kwargs or {})
+        self.generator = generator if generator is not None else torch.Generator().manual_seed(config.seed)
+        self.channels_last = config.channels_last and self.device.type == "cuda" and len(data.input_shape) == 3
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        self.amp = config.amp and self.device.type == "cuda"
+        self.progress = progress
+        self.global_step = 0
+        self.epoch = 0
+        self.history: list[dict[str, Any]] = []
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
+        #: Called by ``fit`` after each epoch with ``(trainer, fit_index, fit_epochs_done)``; ``run`` checkpoints here.
+        self.on_epoch_end: Callable[[Trainer, int, int], None] | None = None
+        self._fit_index = 0
+        self._fit_epoch = 0
+        self._resume: dict[str, Any] | None = None
+        self.net = self._wrap(self.model)
+
+    # -- construction ------------------------------------------------------------------------------
+    @classmethod
+    def from_config(
+        cls,
+        config: TrainConfig,
+        device: str | torch.device | None = None,
+        *,
+        data: DataBundle | None = None,
+        progress: bool | None = None,
+    ) -> Trainer:
+        """Load the data, build the model (initialised from ``config.seed``) and sample its ER masks."""
+        from ertrain.masks import Masking
+        from ertrain.models import build_model
+
+        if data is None:
+            data = load_dataset(config.dataset, config.data_dir, seed=config.data_seed, **config.data_options)
+        model_kwargs = model_kwargs_for(data)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(derive_seed(config.seed, 1))
+            model = build_model(config.model, width=config.width, **model_kwargs, **config.model_options)
+        generator = torch.Generator().manual_seed(config.seed)
+        masking = None
+        if config.density_scheme != "dense":
+            masking = Masking.from_scheme(
+                model, config.density_scheme, config.density, generator,
+                flow_repair=config.flow_repair, **config.density_options,
+            )
+        return cls(config, model, data, masking=masking, device=device, generator=generator,
+                   progress=progress, model_kwargs=model_kwargs)
+
+    def _wrap(self, model: nn.Module) -> nn.Module:
+        net = model
+        if self.config.compile:
+            net = torch.compile(net)  # type: ignore[assignment]
+        if self.world_size > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            if self.device.type == "cuda":
+                net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
+                net = DistributedDataParallel(net, device_ids=[self.device.index], broadcast_buffers=False)
+            else:
+                net = DistributedDataParallel(net, broadcast_buffers=False)
+        return net
+
+    # -- optimizer and schedule --------------------------------------------------------------------
+    def make_optimizer(self, params: Any = None) -> torch.optim.Optimizer:
+        """The configured optimizer (``sgd``/``adam``/``adamw``) over ``params`` (default: all parameters)."""
+        c = self.config
+        params = list(self.model.parameters()) if params is None else params
+        if c.optimizer == "sgd":
+            return torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
+        if c.optimizer == "adam":
+            return torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay)
+        return torch.optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay)
+
+    def make_scheduler(
+        self, optimizer: torch.optim.Optimizer, epochs: int, lr_min: float | None = None
+    ) -> torch.optim.lr_scheduler.LRScheduler:
+        """Per-epoch schedule: cosine to ``lr_min``, multistep (x0.1 at 50% and 75%), or constant."""
+        schedule = self.config.schedule
+        lr_min = self.config.lr_min if lr_min is None else lr_min
+        if schedule == "cosine":
+            return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, epochs), eta_min=lr_min)
+        if schedule == "multistep":
+            milestones = [epochs // 2, (epochs * 3) // 4]
+            return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=0.1)
+        return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
+
+    # -- the loop ------------------------------------------------------------------------------------
+    def fit(
+        self,
+        epochs: int,
+        *,
+        optimizer: torch.optim.Optimizer | None = None,
+        scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+        hooks: Sequence[TrainHook] = (),
+        desc: str = "",
+    ) -> list[dict[str, Any]]:
+        """Train ``epochs`` epochs; return this call's per-epoch records.
+
+        Each record has ``epoch`` (global), ``fit``/``fit_epoch``, ``lr``, ``train_loss``,
+        ``train_accuracy``, ``test_loss``, ``test_accuracy``, ``density``, ``time_s``.
+        After a checkpoint restore the first call continues the interrupted fit.
+        """
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
+            raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
+        fit_index = self._fit_index
+        self._fit_index += 1
+        opt = optimizer if optimizer is not None else self.make_optimizer()
+        sched = scheduler if scheduler is not None else self.make_scheduler(opt, epochs)
+        self.optimizer, self.scheduler = opt, sched
+        start = 0
+        if self._resume is not None and self._resume["fit_index"] == fit_index:
+            if self._resume.get("optimizer"):
+                opt.load_state_dict(self._resume["optimizer"])
+            if self._resume.get("scheduler"):
+                sched.load_state_dict(self._resume["scheduler"])
+            start = int(self._resume["fit_epoch"])
+        self._resume = None
+        self._fit_epoch = start
+        bar = self._progress_bar(epochs, start, desc)
+        try:
+            for e in range(start, epochs):
+                t0 = time.perf_counter()
+                with self._epoch_rng():
+                    train_loss, train_acc = self._train_epoch(opt, hooks)
+                lr = opt.param_groups[0]["lr"]
+                sched.step()
+                test = self.evaluate("test")
+                record: dict[str, Any] = {
+                    "epoch": self.epoch, "fit": fit_index, "fit_epoch": e, "lr": lr,
+                    "train_loss": train_loss, "train_accuracy": train_acc,
+                    "test_loss": test["loss"], "test_accuracy": test["accuracy"],
+                    "density": self.density(), "time_s": time.perf_counter() - t0,
+                }
+                for hook in hooks:
+                    if hasattr(hook, "end_epoch"):
+                        hook.end_epoch(self, e, record)
+                self.epoch += 1
+                self._fit_epoch = e + 1
+                self.history.append(record)
+                if self.on_epoch_end is not None:
+                    self.on_epoch_end(self, fit_index, e + 1)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{train_loss:.4f}", acc=_fmt(train_acc),
+                                    test_acc=_fmt(test["accuracy"]), s_per_epoch=f"{record['time_s']:.2f}")
+        finally:
+            if bar is not None:
+                bar.close()
+        return [r for r in self.history if r["fit"] == fit_index]
+
+    def _progress_bar(self, epochs: int, start: int, desc: str) -> Any:
+        if self.rank != 0 or self.progress is False:
+            return None
+        from tqdm.auto import tqdm
+
+        return tqdm(total=epochs, initial=start, desc=desc or "train", unit="epoch", file=sys.stderr,
+                    disable=None if self.progress is None else False, dynamic_ncols=True)
+
+    def _epoch_rng(self) -> contextlib.AbstractContextManager[Any]:
+        """Seed torch's global RNG (dropout) from ``(seed, epoch)`` inside a fork that restores it afterwards."""
+        devices = [self.device.index or 0] if self.device.type == "cuda" else []
+        ctx = torch.random.fork_rng(devices=devices)
+
+        @contextlib.contextmanager
+        def seeded() -> Iterator[None]:
+            with ctx:
+                torch.manual_seed(derive_seed(self.config.seed, self.epoch, 4))
+                yield
+
+        return seeded()
+
+    def epoch_generator(self, stream: int = 0) -> torch.Generator:
+        """CPU generator for the current epoch's shuffling (stream 0) and augmentation (stream 1)."""
+        return torch.Generator().manual_seed(derive_seed(self.config.seed, self.epoch, 2 + stream))
+
+    def train_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, int]]:
+        """This rank's share of each shuffled (and augmented) global batch: ``(x, y, global_batch_size)``."""
+        data, c = self.data, self.config
+        n = data.num_train
+        perm = torch.randperm(n, generator=self.epoch_generator(0)).to(self.device)
+        if data.train_index is not None:
+            perm = data.train_index[perm]
+        aug_gen = self.epoch_generator(1)
+        augment = c.augment and data.augment == "crop_flip"
+        for start in range(0, n, c.batch_size):
+            idx = perm[start:start + c.batch_size]
+            size = int(idx.numel())
+            lo, hi = _rank_slice(size, self.rank, self.world_size)
+            x = data.x_train[idx[lo:hi]]
+            y = data.y_train[idx[lo:hi]]
+            if augment:
+                offsets, flips = crop_flip_params(size, AUGMENT_PADDING, aug_gen)
+                x = crop_flip_with(x, offsets[:, lo:hi], flips[lo:hi], AUGMENT_PADDING)
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            yield x, y, size
+
+    def _loss_sum(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        out = out.float()
+        if self.data.task == "classification":
+            return F.cross_entropy(out, y, reduction="sum", label_smoothing=self.config.label_smoothing)
+        return F.mse_loss(out, y, reduction="sum") / max(1, out.shape[-1] if out.ndim > 1 else 1)
+
+    def _autocast(self) -> Any:
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.amp)
+
+    def _train_epoch(self, opt: torch.optim.Optimizer, hooks: Sequence[TrainHook]) -> tuple[float, float | None]:
+        self.net.train()
+        loss_total = torch.zeros((), device=self.device, dtype=torch.float64)
+        correct = torch.zeros((), device=self.device, dtype=torch.float64)
+        seen = 0
+        for x, y, global_size, nodes in self._batches():
+            with self._autocast():
+                out = self.net(x, self.data.adj)[nodes] if nodes is not None else self.net(x)
+            loss_sum = self._loss_sum(out, y)
+            loss = loss_sum * (self.world_size / global_size)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            for hook in hooks:
+                if hasattr(hook, "after_backward"):
+                    hook.after_backward(self, self.global_step)
+            opt.step()
+            if self.masking is not None:
+                self.masking.apply_()
+            for hook in hooks:
+                if hasattr(hook, "after_step"):
+                    hook.after_step(self, self.global_step)
+            self.global_step += 1
+            loss_total += loss_sum.detach()
+            if self.data.task == "classification":
+                correct += (out.detach().argmax(dim=-1) == y).sum()
+            seen += int(y.shape[0])
+        stats = torch.stack([loss_total, correct, torch.full((), float(seen), device=self.device, dtype=torch.float64)])
+        stats = self._all_reduce(stats)
+        n = max(1.0, float(stats[2]))
+        acc = float(stats[1]) / n if self.data.task == "classification" else None
+        return float(stats[0]) / n, acc
+
+    def _batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, int, torch.Tensor | None]]:
+        """Training batches ``(x, y, global_batch_size, nodes)``; graphs give one full batch with node indices."""
+        if not self.data.is_graph:
+            for x, y, size in self.train_batches():
+                yield x, y, size, None
+            return
+        assert self.data.train_index is not None
+        idx = self.data.train_index
+        lo, hi = _rank_slice(int(idx.numel()), self.rank, self.world_size)
+        yield self.data.x_train, self.data.y_train[idx[lo:hi]], int(idx.numel()), idx[lo:hi]
+
+    def _all_reduce(self, t: torch.Tensor) -> torch.Tensor:
+        if self.world_size > 1:
+            import torch.distributed as dist
+
+            dist.all_reduce(t)
+        return t
+
+    @torch.no_grad()
+    def evaluate(self, split: str = "test") -> dict[str, Any]:
+        """Mean loss and accuracy (fraction in [0, 1]; None for regression) on ``split``.
+
+        ``split`` is ``"test"`` or ``"train"`` (un-augmented), or ``"val"`` for graph data.
+        Under DDP each rank evaluates a slice and the sums are all-reduced.
+        """
+        data = self.data
+        if split not in ("train", "test", "val"):
+            raise ValueError(f"split must be 'train', 'test' or 'val', got {split!r}")
+        self.model.eval()
+        if data.is_graph:
+            index = {"train": data.train_index, "val": data.val_index, "test": data.test_index}[split]
+            if index is None:
+                raise ValueError(f"dataset {data.name!r} has no {split!r} split")
+            with self._autocast():
+                out = self.model(data.x_train, data.adj)
+            out, y = out[index].float(), data.y_train[index]
+            sums = torch.stack([self._loss_sum(out, y).double(), (out.argmax(-1) == y).sum().double(),
+                                torch.tensor(float(y.shape[0]), device=self.device, dtype=torch.float64)])
+        else:
+            if split == "val":
+                raise ValueError(f"dataset {data.name!r} has no 'val' split")
+            x_all, y_all = (data.x_train, data.y_train) if split == "train" else (data.x_test, data.y_test)
+            lo, hi = _rank_slice(int(x_all.shape[0]), self.rank, self.world_size)
+            sums = torch.zeros(3, device=self.device, dtype=torch.float64)
+            for start in range(lo, hi, EVAL_BATCH):
+                x = x_all[start:min(hi, start + EVAL_BATCH)]
+                y = y_all[start:min(hi, start + EVAL_BATCH)]
+                if self.channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                with self._autocast():
+                    out = self.model(x)
+                out = out.float()
+                sums[0] += self._loss_sum(out, y).double()
+                if data.task == "classification":
+                    sums[1] += (out.argmax(-1) == y).sum()
+                sums[2] += y.shape[0]
+        sums = self._all_reduce(sums)
+        n = max(1.0, float(sums[2]))
+        return {
+            "loss": float(sums[0]) / n,
+            "accuracy": float(sums[1]) / n if data.task == "classification" else None,
+            "n": int(sums[2]),
+        }
+
+    def density(self) -> float:
+        """Realised overall density of the masked layers (1.0 without masking)."""
+        return float(self.masking.overall_density()) if self.masking is not None else 1.0
+
+    # -- checkpoint state ------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a resume needs; tensors on the CPU."""
+        return {
+            "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "masks": _to_cpu(self.masking.state_dict()) if self.masking is not None else {},
+            "optimizer": _to_cpu(self.optimizer.state_dict()) if self.optimizer is not None else {},
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else {},
+            "epoch": self.epoch,
+            "global_step": self.global_step,
+            "fit_index": max(0, self._fit_index - 1),
+            "fit_epoch": self._fit_epoch,
+            "generator": self.generator.get_state(),
+            "config": self.config.to_json(),
+            "model_kwargs": json.dumps(self.model_kwargs),
+            "history": json.dumps(self.history),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`; the next ``fit`` call continues the interrupted one."""
+        self.model.load_state_dict(state["model"])
+        if self.masking is not None and state.get("masks"):
+            self.masking.load_state_dict(state["masks"])
+        self.epoch = int(state["epoch"])
+        self.global_step = int(state["global_step"])
+        self.generator.set_state(state["generator"])
+        self.history = json.loads(state.get("history", "[]"))
+        self._fit_index = int(state["fit_index"])
+        self._resume = {
+            "fit_index": int(state["fit_index"]),
+            "fit_epoch": int(state["fit_epoch"]),
+            "optimizer": state.get("optimizer"),
+            "scheduler": state.get("scheduler"),
+        }
+
+
+def _fmt(v: float | None) -> str:
+    return "-" if v is None else f"{v:.4f}"
+
+
+def _rank_slice(size: int, rank: int, world: int) -> tuple[int, int]:
+    """Bounds of rank's contiguous share of ``size`` items (as ``torch.tensor_split`` splits them)."""
+    q, r = divmod(size, world)
+    lo = rank * q + min(rank, r)
+    return lo, lo + q + (1 if rank < r else 0)
+
+
+def _to_cpu(obj: Any) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: _to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_to_cpu(v) for v in obj]
+    return obj
+
+
+def model_kwargs_for(data: DataBundle) -> dict[str, Any]:
+    """The ``build_model`` keyword arguments that follow from the data's shapes."""
+    shape = data.input_shape
+    kwargs: dict[str, Any] = {"num_classes": data.num_classes, "in_features": int(math.prod(shape))}
+    if len(shape) == 3:
+        kwargs["in_channels"] = int(shape[0])
+        kwargs["input_size"] = int(shape[-1])
+    return kwargs
+
+
+# ------------------------------------------------------------------------------------------------
+# run directories
+
+
+def run(
+    config: TrainConfig,
+    runs_dir: str | Path,
+    *,
+    resume: bool = True,
+    progress: bool | None = None,
+    device: str | torch.device | None = None,
+) -> dict[str, Any]:
+    """Train ``config`` in ``runs_dir/<run_hash>`` and return the contents of its ``result.json``.
+
+    A finished run (``result.json`` exists) is returned without training.  Otherwise the run
+    resumes from its newest good checkpoint (``resume=True``; a corrupt or partial
+    ``checkpoint.pt`` falls back to ``checkpoint.prev.pt``), dispatches
+    ``METHODS[config.method]``, checkpoints after every epoch and writes ``result.json`` last.
+    A failure writes ``error.json`` (type, message, traceback) and re-raises.
+    """
+    from ertrain.methods import get_method
+
+    run_dir = Path(runs_dir) / config.run_hash()
+    result_path = run_dir / "result.json"
+    if result_path.exists():
+        finished: dict[str, Any] = json.loads(result_path.read_text())
+        return finished
+    method_cls = get_method(config.method)
+    t_start = time.perf_counter()
+    trainer: Trainer | None = None
+    is_root = int(os.environ.get("RANK", "0")) == 0
+    try:
+        if is_root:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(run_dir / "config.json", config.to_json() + "\n")
+        trainer = Trainer.from_config(config, device=device, progress=progress)
+        is_root = trainer.rank == 0
+        method = method_cls.from_config(config)
+        wall_before = 0.0
+        state, problems = load_latest_checkpoint(run_dir) if resume else (None, [])
+        for problem in problems:
+            if is_root:
+                sys.stderr.write(f"ertrain: skipping bad checkpoint: {problem}\n")
+        if state is not None:
+            trainer.load_state_dict(state)
+            method.load_state_dict(state.get("method", {}))
+            wall_before = float(state.get("wall_time_s", 0.0))
+        if is_root:
+            _rewrite_metrics(run_dir / "metrics.jsonl", trainer.history)
+
+        def checkpoint(tr: Trainer, fit_index: int, fit_epochs_done: int) -> None:
+            if tr.rank == 0:
+                with open(run_dir / "metrics.jsonl", "a") as fh:
+                    fh.write(json.dumps(tr.history[-1]) + "\n")
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                full = tr.state_dict()
+                full["method"] = method.state_dict()
+                full["wall_time_s"] = wall_before + time.perf_counter() - t_start
+                save_checkpoint(run_dir, full)
+            _barrier(tr)
+
+        trainer.on_epoch_end = checkpoint
+        extra = method.run(trainer)
+        final = trainer.evaluate("test")
+        wall = wall_before + time.perf_counter() - t_start
+        result: dict[str, Any] = {
+            "run_hash": config.run_hash(),
+            "method": config.method,
+            "model": config.model,
+            "dataset": config.dataset,
+            "density_scheme": config.density_scheme,
+            "requested_density": config.density,
+            "seed": config.seed,
+            "test_accuracy": final["accuracy"],
+            "test_loss": final["loss"],
+            "density": trainer.density(),
+            "epochs_done": trainer.epoch,
+            "global_step": trainer.global_step,
+            "wall_time_s": wall,
+            "device": str(trainer.device),
+            "world_size": trainer.world_size,
+            "model_kwargs": trainer.model_kwargs,
+        }
+        result.update(extra or {})
+        if is_root:
+            full = trainer.state_dict()
+            full["method"] = method.state_dict()
+            full["wall_time_s"] = wall
+            save_checkpoint(run_dir, full)
+            atomic_write_text(result_path, json.dumps(_jsonable(result), indent=2, sort_keys=True) + "\n")
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(run_dir / "error.json")
+        _barrier(trainer)
+        return result
+    except Exception as exc:
+        if is_root and run_dir.exists():
+            err = {"type": type(exc).__name__, "message": str(exc), "traceback": traceback.format_exc()}
+            atomic_write_text(run_dir / "error.json", json.dumps(err, indent=2) + "\n")
+        raise
+
+
+def _barrier(trainer: Trainer) -> None:
+    if trainer.world_size > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+def _rewrite_metrics(path: Path, history: list[dict[str, Any]]) -> None:
+    """Make ``metrics.jsonl`` hold exactly the epochs of the restored history (drops lines past the checkpoint)."""
+    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in history))
+
+
+def _jsonable(obj: Any) -> Any:
+    from ertheory.cli_util import to_jsonable
+
+    obj = to_jsonable(obj)
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, torch.Tensor):
+        return obj.tolist()
+    return obj
+
+
+def load_run(run_dir: str | Path) -> tuple[TrainConfig, nn.Module, Masking | None, dict[str, Any]]:
+    """A run's config, its trained model (CPU, eval mode), its Masking (None if dense) and its result.
+
+    Reads ``config.json``, the newest good checkpoint and ``result.json`` (``{}`` if unfinished).
+    """
+    from ertrain.masks import Masking
+    from ertrain.models import build_model
+
+    run_dir = Path(run_dir)
+    config_path = run_dir / "config.json"
+    if not config_path.exists():
+        raise ValueError(f"{config_path}: no such file (not a run directory)")
+    config = TrainConfig.from_json(config_path.read_text())
+    state, problems = load_latest_checkpoint(run_dir)
+    if state is None:
+        raise ValueError(f"{run_dir}: no readable checkpoint" + (f" ({'; '.join(problems)})" if problems else ""))
+    model_kwargs = json.loads(state["model_kwargs"])
+    model = build_model(config.model, width=config.width, **model_kwargs, **config.model_options)
+    masking = None
+    if state.get("masks"):
+        masks = _mask_tensors(state["masks"])
+        masking = Masking(model, masks)
+    model.load_state_dict(state["model"])
+    model.eval()
+    result_path = run_dir / "result.json"
+    result = json.loads(result_path.read_text()) if result_path.exists() else {}
+    return config, model, masking, result
+
+
+def _mask_tensors(masks_state: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """Layer name -> bool mask from a ``Masking.state_dict()`` (flat, or nested under ``"masks"``)."""
+    inner = masks_state.get("masks", masks_state)
+    return {k: v.bool() for k, v in inner.items() if isinstance(v, torch.Tensor)}
+
+
+__all__ = [
+    "CHECKPOINT", "PREVIOUS_CHECKPOINT", "TrainHook", "Trainer", "derive_seed", "load_latest_checkpoint", "load_run",
+    "model_kwargs_for", "read_checkpoint", "resolve_device", "run", "save_checkpoint", "state_digest",
+]

@@ -1,0 +1,179 @@
+"""Exact probabilities (ertheory.exact) against brute-force enumeration, direct sums and high precision."""
+
+from __future__ import annotations
+
+import itertools
+
+import mpmath
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.stats import binom
+
+from ertheory import bounds, exact
+
+
+def _bits(n: int):  # all 0/1 vectors of length n
+    return itertools.product((0, 1), repeat=n)
+
+
+def _weight(bits: tuple[int, ...], p: float) -> float:
+    s = sum(bits)
+    return p**s * (1 - p) ** (len(bits) - s)
+
+
+# --- lower bound (Theorem 2.3) -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("d", "n", "p"), [(1, 3, 0.3), (2, 3, 0.5), (3, 2, 0.4), (2, 4, 0.2)])
+def test_lower_bound_matches_enumeration(d: int, n: int, p: float) -> None:
+    total = 0.0
+    for bits in _bits(n * d + n):
+        a = np.array(bits[: n * d]).reshape(n, d)
+        b = np.array(bits[n * d :])
+        if all((a[:, j] & b).any() for j in range(d)):
+            total += _weight(bits, p)
+    assert exact.lower_bound_success_probability(d, n, p) == pytest.approx(total, rel=1e-12)
+
+
+@given(st.integers(1, 400), st.floats(0.01, 0.9))
+def test_lower_bound_d1_is_the_proof_formula(n: int, p: float) -> None:
+    # one input: a path exists iff some hidden unit has both edges, probability 1 - (1 - p^2)^n
+    assert exact.lower_bound_success_probability(1, n, p) == pytest.approx(1 - (1 - p * p) ** n, rel=1e-10, abs=1e-300)
+
+
+@given(st.integers(2, 50), st.integers(1, 300), st.floats(0.02, 0.9))
+def test_lower_bound_at_least_independent_heuristic(d: int, n: int, p: float) -> None:
+    heuristic = (1 - (1 - p * p) ** n) ** d
+    assert exact.lower_bound_success_probability(d, n, p) >= heuristic * (1 - 1e-10)
+
+
+@settings(max_examples=30)
+@given(st.integers(1, 300), st.floats(0.02, 0.6), st.floats(1e-4, 0.3))
+def test_lower_bound_min_width_is_minimal(d: int, p: float, delta: float) -> None:
+    n = int(exact.lower_bound_min_width(d, p, delta))
+
+    def direct(width: int) -> float:  # plain sum of pmf * success, a second implementation
+        k = np.arange(width + 1)
+        return float(np.sum(binom.pmf(k, width, p) * (1 - (1 - p) ** k) ** d))
+
+    assert direct(n) >= 1 - delta - 1e-12
+    assert direct(n - 1) < 1 - delta + 1e-12
+    assert n <= bounds.theorem_2_3(d, p, delta).proof_width  # Jensen: exact needs no more than the proof
+
+
+@given(st.integers(1, 200), st.integers(1, 3000), st.floats(0.005, 0.7))
+def test_lower_bound_monotone_in_width(d: int, n: int, p: float) -> None:
+    (s0, s1), (f0, f1) = exact.lower_bound_log_success(d, np.array([n, n + 1]), p)
+    assert s1 >= s0 - 1e-12 * abs(s0)
+    assert f1 <= f0 + 1e-12 * abs(f0) if np.isfinite(f0) else f1 == -np.inf
+
+
+def test_binomial_window_matches_full_sum() -> None:
+    n, r, a, c = 40_000, 0.013, 0.013, 300
+    k = np.arange(n + 1)
+    terms = binom.pmf(k, n, r) * (1 - (1 - a) ** k) ** c
+    full = np.log(np.sum(terms))
+    log_s, log_q = exact.binomial_expectation_log(n, r, a, c)
+    assert log_s == pytest.approx(full, rel=1e-10)
+    assert np.exp(log_s) + np.exp(log_q) == pytest.approx(1.0, rel=1e-12)
+
+
+# --- proof event (Theorems 2.1/2.2) and the tighter construction --------------------------------------------------
+
+
+def _enumerate_depth2(d: int, q0: int, q1: int, p: float) -> tuple[float, float]:
+    """Brute force over all masks of a dense d-1-1 target: (P(proof event), P(tight event))."""
+    n_entries1 = q1 * q0 * d
+    proof = tight = 0.0
+    for bits1 in _bits(n_entries1):
+        m1 = np.array(bits1).reshape(q1, d, q0)
+        covered = m1.any(axis=2).all(axis=1)  # each hidden copy reaches every input block
+        w1 = _weight(bits1, p)
+        for bits2 in _bits(q1):
+            w = w1 * _weight(bits2, p)
+            m2 = np.array(bits2, dtype=bool)
+            if covered.all() and m2.any():
+                proof += w
+            if (m2 & covered).any():
+                tight += w
+    return proof, tight
+
+
+@pytest.mark.parametrize(("d", "q0", "q1", "p"), [(1, 2, 2, 0.5), (2, 2, 2, 0.3), (2, 1, 3, 0.6), (3, 2, 1, 0.7)])
+def test_depth2_events_match_enumeration(d: int, q0: int, q1: int, p: float) -> None:
+    proof, tight = _enumerate_depth2(d, q0, q1, p)
+    assert exact.proof_success_probability([q0, q1, 1], [d, 1], p) == pytest.approx(proof, rel=1e-12)
+    ind, outd = exact.dense_degrees(d, 1, 1)
+    assert np.exp(exact.tight_log_success(q0, q1, p, p, ind, outd)[0]) == pytest.approx(tight, rel=1e-12)
+
+
+def test_proof_event_log_space_against_mpmath() -> None:
+    mpmath.mp.dps = 60
+    for q, m, p in [([400, 30, 1], [5000, 40], 0.2), ([3, 2, 1], [10**6, 10**5], 0.1), ([2000, 900, 1], [784, 10], 0.05)]:
+        want = mpmath.mpf(0)
+        for l in range(2):
+            want += m[l] * q[l + 1] * mpmath.log(1 - (1 - mpmath.mpf(p)) ** q[l])
+        got = exact.proof_log_success(q, m, p)
+        assert float(got) == pytest.approx(float(want), rel=1e-9)
+        fail = exact.proof_failure_probability(q, m, p)
+        assert float(fail) == pytest.approx(float(1 - mpmath.exp(want)), rel=1e-9)
+
+
+@settings(max_examples=25)
+@given(st.integers(1, 40), st.integers(1, 30), st.integers(1, 12), st.integers(1, 60), st.integers(1, 60),
+       st.floats(0.05, 0.95))
+def test_tight_event_contains_proof_event(d: int, n1: int, n2: int, q0: int, q1: int, p: float) -> None:
+    ind, outd = exact.dense_degrees(d, n1, n2)
+    tight = exact.tight_log_success(q0, q1, p, p, ind, outd)[0]
+    proof = exact.proof_log_success([q0, q1, 1], [d * n1, n1 * n2], p)
+    assert tight >= proof - 1e-9
+
+
+@settings(max_examples=30)
+@given(st.lists(st.integers(1, 2000), min_size=1, max_size=4), st.floats(0.01, 0.9), st.floats(1e-6, 0.2))
+def test_proof_min_q_is_minimal_per_layer(m: list[int], p: float, delta: float) -> None:
+    q = exact.proof_min_q(m, p, delta)
+    L = len(m)
+    assert q[-1] == 1
+    budget = np.log1p(-delta) / L
+    for l in range(L, 0, -1):
+        lp = m[l - 1] * q[l] * np.log1p(-((1 - p) ** q[l - 1]))
+        assert lp >= budget - 1e-12
+        if q[l - 1] > 1:
+            assert m[l - 1] * q[l] * np.log1p(-((1 - p) ** (q[l - 1] - 1))) < budget + 1e-12
+    theorem = bounds.theorem_2_2([2000] * (L + 1), p, delta, m_T=m)  # only m_T matters, not the widths
+    assert (q <= theorem.q_int).all()
+
+
+@pytest.mark.parametrize("event", ["proof", "tight"])
+def test_depth2_min_widths_feasible_and_minimal_in_q0(event: str) -> None:
+    d, n1, n2, p, delta = 30, 8, 3, 0.2, 0.01
+    res = exact.depth2_min_widths(d, n1, n2, p, delta, event)
+    ind, outd = exact.dense_degrees(d, n1, n2)
+
+    def prob(q0: np.ndarray, q1: np.ndarray) -> np.ndarray:
+        if event == "proof":
+            return exact.proof_success_probability(np.stack(np.broadcast_arrays(q0, q1, 1), -1), [d * n1, n1 * n2], p)
+        return np.exp(exact.tight_log_success(q0, q1, p, p, ind, outd)[0])
+
+    assert prob(np.array(res.q0), np.array(res.q1)) >= 1 - delta
+    assert res.q0 == 1 or prob(np.array(res.q0 - 1), np.array(res.q1)) < 1 - delta
+    # brute-force the minimum total over a grid
+    q0, q1 = np.meshgrid(np.arange(1, 3 * res.q0), np.arange(1, 3 * res.q1), indexing="ij")
+    total = np.where(prob(q0, q1) >= 1 - delta, q0 * d + q1 * n1, np.iinfo(np.int64).max)
+    assert res.n_S0 + res.n_S1 == total.min()
+
+
+def test_tight_construction_needs_fewer_neurons_than_proof() -> None:
+    proof = exact.depth2_min_widths(50, 16, 4, 0.1, 0.01, "proof")
+    tight = exact.depth2_min_widths(50, 16, 4, 0.1, 0.01, "tight")
+    assert tight.n_S0 + tight.n_S1 <= proof.n_S0 + proof.n_S1
+
+
+def test_bad_input_names_value() -> None:
+    with pytest.raises(ValueError, match="1.5"):
+        exact.lower_bound_min_width(3, 1.5, 0.01)
+    with pytest.raises(ValueError, match="event"):
+        exact.depth2_min_widths(3, 2, 1, 0.5, 0.01, "nosuch")

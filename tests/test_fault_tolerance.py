@@ -1,0 +1,163 @@
+"""Killing a sweep mid-epoch and re-running it finishes every run exactly once; corrupt checkpoints are survived."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ertrain.cli import main
+from ertrain.sweep import build_configs, load_sweep
+
+SWEEP = """
+name = "kill-test"
+
+[base]
+model = "mlp"
+dataset = "digits"
+model_options = {{ hidden = [256, 256] }}
+density_scheme = "erk"
+density = 0.5
+epochs = {epochs}
+batch_size = {batch}
+lr = 0.02
+
+[grid]
+seed = [0, 1]
+"""
+
+
+def _write(tmp_path: Path, epochs: int, batch: int) -> Path:
+    path = tmp_path / "sweep.toml"
+    path.write_text(SWEEP.format(epochs=epochs, batch=batch))
+    return path
+
+
+def _epochs(metrics: Path) -> list[int]:
+    return [json.loads(line)["epoch"] for line in metrics.read_text().splitlines() if line.strip()]
+
+
+@pytest.mark.slow
+def test_kill_mid_epoch_then_rerun_finishes_each_run_once(tmp_path: Path) -> None:
+    epochs = 4
+    path = _write(tmp_path, epochs, batch=16)
+    runs = tmp_path / "runs"
+    configs = build_configs(load_sweep(path))
+    first = runs / configs[0].run_hash()
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ertrain.cli", "sweep", str(path), "--out", str(runs), "--no-progress"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while not (first / "checkpoint.pt").exists():  # the first epoch is over: we are inside the second
+            assert proc.poll() is None, "the sweep ended before it could be killed"
+            assert time.monotonic() < deadline, "no checkpoint within the time limit"
+            time.sleep(0.01)
+        time.sleep(0.1)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert not (first / "result.json").exists(), "the run finished before the kill; make it longer"
+    before = (first / "metrics.jsonl").read_text().splitlines()
+    assert 1 <= len(before) < epochs
+
+    # re-run: the first run resumes from its checkpoint, the second starts; each finishes once
+    assert main(["sweep", str(path), "--out", str(runs), "--no-progress"]) == 0
+    results = {}
+    for config in configs:
+        run_dir = runs / config.run_hash()
+        result = json.loads((run_dir / "result.json").read_text())
+        assert result["epochs_done"] == epochs
+        assert _epochs(run_dir / "metrics.jsonl") == list(range(epochs))  # no epoch lost or logged twice
+        results[config.run_hash()] = (run_dir / "result.json").read_bytes()
+    after = (first / "metrics.jsonl").read_text().splitlines()
+    kept = len(before) - 1  # at most the line of an epoch whose checkpoint was not yet written is redone
+    assert after[:kept] == before[:kept], "the epochs trained before the kill were redone"
+
+    # the resumed run ends where an uninterrupted run of the same config ends (CPU training is deterministic)
+    from ertrain.train import run
+
+    reference = run(configs[0], tmp_path / "reference")
+    resumed = json.loads(results[configs[0].run_hash()])
+    assert resumed["test_accuracy"] == reference["test_accuracy"]
+    assert resumed["density"] == reference["density"]
+
+    # a third call launches nothing and leaves every result byte-identical
+    assert main(["sweep", str(path), "--out", str(runs), "--no-progress"]) == 0
+    assert {h: (runs / h / "result.json").read_bytes() for h in results} == results
+
+
+def test_corrupt_checkpoint_is_detected_and_the_run_recovers(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    from ertrain.train import run
+
+    path = _write(tmp_path, epochs=3, batch=128)
+    config = build_configs(load_sweep(path))[0]
+    clean = run(config, tmp_path / "clean")
+    runs = tmp_path / "runs"
+    run(config, runs)
+    run_dir = runs / config.run_hash()
+    # pretend the run was interrupted while its last checkpoint was being written
+    (run_dir / "result.json").unlink()
+    ckpt = run_dir / "checkpoint.pt"
+    data = ckpt.read_bytes()
+    ckpt.write_bytes(data[: len(data) // 2])
+    capfd.readouterr()
+    assert main(["sweep", str(path), "--out", str(runs), "--no-progress"]) == 0
+    err = capfd.readouterr().err
+    assert "checkpoint" in err and ("corrupt" in err or "unreadable" in err)
+    recovered = json.loads((run_dir / "result.json").read_text())
+    assert recovered["epochs_done"] == 3
+    assert recovered["test_accuracy"] == clean["test_accuracy"]
+    assert _epochs(run_dir / "metrics.jsonl") == [0, 1, 2]
+
+    # flip bytes inside both checkpoints: neither is trusted, the run starts over and still finishes
+    (run_dir / "result.json").unlink()
+    for name in ("checkpoint.pt", "checkpoint.prev.pt"):
+        p = run_dir / name
+        raw = bytearray(p.read_bytes())
+        mid = len(raw) // 2
+        raw[mid : mid + 64] = bytes(255 - b for b in raw[mid : mid + 64])
+        p.write_bytes(bytes(raw))
+    assert main(["sweep", str(path), "--out", str(runs), "--no-progress"]) == 0
+    again = json.loads((run_dir / "result.json").read_text())
+    assert again["epochs_done"] == 3 and again["test_accuracy"] == clean["test_accuracy"]
+
+
+def test_a_failing_run_is_recorded_and_the_others_finish(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # the second dataset directory does not exist: that run fails, the other one finishes
+    sweep = tmp_path / "mixed.toml"
+    sweep.write_text(
+        """
+[base]
+model = "mlp"
+model_options = { hidden = [8] }
+epochs = 1
+
+[[grid]]
+dataset = ["digits"]
+
+[[grid]]
+dataset = ["cora"]
+"""
+    )
+    runs = tmp_path / "runs"
+    assert main(["sweep", str(sweep), "--out", str(runs), "--data-dir", str(tmp_path / "none"), "--no-progress"]) == 1
+    out = capsys.readouterr().out
+    assert "2 runs: 2 exist, 1 done, 1 remain (1 failed" in out
+    assert "failed runs" in out
+    configs = build_configs(load_sweep(sweep))
+    ok, bad = (runs / c.run_hash() for c in configs)
+    assert (ok / "result.json").is_file()
+    error = json.loads((bad / "error.json").read_text())
+    assert error["type"] and error["message"] and "Traceback" in error["traceback"]
+    assert error["message"].split()[0] in out

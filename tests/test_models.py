@@ -1,0 +1,138 @@
+"""Tests of ertrain.models: published parameter counts, forward shapes, masked-layer selection."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from ertrain.models import MODELS, build_model, layer_weight, maskable_layers
+
+
+def n_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def built(name: str, **kw: object) -> nn.Module:
+    return build_model(name, **kw)  # type: ignore[arg-type]
+
+
+def conv_bn(c_in: int, c_out: int, k: int, bias: bool = False) -> int:
+    """Parameters of a k x k conv followed by batch norm (weight + bias)."""
+    return c_in * c_out * k * k + (c_out if bias else 0) + 2 * c_out
+
+
+def cifar_resnet_by_hand(n: int, classes: int = 10) -> int:
+    """He et al. (2016), Sec. 4.2: stem 3x3x16, 3 stages of n basic blocks (16, 32, 64), option A shortcuts."""
+    total = conv_bn(3, 16, 3)
+    c_in = 16
+    for c in (16, 32, 64):
+        for _ in range(n):
+            total += conv_bn(c_in, c, 3) + conv_bn(c, c, 3)
+            c_in = c
+    return total + 64 * classes + classes
+
+
+def vgg_by_hand(cfg: list[int], classes: int = 10) -> int:
+    total, c_in = 0, 3
+    for c in cfg:
+        total += conv_bn(c_in, c, 3, bias=True)
+        c_in = c
+    return total + 512 * classes + classes
+
+
+@pytest.mark.parametrize(
+    ("name", "kw", "expected", "reference"),
+    [
+        # He et al. 2016, Table 6: ResNet20 0.27M, ResNet110 1.7M parameters (option A shortcuts).
+        ("resnet20", {"num_classes": 10}, cifar_resnet_by_hand(3), 0.27e6),
+        ("resnet110", {"num_classes": 10}, cifar_resnet_by_hand(18), 1.7e6),
+        # torchvision resnet18 / resnet50 (ImageNet, 1000 classes): 11,689,512 / 25,557,032.
+        ("resnet18", {"num_classes": 1000, "input_size": 224}, 11_689_512, None),
+        ("resnet50", {"num_classes": 1000, "input_size": 224}, 25_557_032, None),
+        # CIFAR-stem ResNet18 (kuangliu/pytorch-cifar), 10 classes: 11,173,962.
+        ("resnet18", {"num_classes": 10}, 11_173_962, None),
+        # VGG16-bn / VGG19-bn CIFAR variant (one 512 -> classes linear), 10 classes: 14,728,266 / 20,040,522.
+        ("vgg16", {"num_classes": 10}, 14_728_266, None),
+        ("vgg19", {"num_classes": 10}, 20_040_522, None),
+        # LeNet-300-100 on 28x28 inputs: 784*300+300 + 300*100+100 + 100*10+10.
+        ("mlp", {"num_classes": 10, "in_features": 784}, 266_610, None),
+        # Kipf & Welling GCN on Cora: 1433 features, 16 hidden, 7 classes.
+        ("gcn", {"num_classes": 7, "in_features": 1433}, 1433 * 16 + 16 + 16 * 7 + 7, None),
+    ],
+)
+def test_parameter_counts(name: str, kw: dict, expected: int, reference: float | None) -> None:
+    count = n_params(built(name, **kw))
+    assert count == expected
+    if reference is not None:
+        assert count == pytest.approx(reference, rel=0.02)
+
+
+def test_vgg_counts_match_configuration_by_hand() -> None:
+    vgg16 = [64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512]
+    vgg19 = [64, 64, 128, 128, 256, 256, 256, 256, 512, 512, 512, 512, 512, 512, 512, 512]
+    assert n_params(built("vgg16", num_classes=10)) == vgg_by_hand(vgg16)
+    assert n_params(built("vgg19", num_classes=100)) == vgg_by_hand(vgg19, 100)
+
+
+def test_option_b_shortcuts_add_two_projections() -> None:
+    extra = conv_bn(16, 32, 1) + conv_bn(32, 64, 1)
+    assert n_params(built("resnet20", num_classes=10, shortcut="B")) == cifar_resnet_by_hand(3) + extra
+
+
+@pytest.mark.parametrize("name", sorted(set(MODELS) - {"gcn"}))
+def test_forward_shapes_and_forward_order(name: str) -> None:
+    torch.set_num_threads(1)
+    kw: dict = {"num_classes": 7, "width": 0.125}
+    if name == "mlp":
+        kw["in_features"] = 3 * 32 * 32
+    model = build_model(name, **kw).eval()
+    layers = maskable_layers(model)
+    called: list[str] = []
+    handles = [m.register_forward_hook(lambda mod, i, o, n=n: called.append(n)) for n, m in layers]
+    with torch.no_grad():
+        out = model(torch.randn(2, 3, 32, 32))
+    for h in handles:
+        h.remove()
+    assert out.shape == (2, 7)
+    assert called == [n for n, _ in layers]  # maskable_layers lists layers in forward order
+
+
+def test_gcn_dense_and_sparse_adjacency_agree() -> None:
+    model = build_model("gcn", num_classes=3, in_features=5).eval()
+    adj = torch.tensor([[0.5, 0.5, 0.0, 0.0], [0.5, 0.25, 0.25, 0.0], [0.0, 0.25, 0.5, 0.25], [0.0, 0.0, 0.5, 0.5]])
+    x = torch.randn(4, 5)
+    torch.testing.assert_close(model(x, adj), model(x, adj.to_sparse()))
+
+
+def test_maskable_layers_default_and_options() -> None:
+    model = built("resnet18", num_classes=10)
+    names = [n for n, _ in maskable_layers(model)]
+    # conv1 + 16 block convs + 3 projection shortcuts + classifier; no batch-norm layers
+    assert len(names) == 21 and names[0] == "conv1" and names[-1] == "classifier"
+    assert sum(".shortcut." in n for n in names) == 3
+    assert [n for n, _ in maskable_layers(model, exclude_first=True, exclude_last=True)] == names[1:-1]
+    assert [n for n, _ in maskable_layers(model, include=["classifier", "conv1"])] == ["conv1", "classifier"]
+    with pytest.raises(ValueError, match="not maskable"):
+        maskable_layers(model, include=["bn1"])
+
+
+def test_width_multiplies_hidden_channels() -> None:
+    layers = maskable_layers(built("vgg16", num_classes=10, width=0.5))
+    assert tuple(layer_weight(layers[0][1]).shape) == (32, 3, 3, 3)
+    assert tuple(layer_weight(layers[-1][1]).shape) == (10, 256)
+    mlp = maskable_layers(built("mlp", num_classes=10, in_features=20, hidden=(8, 4), width=2.0))
+    assert [tuple(layer_weight(m).shape) for _, m in mlp] == [(16, 20), (8, 16), (10, 8)]
+
+
+def test_bad_names_and_options() -> None:
+    with pytest.raises(ValueError, match="valid names: gcn, mlp"):
+        build_model("resnet9000", num_classes=10)
+    with pytest.raises(ValueError, match="unknown option"):
+        build_model("vgg16", num_classes=10, depth=3)
+    with pytest.raises(ValueError, match="stem"):
+        build_model("resnet18", num_classes=10, stem="tiny")
+    with pytest.raises(ValueError, match="in_features"):
+        build_model("gcn", num_classes=7)
+    with pytest.raises(ValueError, match="width"):
+        build_model("mlp", num_classes=10, width=0)

@@ -1,0 +1,203 @@
+"""Tests of ertheory.subsetsum against brute force, grid checks and hand-computed probabilities."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
+
+from ertheory import subsetsum as ss
+
+finite = st.floats(-2.0, 2.0, allow_nan=False, allow_infinity=False)
+
+
+def all_sums(x: np.ndarray) -> np.ndarray:
+    bits = (np.arange(1 << x.size)[:, None] >> np.arange(x.size)) & 1
+    return bits @ x
+
+
+@settings(max_examples=60)
+@given(values=st.lists(finite, min_size=1, max_size=16), targets=st.lists(finite, min_size=1, max_size=4))
+def test_best_subset_equals_brute_force(values: list[float], targets: list[float]) -> None:
+    x = np.array(values)
+    res = ss.best_subset(x, np.array(targets))
+    brute = np.abs(all_sums(x)[None, :] - np.array(targets)[:, None]).min(axis=1)
+    np.testing.assert_allclose(res.errors, brute, rtol=0, atol=1e-12)
+    for k in range(len(targets)):
+        idx = res.indices(k)
+        assert np.all(np.diff(idx) > 0)
+        assert abs(x[idx].sum() - res.sums[k]) < 1e-12
+        assert abs(res.sums[k] - targets[k]) == pytest.approx(res.errors[k], abs=1e-15)
+
+
+@pytest.mark.parametrize("n", [17, 22, 27])
+def test_best_subset_large_n_matches_full_enumeration(n: int) -> None:
+    rng = np.random.default_rng(n)
+    x = rng.uniform(-1, 1, n)
+    z = rng.uniform(-1.5, 1.5, 7)
+    res = ss.best_subset(x, z)
+    # second algorithm: sums of the two halves combined by broadcasting, fully enumerated
+    h = n // 2
+    full = (all_sums(x[:h])[:, None] + all_sums(x[h:])[None, :]).ravel()
+    full.sort()
+    pos = np.clip(np.searchsorted(full, z), 1, full.size - 1)
+    best = np.minimum(np.abs(full[pos] - z), np.abs(full[pos - 1] - z))
+    np.testing.assert_allclose(res.errors, best, atol=1e-12)
+
+
+def test_best_subset_er_uses_only_kept_values() -> None:
+    rng = np.random.default_rng(3)
+    x, present = ss.draw_er_values(14, 0.5, rng)
+    res = ss.best_subset_er(x, present, [0.1, -0.7])
+    assert not res.masks[:, ~present].any()
+    kept = x[present]
+    brute = np.abs(all_sums(kept)[None, :] - np.array([[0.1], [-0.7]])).min(axis=1)
+    np.testing.assert_allclose(res.errors, brute, atol=1e-12)
+
+
+@settings(max_examples=40)
+@given(values=st.lists(st.floats(-1, 1, allow_nan=False), min_size=1, max_size=9), eps=st.floats(0.01, 0.6))
+def test_coverage_equals_grid_check(values: list[float], eps: float) -> None:
+    x = np.array(values)
+    s = np.sort(all_sums(x))
+    grid = np.linspace(-1.0, 1.0, 40001)
+    pos = np.clip(np.searchsorted(s, grid), 1, s.size - 1)
+    dist = np.minimum(np.abs(grid - s[pos]), np.abs(grid - s[pos - 1]))
+    dist = np.minimum(dist, np.abs(grid - s[np.clip(pos, 0, s.size - 1)]))
+    radius_grid = dist.max()
+    cov = ss.coverage(x, eps)
+    assert cov.radius is not None and cov.max_gap is not None
+    assert cov.radius == pytest.approx(radius_grid, abs=1e-4)  # grid spacing 5e-5
+    assert cov.max_gap == pytest.approx(2 * cov.radius)
+    if abs(radius_grid - eps) > 1e-4:
+        assert cov.covered == (radius_grid <= eps)
+    # the uncovered intervals are exactly the grid points farther than eps
+    far = dist > eps + 1e-9
+    inside = np.zeros_like(far)
+    for a, b in cov.uncovered:
+        inside |= (grid > a + 1e-9) & (grid < b - 1e-9)
+    assert not (inside & (dist < eps - 1e-9)).any()
+    assert not (far & ~inside & (np.abs(dist - eps) > 1e-7)).any()
+
+
+@pytest.mark.parametrize("n", [14, 18, 21])
+def test_interval_method_agrees_with_direct_radius(n: int) -> None:
+    rng = np.random.default_rng(n)
+    for _ in range(3):
+        x = rng.uniform(-1, 1, n)
+        radius = ss.covering_radius(x)
+        for eps in (0.5 * radius, 0.999 * radius, 1.001 * radius, 2 * radius):
+            starts, ends = ss.covered_set(x, eps)
+            covered = starts.size == 1 and starts[0] <= -1 and ends[0] >= 1
+            assert covered == (radius <= eps)
+
+
+def test_coverage_large_n_without_gap() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, 60)
+    cov = ss.coverage(x, 1e-3)
+    assert cov.max_gap is None and cov.covered
+    # monotone: a covering prefix keeps covering when values are added
+    assert ss.coverage(x[:30], 1e-3, max_direct=0).covered <= cov.covered
+
+
+@pytest.mark.parametrize(
+    ("call", "word"),
+    [
+        (lambda: ss.best_subset([], 0.1), "empty"),
+        (lambda: ss.best_subset([0.1, np.nan], 0.1), "finite"),
+        (lambda: ss.best_subset(np.ones(49), 0.1), "too large"),
+        (lambda: ss.best_subset([0.1], np.inf), "finite"),
+        (lambda: ss.coverage([0.1, 0.2], 0.0), "epsilon"),
+        (lambda: ss.coverage([0.1, 0.2], -1.0), "epsilon"),
+        (lambda: ss.covering_radius(np.ones(30), max_direct=26), "too large"),
+        (lambda: ss.draw_er_values(5, 0.5, np.random.default_rng(0), "cauchy"), "uniform"),
+    ],
+)
+def test_bad_input_raises(call, word: str) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ValueError, match=word):
+        call()
+
+
+def test_cover_counts_are_first_covering_prefix() -> None:
+    eps, draws, k_max = 0.1, 6, 30
+    counts = ss.cover_counts(eps, draws, np.random.default_rng(5), k_max=k_max)
+    xs = np.random.default_rng(5).uniform(-1.0, 1.0, size=(draws, k_max))  # the same draws
+    for x, k in zip(xs, counts, strict=True):
+        assert k <= k_max
+        assert ss.coverage(x[:k], eps).covered
+        assert k == 1 or not ss.coverage(x[: k - 1], eps).covered
+
+
+@given(p=st.floats(0.05, 0.95), n=st.integers(1, 30))
+@settings(max_examples=30)
+def test_coverage_probability_by_hand(p: float, n: int) -> None:
+    # K* is 1 or 2 with probability 1/2 each: P(cover) = P(K >= 2) + P(K = 1) / 2 for K ~ Bin(n, p)
+    got = ss.coverage_probability([1, 2], n, p)
+    expect = stats.binom.sf(1, n, p) + 0.5 * stats.binom.pmf(1, n, p)
+    assert got == pytest.approx(expect, abs=1e-12)
+
+
+def test_required_n_is_smallest() -> None:
+    counts = ss.cover_counts(0.05, 200, np.random.default_rng(1), k_max=40)
+    for p in (0.1, 0.4, 0.8):
+        n = int(ss.required_n(counts, p, 0.05))
+        assert ss.coverage_probability(counts, n, p) >= 0.95
+        assert ss.coverage_probability(counts, n - 1, p) < 0.95
+
+
+def test_fit_recovers_constant_and_exponent() -> None:
+    p = np.array([0.05, 0.1, 0.2, 0.4])
+    logm = np.full(4, np.log(20.0))
+    x_log = logm / np.log(1 / (1 - p))
+    x_inv = logm / p
+    st_log = ss._fit_stats(3.0 * x_log, x_log, x_inv, logm, p)
+    assert st_log[0] == pytest.approx(3.0) and st_log[1] == pytest.approx(0.0, abs=1e-12)
+    st_inv = ss._fit_stats(2.0 * x_inv, x_log, x_inv, logm, p)
+    assert st_inv[2] == pytest.approx(2.0) and st_inv[3] == pytest.approx(0.0, abs=1e-12)
+    assert st_inv[4] == pytest.approx(1.0)
+
+
+@pytest.mark.slow
+def test_scaling_experiment_small() -> None:
+    res = ss.scaling_experiment([0.2, 0.1], 0.1, [0.1, 0.3, 0.6], draws=60, k_max=40, n_boot=20, seed=2)
+    assert res.n_required.shape == (2, 3)
+    assert np.all(np.diff(res.n_required, axis=1) < 0)  # denser masks need fewer variables
+    assert np.all(res.n_required[1] >= res.n_required[0])  # smaller epsilon needs more
+    lo, hi = res.fit.ci
+    assert lo <= res.fit.c1 <= hi
+
+
+def _cli(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "ertheory.cli", *argv], capture_output=True, text=True, check=False)
+
+
+def test_cli_best_subset_and_coverage() -> None:
+    r = _cli("subset-sum", "--values", "0.5", "-0.25", "0.125", "--target", "0.3", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["indices"] == [0, 1] and out["sum"] == pytest.approx(0.25) and out["error"] == pytest.approx(0.05)
+    r = _cli("subset-sum", "--coverage", "--values", "0.5", "-0.25", "0.125", "--epsilon", "0.1", "--json")
+    out = json.loads(r.stdout)
+    # sums {-0.25,-0.125,0,0.125,0.25,0.375,0.5,0.625}: z = -1 is 0.75 from the nearest
+    assert out["covered"] is False and out["max_gap"] == pytest.approx(1.5)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["subset-sum", "--values", "nan", "--target", "0", "--json"],
+        ["subset-sum", "--values", "0.1", "--coverage", "--epsilon", "0"],
+        ["subset-sum", "--values", "0.1"],
+    ],
+)
+def test_cli_bad_input_one_line_exit_2(argv: list[str]) -> None:
+    r = _cli(*argv)
+    assert r.returncode == 2 and r.stdout == ""
+    assert len(r.stderr.strip().splitlines()) == 1
