@@ -5,6 +5,7 @@ batch:
 
 * ``dense``:  forward, backward, ``optimizer.step()``;
 * ``masked``: the same, then ``Masking.apply_()`` (one fused multiply re-zeroing pruned weights);
+* ``dense_copy``: a second copy of ``dense``; its ratio to ``dense`` is the noise floor of the run;
 * ``prune``:  ``torch.nn.utils.prune.custom_from_mask`` on every masked layer, i.e. a forward
   pre-hook recomputing ``weight = weight_orig * mask`` in every forward (what users would otherwise use).
 
@@ -72,6 +73,7 @@ def variants(
         prune.custom_from_mask(modules[layer_name], "weight", mask.float())
     steps = {
         "dense": make_step(dense, x, y, None),
+        "dense_copy": make_step(copy.deepcopy(base), x, y, None),
         "masked": make_step(masked, x, y, masking.apply_),
         "prune": make_step(pruned, x, y, None),
     }
@@ -87,7 +89,7 @@ def bench(name: str, batch: int, density: float, repeats: int, steps_per_repeat:
     times: dict[str, list[float]] = {k: [] for k in steps}
     keys = list(steps)
     for r in range(repeats):
-        for key in keys[r % 3 :] + keys[: r % 3]:  # rotate the order: no variant always runs first
+        for key in keys[r % len(keys) :] + keys[: r % len(keys)]:  # rotate the order: no variant always runs first
             t0 = time.perf_counter()
             for _ in range(steps_per_repeat):
                 steps[key]()
@@ -111,6 +113,7 @@ def bench(name: str, batch: int, density: float, repeats: int, steps_per_repeat:
         "prune_over_dense": med["prune"] / med["dense"],
         "prune_over_masked": med["prune"] / med["masked"],
         "paired_masked_over_dense": paired["masked"],
+        "noise_floor_dense_copy_over_dense": paired["dense_copy"],
         "paired_prune_over_dense": paired["prune"],
         "apply_ms": 1e3 * statistics.median(apply_times),
         "apply_over_dense_step": statistics.median(apply_times) / med["dense"],
@@ -138,11 +141,14 @@ def main(argv: list[str] | None = None) -> int:
         json.dump({"meta": meta, "results": results}, sys.stdout, indent=2)
         sys.stdout.write("\n")
         return 0
-    print("ratios: of medians (median of paired per-round ratios); apply_ = masking call alone / dense step")
+    print(
+        "ratios: of medians (median of paired per-round ratios); apply_ = masking call alone / dense step; "
+        "A/A = dense copy / dense (paired), the noise floor"
+    )
     print(f"torch {meta['torch']}, {args.threads} thread(s), density {args.density}, medians of {args.repeats}")
     print(
         f"{'model':<9}{'batch':>6}{'dense ms':>10}{'masked ms':>11}{'prune ms':>10}  {'masked/dense':<16}"
-        f"{'prune/dense':<16}{'apply_/dense':>12}"
+        f"{'prune/dense':<16}{'apply_/dense':>12}{'A/A':>7}"
     )
     for r in results:
         ms = r["median_step_ms"]
@@ -150,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         pd = f"{r['prune_over_dense']:.3f} ({r['paired_prune_over_dense']:.3f})"
         print(
             f"{r['model']:<9}{r['batch']:>6}{ms['dense']:>10.3f}{ms['masked']:>11.3f}{ms['prune']:>10.3f}  "
-            f"{md:<16}{pd:<16}{r['apply_over_dense_step']:>12.4f}"
+            f"{md:<16}{pd:<16}{r['apply_over_dense_step']:>12.4f}{r['noise_floor_dense_copy_over_dense']:>7.3f}"
         )
     return 0
 

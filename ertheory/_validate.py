@@ -14,7 +14,7 @@ from numpy.typing import ArrayLike, NDArray
 
 def _first_bad(arr: NDArray[Any], ok: NDArray[np.bool_]) -> Any:
     bad = arr[~ok]
-    return bad.flat[0] if bad.size else None
+    return bad.flat[0].item() if bad.size else None
 
 
 def as_float_array(value: ArrayLike, name: str) -> NDArray[np.float64]:

@@ -13,7 +13,8 @@ Conventions shared by the functions of this module:
   weights) has density ``p_l``; the density ``p_0`` of the construction layer ``l = 0`` does not enter
   the bounds (the theorems only need that layer to keep the flow from every input).
 * Results hold real-valued coverage factors ``q`` (shape ``(..., L + 1)``, ``l = 0..L``, ``q_L = 1``),
-  the whole copies ``q_int = ceil(q)`` a source is built from, and the source widths
+  the whole copies ``q_int = ceil(q)`` a source is built from (the ceiling ignores a relative excess of
+  ``1e-12``, i.e. floating-point rounding of a bound that is an integer), and the source widths
   ``n_{S,l} = q_int_l * n_{T,l}`` (``n_{S,0} = q_int_0 * d``).
 * ``q_l >= 1`` always: a source needs at least one copy of every target neuron.  In the dense case
   ``p = 1`` the width factor is 0 and the bound gives ``q = 1`` (no division by zero).
@@ -42,7 +43,9 @@ IntArray = NDArray[np.int64]
 Recursion = Literal["integer", "real"]
 
 #: Largest coverage factor we turn into an integer width (beyond it int64 widths could overflow).
-_MAX_Q = 2.0**52
+_MAX_Q = 2.0**40
+#: Relative slack of the ceiling that turns real bounds into whole copies (far above float rounding of the logs).
+_CEIL_RTOL = 1e-12
 
 
 @dataclass(frozen=True)
@@ -126,9 +129,8 @@ def _per_layer(value: ArrayLike, n_layers: int, name: str, arr: FloatArray | Non
     if a.ndim == 0:
         a = a[None]
     if a.shape[-1] not in (1, n_layers):
-        raise ValueError(
-            f"{name} needs a trailing layer axis of length 1 or {n_layers}, got shape {a.shape}: {np.asarray(value).tolist()}"
-        )
+        shown = np.asarray(value).tolist()
+        raise ValueError(f"{name} needs a trailing layer axis of length 1 or {n_layers}, got shape {a.shape}: {shown}")
     return np.broadcast_to(a, a.shape[:-1] + (n_layers,))
 
 
@@ -153,10 +155,12 @@ def _check_m_T(m_T: ArrayLike | None, dense: IntArray, name: str = "m_T") -> Flo
 
 
 def _to_int(q: FloatArray, name: str) -> IntArray:
+    """``ceil(q)``, with a relative tolerance ``_CEIL_RTOL`` so that a bound equal to an integer up to
+    floating-point rounding (e.g. ``q_1 = log(2.56e6) / log(40) = 4``) is not bumped to the next integer."""
     big = q > _MAX_Q
     if big.any():
         raise ValueError(f"{name} gives a coverage factor too large for integer widths: {q[big].flat[0]!r}")
-    return np.ceil(q).astype(np.int64)
+    return np.ceil(q * (1.0 - _CEIL_RTOL)).astype(np.int64)
 
 
 def _backward_recursion(

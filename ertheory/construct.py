@@ -165,8 +165,9 @@ def construct(
     L = len(ws)
     qs = [int(v) for v in check_positive_int(q, "q").reshape(-1)]
     if L == 0 or len(bs) != L or len(masks) != L + 1 or len(qs) != L + 1:
-        raise ValueError(f"need L >= 1 target layers, L biases, L + 1 masks and q_0..q_L; got {L}, {len(bs)}, "
-                         f"{len(masks)}, {q!r}")
+        raise ValueError(
+            f"need L >= 1 target layers, L biases, L + 1 masks and q_0..q_L; got {L}, {len(bs)}, {len(masks)}, {q!r}"
+        )
     if qs[-1] != 1:
         raise ValueError(f"q_L must be 1 (one copy of every output), got q={q!r}")
     conv = ws[0].ndim == 4
@@ -181,8 +182,10 @@ def construct(
     a1 = float(input_low)
     b0 = max(0.0, -a1)
     if conv and b0 != 0.0 and pads[0] != 0:
-        raise ValueError(f"a padded first conv layer needs input_low >= 0 (the shifted copies would be padded "
-                         f"with 0, not with -input_low); got input_low={input_low!r}, padding={pads[0]}")
+        raise ValueError(
+            f"a padded first conv layer needs input_low >= 0 (the shifted copies would be padded "
+            f"with 0, not with -input_low); got input_low={input_low!r}, padding={pads[0]}"
+        )
 
     # layer 0: univariate copies
     d = ws[0].shape[1]

@@ -111,15 +111,28 @@ def binomial_expectation_log(n: ArrayLike, r: ArrayLike, a: ArrayLike, c: ArrayL
         hi = n_.copy()
     else:
         lo, hi = _bernstein_window(n_, r_)
-    width = int((hi - lo).max()) + 1 if n_.size else 1
+    log_s = np.empty(n_.size)
+    log_q = np.empty(n_.size)
+    # rows sorted by window length and cut into groups, so that short windows are not padded to the longest
+    order = np.argsort(hi - lo, kind="stable")
+    for part in np.array_split(order, min(8, max(1, n_.size // 16))):
+        if part.size:
+            log_s[part], log_q[part] = _window_sums(n_[part], r_[part], a_[part], c_[part], lo[part], hi[part])
+    return log_s.reshape(shape), log_q.reshape(shape)
+
+
+def _window_sums(
+    n: FloatArray, r: FloatArray, a: FloatArray, c: FloatArray, lo: FloatArray, hi: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    width = int((hi - lo).max()) + 1
     k = lo[:, None] + np.arange(width, dtype=np.float64)[None, :]
     inside = k <= hi[:, None]
     k = np.minimum(k, hi[:, None])
     with np.errstate(divide="ignore", invalid="ignore"):
-        logpmf = binom.logpmf(k, n_[:, None], r_[:, None])
+        logpmf = binom.logpmf(k, n[:, None], r[:, None])
         logpmf = np.where(inside, logpmf, -np.inf)
-        log_f = c_[:, None] * log_block_hit(a_[:, None], k)
-        log_f = np.where(c_[:, None] == 0, 0.0, log_f)
+        log_f = c[:, None] * log_block_hit(a[:, None], k)
+        log_f = np.where(c[:, None] == 0, 0.0, log_f)
         log_not_f = log1mexp(log_f)
         # scipy's logpmf carries a relative error ~1e-11 for large n; the window holds all the mass, so normalise
         logpmf = logpmf - logsumexp(logpmf, axis=1, keepdims=True)
@@ -127,7 +140,7 @@ def binomial_expectation_log(n: ArrayLike, r: ArrayLike, a: ArrayLike, c: ArrayL
         log_q = logsumexp(logpmf + log_not_f, axis=1)
         # near 1, the success side is accurate through the failure side
         log_s = np.where(log_q < -_LN2, np.log1p(-np.exp(np.minimum(log_q, 0.0))), log_s)
-    return np.asarray(log_s).reshape(shape), np.asarray(log_q).reshape(shape)
+    return np.asarray(log_s), np.asarray(log_q)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -258,7 +271,9 @@ def tight_log_success(
     ind = np.asarray(in_degree, dtype=np.int64).reshape(-1)
     outd = np.asarray(out_degree, dtype=np.int64).reshape(-1)
     if ind.shape != outd.shape or ind.size == 0 or (ind < 0).any() or (outd < 0).any():
-        raise ValueError(f"in_degree and out_degree must be equal-length non-negative, got {in_degree!r}, {out_degree!r}")
+        raise ValueError(
+            f"in_degree and out_degree must be equal-length non-negative, got {in_degree!r}, {out_degree!r}"
+        )
     pairs, counts = np.unique(np.stack([ind, outd], axis=1), axis=0, return_counts=True)
     shape = np.broadcast_shapes(q0a.shape, q1a.shape, p1.shape, p2.shape)
     total = np.zeros(shape)
@@ -336,8 +351,11 @@ def depth2_min_widths(
     dens = np.broadcast_to(check_density(density), (2,))
     p1, p2 = float(dens[0]), float(dens[1])
     dlt = float(check_open_unit(delta, "delta"))
-    ind, outd = dense_degrees(d, n_hidden, n_out) if degrees is None else (
-        np.asarray(degrees[0], dtype=np.int64), np.asarray(degrees[1], dtype=np.int64))
+    ind, outd = (
+        dense_degrees(d, n_hidden, n_out)
+        if degrees is None
+        else (np.asarray(degrees[0], dtype=np.int64), np.asarray(degrees[1], dtype=np.int64))
+    )
     log_delta = np.log(dlt)
     if q1_max is None:
         base = 1.0 if p2 >= 1.0 else np.log(-np.expm1(np.log1p(-dlt) / max(1, int(outd.sum())))) / np.log1p(-p2)
@@ -418,7 +436,9 @@ def lower_bound_min_width(d: ArrayLike, density: ArrayLike, delta: ArrayLike) ->
 
     Below it the source misses some input's path, hence fails to represent the target, with probability
     greater than ``delta``.  ``P`` is non-decreasing in ``n`` (see :func:`lower_bound_log_success`), so a
-    vectorised search finds it: double ``n`` until feasible, then bisect, for all broadcast settings at once.
+    vectorised bisection finds it for all broadcast settings at once, in the bracket
+    ``[n_min(1, p, delta), ceil(proof bound)]``: ``P`` falls with ``d`` (more inputs, more conditions), and by
+    Jensen's inequality the proof's bound is feasible.  The bracket ends are checked, not assumed.
     """
     dd = check_positive_int(d, "d")
     p = check_density(density)
@@ -427,23 +447,27 @@ def lower_bound_min_width(d: ArrayLike, density: ArrayLike, delta: ArrayLike) ->
     shape = dd.shape
     dd, p, dlt = dd.reshape(-1), p.reshape(-1), dlt.reshape(-1)
     log_delta = np.log(dlt)
+    # bracket: the exact width is at least the d = 1 width (P falls with d) and at most the proof's (Jensen)
+    lo = np.ceil(np.log(dlt) / np.log1p(-p * p)).astype(np.int64) - 1
+    hi = np.ceil(np.log(-np.expm1(np.log1p(-dlt) / dd)) / np.log1p(-p * p)).astype(np.int64) + 1
+    lo = np.maximum(lo, 0)
 
-    def feasible(n: IntArray) -> NDArray[np.bool_]:
-        return np.asarray(lower_bound_log_success(dd, n, p)[1] <= log_delta)
+    def feasible(idx: IntArray, n: IntArray) -> NDArray[np.bool_]:
+        return np.asarray(lower_bound_log_success(dd[idx], n, p[idx])[1] <= log_delta[idx])
 
-    hi = np.ones(dd.shape, dtype=np.int64)
+    everything = np.arange(dd.size)
+    lo = np.where((lo > 0) & feasible(everything, np.maximum(lo, 1)), 0, lo)
     for _ in range(62):
-        bad = ~feasible(hi)
-        if not bad.any():
+        bad = np.flatnonzero(~feasible(everything, hi))
+        if not bad.size:
             break
-        hi = np.where(bad, hi * 2, hi)
-    else:
-        raise ValueError(f"no width below 2**62 reaches 1 - delta for density={density!r}, d={d!r}")
-    lo = hi // 2
-    while (hi - lo > 1).any():
-        mid = (lo + hi) // 2
-        active = hi - lo > 1
-        ok = feasible(mid)
-        hi = np.where(active & ok, mid, hi)
-        lo = np.where(active & ~ok, mid, lo)
+        hi[bad] *= 2
+    while True:
+        active = np.flatnonzero(hi - lo > 1)
+        if not active.size:
+            break
+        mid = (lo[active] + hi[active]) // 2
+        ok = feasible(active, mid)
+        hi[active] = np.where(ok, mid, hi[active])
+        lo[active] = np.where(ok, lo[active], mid)
     return hi.reshape(shape)

@@ -61,7 +61,8 @@ def compute(
     """Evaluate Theorem 2.1 (and Theorem 2.2 for each depth) on ``points`` sparsities in ``[0, max_sparsity]``.
 
     One vectorised call per theorem: the densities ``1 - sparsity`` go in as a column ``(points, 1)`` that
-    broadcasts over the layers.  The marked sparsities 0.5, 0.9, 0.99 are on the grid (added when they lie in range but off it).
+    broadcasts over the layers.  The marked sparsities 0.5, 0.9, 0.99 are on the grid (added when they lie in
+    range but off it).
     """
     n_points = int(check_positive_int(points, "points"))
     if n_points < 2:
@@ -109,7 +110,8 @@ def _atomic_write(path: Path, write: Callable[[IO[Any]], None], binary: bool = F
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"newline": ""})) as fh:
+        fh: IO[Any]
+        with (os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", newline="")) as fh:
             write(fh)
         os.replace(tmp, path)
     except BaseException:
@@ -126,14 +128,14 @@ def write_csv(data: Figure2Data, out_dir: Path) -> tuple[Path, Path]:
         w = csv.writer(fh)
         w.writerow(["sparsity", "q1", "width"])
         for s, q1, width in zip(data.sparsity, data.q1, data.width, strict=True):
-            w.writerow([f"{s:.10g}", f"{q1:.10g}", int(width)])
+            w.writerow([f"{s:.10g}", f"{q1:.17g}", int(width)])
 
     def depth_rows(fh: IO[Any]) -> None:
         w = csv.writer(fh)
         w.writerow(["sparsity", "L", "q1", "width"])
         for L, qs, widths in zip(data.depths, data.depth_q1, data.depth_width, strict=True):
             for s, q1, width in zip(data.sparsity, qs, widths, strict=True):
-                w.writerow([f"{s:.10g}", L, f"{q1:.10g}", int(width)])
+                w.writerow([f"{s:.10g}", L, f"{q1:.17g}", int(width)])
 
     _atomic_write(main_path, main_rows)
     _atomic_write(depth_path, depth_rows)

@@ -159,7 +159,9 @@ def count_sample_tight(
     ind = np.asarray(in_degree, dtype=np.int64).reshape(-1)
     outd = np.asarray(out_degree, dtype=np.int64).reshape(-1)
     if ind.shape != outd.shape or (ind < 0).any() or (outd < 0).any():
-        raise ValueError(f"in_degree and out_degree must be equal-length non-negative, got {in_degree!r}, {out_degree!r}")
+        raise ValueError(
+            f"in_degree and out_degree must be equal-length non-negative, got {in_degree!r}, {out_degree!r}"
+        )
     rng = _rng(seed)
     r = (1.0 - (1.0 - p1) ** q0i) ** ind
     hits = 0
@@ -181,7 +183,10 @@ def count_sample_lower_bound(
     batch: int = 2**18,
     progress: bool = True,
 ) -> MCEstimate:
-    """Theorem 2.3's event (every input has a path) from counts: ``K ~ Bin(n, p)``, missing inputs ``~ Bin(d, (1-p)^K)``."""
+    """Theorem 2.3's event (every input has a path) from counts.
+
+    ``K ~ Bin(n, p)`` hidden units reach the output; the inputs without a path number ``~ Bin(d, (1-p)^K)``.
+    """
     dd = int(check_positive_int(d, "d"))
     nn = int(check_positive_int(n, "n"))
     p = float(check_density(density))
@@ -200,9 +205,14 @@ def count_sample_lower_bound(
 def dense_supports(target_widths: Sequence[int], kernel_areas: Sequence[int] | None = None) -> list[BoolArray]:
     """Supports (non-zero patterns) of a dense target: per layer a boolean ``(n_l, n_{l-1}, k_l)`` array."""
     n = [int(v) for v in check_positive_int(target_widths, "target_widths").reshape(-1)]
-    k = [1] * (len(n) - 1) if kernel_areas is None else [int(v) for v in check_positive_int(kernel_areas, "kernel_areas")]
+    if kernel_areas is None:
+        k = [1] * (len(n) - 1)
+    else:
+        k = [int(v) for v in check_positive_int(kernel_areas, "kernel_areas").reshape(-1)]
     if len(n) < 2 or len(k) != len(n) - 1:
-        raise ValueError(f"need widths (d, n_1, ..., n_L) and one kernel area per layer, got {target_widths!r}, {kernel_areas!r}")
+        raise ValueError(
+            f"need widths (d, n_1, ..., n_L) and one kernel area per layer, got {target_widths!r}, {kernel_areas!r}"
+        )
     return [np.ones((n[l + 1], n[l], k[l]), dtype=bool) for l in range(len(n) - 1)]
 
 
@@ -321,5 +331,5 @@ def mask_sample_lower_bound(
     for size in _trial_batches(trials, batch, progress, "mask sampler (lower bound)"):
         a = rng.random((size, nn, dd), dtype=np.float32) < np.float32(p)
         b = rng.random((size, nn, 1), dtype=np.float32) < np.float32(p)
-        hits += int((a & b).any(axis=1).all(axis=1).sum())
+        hits += int(np.all(np.any(a & b, axis=1), axis=1).sum())
     return estimate(hits, int(trials), confidence)

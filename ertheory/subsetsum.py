@@ -410,48 +410,60 @@ def cover_counts(
     return out
 
 
-def coverage_probability(counts: ArrayLike, n: ArrayLike, density: ArrayLike) -> FloatArray:
+def _cover_cdf(counts: ArrayLike, k_max: int | None) -> tuple[FloatArray, int]:
+    """``P(K* <= k)`` for ``k = 0..k_top`` from the counts; counts above ``k_max`` (censored) never cover."""
+    c = np.sort(np.asarray(counts, dtype=np.int64).ravel())
+    if c.size == 0 or c[0] < 0:
+        raise ValueError(f"counts must be a non-empty array of non-negative integers, got {counts!r}")
+    k_top = int(c[-1]) if k_max is None else min(int(c[-1]), int(k_max))
+    cdf = np.searchsorted(c, np.arange(k_top + 1), side="right") / c.size
+    return cdf, k_top
+
+
+def _mixture(cdf: FloatArray, k_top: int, n: ArrayLike, p: ArrayLike) -> FloatArray:
+    k = np.arange(k_top + 1)
+    nn = np.asarray(n)[..., None]
+    pp = np.asarray(p)[..., None]
+    out: FloatArray = np.sum(stats.binom.pmf(k, nn, pp) * cdf, axis=-1) + stats.binom.sf(k_top, nn[..., 0], pp[..., 0]) * cdf[-1]
+    return out
+
+
+def coverage_probability(
+    counts: ArrayLike, n: ArrayLike, density: ArrayLike, k_max: int | None = None
+) -> FloatArray:
     """``P(n ER-masked values cover)`` = ``sum_k Bin(k; n, p) * P(K* <= k)``, with ``P(K* <= k)`` estimated from
     the ``counts`` of :func:`cover_counts` (the mask is integrated exactly; only the values are Monte-Carlo).
 
-    Counts beyond the simulated range (``K* > k_max``) are treated as never covering, so the result is a lower
-    estimate when some draws are censored.  ``n`` and ``density`` broadcast.
+    With ``k_max`` (the simulated range), counts above it are censored draws and are treated as never covering,
+    so the result is then a lower estimate.  ``n`` and ``density`` broadcast.
     """
-    c = np.asarray(counts, dtype=np.int64).ravel()
+    cdf, k_top = _cover_cdf(counts, k_max)
     p = check_density(density)
     nn = np.asarray(n, dtype=np.int64)
-    k_top = int(c.max())
-    cdf = np.searchsorted(np.sort(c), np.arange(k_top + 1), side="right") / c.size  # P(K* <= k), k = 0..k_top
-    n_b, p_b = np.broadcast_arrays(nn, p)
-    k = np.arange(k_top + 1)
-    pmf = stats.binom.pmf(k, n_b[..., None], p_b[..., None])
-    out: FloatArray = np.sum(pmf * cdf, axis=-1)
-    return out
+    if np.any(nn < 0):
+        raise ValueError(f"n must be non-negative, got {n!r}")
+    return _mixture(cdf, k_top, nn, p)
 
 
-def required_n(counts: ArrayLike, density: ArrayLike, delta: ArrayLike, n_max: int = 20000) -> IntArray:
+def required_n(
+    counts: ArrayLike, density: ArrayLike, delta: ArrayLike, n_max: int = 20000, k_max: int | None = None
+) -> IntArray:
     """Smallest ``n`` with ``coverage_probability(counts, n, p) >= 1 - delta`` (``n_max + 1`` if none <= n_max).
 
     ``density`` and ``delta`` broadcast; the probability is non-decreasing in ``n`` because ``Bin(n + 1, p)``
-    dominates ``Bin(n, p)`` and ``P(K* <= k)`` is non-decreasing.
+    dominates ``Bin(n, p)`` and ``P(K* <= k)`` is non-decreasing, so a bisection finds it.
     """
     p, dl = np.broadcast_arrays(check_density(density), check_open_unit(delta, "delta"))
-    c = np.sort(np.asarray(counts, dtype=np.int64).ravel())
-    k_top = int(c.max())
-    cdf = np.searchsorted(c, np.arange(k_top + 1), side="right") / c.size
-    out = np.empty(p.shape, dtype=np.int64)
-    for idx in np.ndindex(p.shape):
-        pi, di = float(p[idx]), float(dl[idx])
-        lo, hi = 0, int(n_max) + 1
-        while lo < hi:  # binary search on the monotone coverage probability
-            mid = (lo + hi) // 2
-            prob = float(np.dot(stats.binom.pmf(np.arange(k_top + 1), mid, pi), cdf))
-            if prob >= 1.0 - di:
-                hi = mid
-            else:
-                lo = mid + 1
-        out[idx] = lo
-    return out
+    cdf, k_top = _cover_cdf(counts, k_max)
+    lo = np.zeros(p.shape, dtype=np.int64)
+    hi = np.full(p.shape, int(n_max) + 1, dtype=np.int64)
+    while np.any(lo < hi):  # vectorised bisection on the monotone coverage probability
+        mid = (lo + hi) // 2
+        ok = _mixture(cdf, k_top, mid, p) >= 1.0 - dl
+        active = lo < hi
+        hi = np.where(active & ok, mid, hi)
+        lo = np.where(active & ~ok, mid + 1, lo)
+    return lo
 
 
 @dataclass(frozen=True)
@@ -512,11 +524,13 @@ def fit_c1(
     n_boot: int = 200,
     confidence: float = 0.95,
     rng: np.random.Generator | None = None,
+    k_max: int | None = None,
 ) -> tuple[IntArray, C1Fit]:
     """Required ``n`` for each ``(epsilon_r, delta_r)`` row and each density, and the fitted ``C_1``.
 
     ``counts_by_eps[r]`` are :func:`cover_counts` for ``epsilon[r]``.  The bootstrap resamples the draws of each
-    row independently and recomputes every required ``n`` and both fits.
+    row independently and recomputes every required ``n`` and both fits.  ``k_max``: see
+    :func:`coverage_probability`.
     """
     eps = check_open_unit(epsilon, "epsilon").ravel()
     dl = check_open_unit(delta, "delta").ravel()
@@ -532,7 +546,7 @@ def fit_c1(
     x_inv = logm / pp
 
     def all_required(cs: list[IntArray]) -> IntArray:
-        return np.stack([required_n(c, p, d) for c, d in zip(cs, dl, strict=True)])
+        return np.stack([required_n(c, p, d, k_max=k_max) for c, d in zip(cs, dl, strict=True)])
 
     n_req = all_required(counts_by_eps)
     point = _fit_stats(n_req.ravel().astype(float), x_log.ravel(), x_inv.ravel(), logm.ravel(), pp.ravel())
@@ -580,7 +594,7 @@ def scaling_experiment(
     unique_eps = np.unique(eps)
     per_eps = {float(e): cover_counts(float(e), draws, rng, k_max, distribution) for e in unique_eps}
     counts = [per_eps[float(e)] for e in eps]
-    n_req, fit = fit_c1(counts, eps, dl, p, n_boot=n_boot, rng=rng)
+    n_req, fit = fit_c1(counts, eps, dl, p, n_boot=n_boot, rng=rng, k_max=k_max)
     logm = np.log(1.0 / np.minimum(eps, dl))[:, None]
     x_log = logm / np.log(1.0 / (1.0 - p))[None, :]
     censored = int(sum(int(np.sum(c > k_max)) for c in per_eps.values()))

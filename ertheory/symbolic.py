@@ -156,7 +156,11 @@ def theorem_2_5_q(
     ps = [_exact(x) for x in density]
     es = [_exact(x) for x in eps_l]
     n_total = sum(widths[i + 1] * widths[i] for i in range(depth))
-    rho = c * sp.Integer(n_total) ** (1 + g) * width_factor(min(ps)) ** (1 + g) * sp.log(1 / min(min(es), dlt))
+    # the power 1 + gamma is a float's rational (denominator up to 2^52): evaluate it at _DPS digits, since an
+    # exact power of that kind is far too expensive for sympy
+    power = 1 + sp.Float(g, _DPS)
+    scale = (sp.Float(n_total, _DPS) * width_factor(min(ps)).evalf(_DPS)) ** power
+    rho = c * scale * sp.log(1 / min(min(es), dlt))
     rho = _larger(sp.Integer(1), rho)
     qs: list[sp.Expr] = [
         _larger(sp.Integer(1), c * width_factor(ps[l]) * sp.log(1 / _smaller(es[l], dlt / rho))) for l in range(depth)

@@ -287,7 +287,9 @@ def _local(*, max_parallel: int | None = None, progress: bool | None = None, **_
 
 
 @register_executor("slurm")
-def _slurm(*, slurm: SlurmOptions | None = None, wait: bool = False, progress: bool | None = None, **_: Any) -> Executor:
+def _slurm(
+    *, slurm: SlurmOptions | None = None, wait: bool = False, progress: bool | None = None, **_: Any
+) -> Executor:
     return SubmititExecutor(slurm, cluster="slurm", wait=wait, progress=progress)
 
 

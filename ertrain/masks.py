@@ -287,7 +287,8 @@ class Masking:
                 self.BUFFER, mask.detach().to(device=weight.device, dtype=torch.bool).clone(), persistent=False
             )
             self.layers[name] = module
-        self._cache: list[tuple[tuple[Any, ...], torch.Tensor]] = []
+        self._cache: list[torch.Tensor] = []
+        self._cache_keys: list[tuple[Any, ...]] = []
         self.requested_densities: dict[str, float] = {}
         self.edges_added: dict[str, int] = {}
         self.apply_()
@@ -358,28 +359,40 @@ class Masking:
 
     # ------------------------------------------------------------------ the hot path
     def _weights(self) -> list[torch.Tensor]:
-        return [layer_weight(m) for m in self.layers.values()]
+        out = []
+        for m in self.layers.values():
+            w = m._parameters.get("weight")  # direct dict access: nn.Module.__getattr__ is slow in the hot path
+            out.append(w if w is not None else layer_weight(m))
+        return out
 
     def _buffers(self) -> list[torch.Tensor]:
         out = []
         for m in self.layers.values():
-            buf = getattr(m, self.BUFFER)
-            assert isinstance(buf, torch.Tensor)
+            buf = m._buffers.get(self.BUFFER)
+            if buf is None:
+                raise ValueError(f"the mask buffer {self.BUFFER!r} was removed from a masked layer")
             out.append(buf)
         return out
 
     def _float_masks(self, weights: list[torch.Tensor]) -> list[torch.Tensor]:
-        """Masks as the weights' dtype and device, rebuilt only when a buffer or weight changed."""
-        keys = [(b.data_ptr(), b._version, w.dtype, w.device) for b, w in zip(self._buffers(), weights, strict=True)]
-        if len(self._cache) != len(keys) or any(k != c[0] for k, c in zip(keys, self._cache, strict=True)):
-            self._cache = [(k, b.to(dtype=w.dtype)) for k, b, w in zip(keys, self._buffers(), weights, strict=True)]
-        return [c[1] for c in self._cache]
+        """Masks in the weights' dtype (on their device), rebuilt only when a buffer or a weight changed.
 
-    @torch.no_grad()
+        The cache key of a layer is the mask buffer's storage and version counter (bumped by every
+        in-place edit) and the weight's storage and dtype (a move to another device or dtype gives
+        the weight new storage).
+        """
+        buffers = self._buffers()
+        keys = [(b.data_ptr(), b._version, w.data_ptr(), w.dtype) for b, w in zip(buffers, weights, strict=True)]
+        if keys != self._cache_keys:
+            self._cache = [b.to(dtype=w.dtype) for b, w in zip(buffers, weights, strict=True)]
+            self._cache_keys = keys
+        return self._cache
+
     def apply_(self) -> None:
         """Zero the pruned weights in place (one fused multiply over all masked layers)."""
         weights = self._weights()
-        torch._foreach_mul_(weights, self._float_masks(weights))
+        with torch.no_grad():
+            torch._foreach_mul_(weights, self._float_masks(weights))
 
     @torch.no_grad()
     def mask_grads_(self) -> None:

@@ -12,7 +12,8 @@ any varying field that a layout does not place becomes an extra row key.
 
 ``TABLES`` maps layout names to :class:`TableLayout` (rows, columns, value); they follow the paper's
 tables (DIGEST §10): ``ratios`` (Tables 1, 8-11, 23, 25, 26), ``rewiring`` (Tables 2, 27),
-``sparse_to_sparse`` (Tables 3-5, 14-18, 20, 22, 24, 28-32), ``flow`` (Figure 3), ``widening``, and
+``sparse_to_sparse`` (Tables 4, 5, 15, 17, 18, 20, 22, 24, 28-32), ``str`` (Tables 3, 13, 14, 16),
+``flow`` (Figure 3), ``widening``, and
 ``auto`` (sparsity across, every other varying field down).
 """
 
@@ -91,8 +92,17 @@ register_table(
         "Sparse-to-sparse training from ER starts: test accuracy (%) by initial and final sparsity",
         rows=("method", "density_scheme", "sparsity"),
         columns=("final_sparsity",),
-        reproduces="Tables 3, 4, 5, 14, 15, 16, 17, 18, 20, 22, 24, 28, 29, 30, 31, 32",
+        reproduces="Tables 4, 5, 12, 15, 17, 18, 19, 20, 21, 22, 24, 28, 29, 30, 31, 32",
         stages=True,
+    )
+)
+register_table(
+    TableLayout(
+        "str",
+        "STR from dense and ER starts: test accuracy (%) by initial sparsity and weight decay",
+        rows=("method", "density_scheme", "sparsity"),
+        columns=("weight_decay",),
+        reproduces="Tables 3, 13, 14, 16",
     )
 )
 register_table(
@@ -227,7 +237,7 @@ def save_long_form(df: pd.DataFrame, out_dir: str | Path, stem: str = "results")
         tmp = out_dir / f".{stem}.{os.getpid()}.tmp{suffix}"
         frame = df.copy()
         if suffix == ".parquet":  # parquet needs one type per column: mixed object columns become text
-            for col in frame.columns[frame.dtypes == object]:
+            for col in [c for c in frame.columns if frame[c].dtype.kind == "O"]:
                 frame[col] = frame[col].map(lambda v: v if v is None or isinstance(v, str) else json.dumps(v))
             frame.to_parquet(tmp, index=False)
         else:
@@ -279,7 +289,7 @@ def aggregate(df: pd.DataFrame, by: Sequence[str], value: str = "test_accuracy")
         raise ValueError(f"no column {value!r} in the results; columns: {', '.join(map(str, df.columns))}")
     keyed = df.copy()
     for key in by:
-        if keyed[key].dtype == object:
+        if keyed[key].dtype.kind == "O":
             keyed[key] = keyed[key].map(lambda v: "none" if v is None else v)
     grouped = keyed.groupby(list(by), dropna=False, sort=True)[value]
     out = grouped.agg(mean="mean", std="std", n="count").reset_index()
@@ -315,6 +325,18 @@ def _sort_key(value: Any) -> tuple[int, Any]:
     return (0, value) if isinstance(value, (int, float)) and not isinstance(value, bool) else (1, str(value))
 
 
+def _label_key(label: tuple[Any, ...]) -> tuple[tuple[int, Any], ...]:
+    return tuple(_sort_key(v) for v in label)
+
+
+def _determined(df: pd.DataFrame, keys: Sequence[str], key: str) -> bool:
+    """Whether ``key`` takes one value within every group of ``keys`` (e.g. a method's options, given the method)."""
+    if not keys:
+        return False
+    text = df[list(keys) + [key]].astype(str)
+    return bool((text.groupby(list(keys))[key].nunique() <= 1).all())
+
+
 def make_table(df: pd.DataFrame, layout: TableLayout | str = "auto", value: str | None = None) -> Table:
     """Pivot the long-form ``df`` into ``layout`` with mean ± 95% CI cells and the best cell per column."""
     if isinstance(layout, str):
@@ -328,12 +350,15 @@ def make_table(df: pd.DataFrame, layout: TableLayout | str = "auto", value: str 
     varying = varying_keys(df, keys)
     col_keys = [k for k in layout.columns if k in df.columns]
     row_keys = [k for k in layout.rows if k in varying and k not in col_keys]
-    row_keys += [k for k in varying if k not in row_keys and k not in col_keys]
+    for key in varying:  # a field the layout does not place becomes a row key if it tells runs apart
+        if key not in row_keys and key not in col_keys and not _determined(df, row_keys + col_keys, key):
+            row_keys.append(key)
     if not row_keys:
         row_keys = [k for k in layout.rows if k in df.columns][:1] or ["model"]
     agg = aggregate(df, row_keys + col_keys, value)
-    row_labels = sorted({tuple(r) for r in agg[row_keys].itertuples(index=False)}, key=lambda t: tuple(map(_sort_key, t)))
-    col_labels = sorted({tuple(r) for r in agg[col_keys].itertuples(index=False)}, key=lambda t: tuple(map(_sort_key, t)))
+    scale, digits = (layout.scale, layout.digits) if value.endswith("accuracy") else (1.0, 3)
+    row_labels = sorted({tuple(r) for r in agg[row_keys].itertuples(index=False)}, key=_label_key)
+    col_labels = sorted({tuple(r) for r in agg[col_keys].itertuples(index=False)}, key=_label_key)
     lookup = {
         (tuple(r[: len(row_keys)]), tuple(r[len(row_keys) : len(row_keys) + len(col_keys)])): r
         for r in agg[row_keys + col_keys + ["mean", "ci95", "n"]].itertuples(index=False)
@@ -354,9 +379,9 @@ def make_table(df: pd.DataFrame, layout: TableLayout | str = "auto", value: str 
                 best_row.append(False)
                 continue
             mean, ci, n = rec[-3], rec[-2], rec[-1]
-            text = f"{layout.scale * mean:.{layout.digits}f}"
+            text = f"{scale * mean:.{digits}f}"
             if n > 1 and not math.isnan(ci):
-                text += f" ± {layout.scale * ci:.{layout.digits}f}"
+                text += f" ± {scale * ci:.{digits}f}"
             cell_row.append(text)
             best_row.append(bool(not math.isnan(mean) and abs(mean - best_mean[col]) <= 1e-12))
         cells.append(tuple(cell_row))

@@ -30,6 +30,7 @@ import copy
 import json
 import os
 import tempfile
+import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -71,14 +72,18 @@ def _sparse_matrix(
     rows_cols = pattern.nonzero()
     if layout == "coo":
         return torch.sparse_coo_tensor(
-            rows_cols.t(), values, tuple(weight2d.shape), is_coalesced=True, device=weight2d.device
+            rows_cols.t(), values, tuple(weight2d.shape), is_coalesced=True, device=weight2d.device,
+            check_invariants=True,
         )
     counts = pattern.sum(dim=1)
     crow = torch.zeros(weight2d.shape[0] + 1, dtype=torch.int64, device=weight2d.device)
     crow[1:] = torch.cumsum(counts, 0)
-    return torch.sparse_csr_tensor(
-        crow.to(index_dtype), rows_cols[:, 1].to(index_dtype), values, tuple(weight2d.shape), device=weight2d.device
-    )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return torch.sparse_csr_tensor(
+            crow.to(index_dtype), rows_cols[:, 1].to(index_dtype), values, tuple(weight2d.shape),
+            device=weight2d.device, check_invariants=True,
+        )
 
 
 def _sparse_matmul(weight: torch.Tensor, bias: torch.Tensor | None, cols: torch.Tensor) -> torch.Tensor:
@@ -363,7 +368,7 @@ def to_sparse(
 
 @torch.no_grad()
 def to_dense(model: nn.Module, *, inplace: bool = False) -> nn.Module:
-    """A copy of ``model`` with every :class:`SparseLinear` / :class:`SparseConv2d` turned back into dense torch layers."""
+    """A copy of ``model`` whose :class:`SparseLinear` / :class:`SparseConv2d` layers are dense torch layers again."""
     out = model if inplace else copy.deepcopy(model)
     for name, module in list(out.named_modules()):
         if isinstance(module, (SparseLinear, SparseConv2d)):
@@ -559,7 +564,7 @@ def atomic_write(path: Path, write: Callable[[str], object]) -> None:
 
 
 __all__ = [
-    "CONV_MODES", "DEFAULT_MAX_DENSITY", "atomic_write", "ENCODINGS", "LAYOUTS", "MASK_BUFFER", "SparseConv2d", "SparseLinear",
-    "fold_masks", "load_packed", "pack_state_dict", "save_packed", "sparse_layers", "storage_nbytes", "to_dense",
-    "to_sparse", "unpack_state_dict",
+    "CONV_MODES", "DEFAULT_MAX_DENSITY", "ENCODINGS", "LAYOUTS", "MASK_BUFFER", "SparseConv2d", "SparseLinear",
+    "atomic_write", "fold_masks", "load_packed", "pack_state_dict", "save_packed", "sparse_layers", "storage_nbytes",
+    "to_dense", "to_sparse", "unpack_state_dict",
 ]

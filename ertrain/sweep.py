@@ -35,11 +35,16 @@ import dataclasses
 import itertools
 import json
 import math
-import tomllib
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: the same parser, packaged as tomli
+    import tomli as tomllib
 
 if TYPE_CHECKING:
     from ertrain.config import TrainConfig

@@ -46,7 +46,10 @@ def main(argv: list[str] | None = None) -> int:
 
     scale = 100.0 if args.value.endswith("accuracy") else 1.0
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    groups = stats.groupby(hue, sort=True) if hue else [((), stats)]
+    lo, hi = (0.0, 100.0) if scale == 100.0 else (-np.inf, np.inf)  # an accuracy band stays within [0, 100]
+    dense = stats[stats["sparsity"] == 0.0]
+    sparse = stats[stats["sparsity"] > 0.0]
+    groups = sparse.groupby(hue, sort=True) if hue else [((), sparse)]
     for label, g in groups:
         g = g.sort_values("sparsity")
         density = 1.0 - g["sparsity"].to_numpy(dtype=float)
@@ -54,19 +57,24 @@ def main(argv: list[str] | None = None) -> int:
         ci = scale * np.nan_to_num(g["ci95"].to_numpy(dtype=float))
         name = ", ".join(map(str, label if isinstance(label, tuple) else (label,))) or "runs"
         (line,) = ax.plot(density, mean, marker="o", ms=4, label=name)
-        ax.fill_between(density, mean - ci, mean + ci, color=line.get_color(), alpha=0.2, lw=0)
+        ax.fill_between(density, np.clip(mean - ci, lo, hi), np.clip(mean + ci, lo, hi), color=line.get_color(),
+                        alpha=0.2, lw=0)
+    for _, row in dense.iterrows():  # dense baselines: a dashed line with its band
+        m, c = scale * row["mean"], scale * np.nan_to_num(row["ci95"])
+        ax.axhline(m, color="k", ls="--", lw=1, label="dense")
+        ax.axhspan(max(m - c, lo), min(m + c, hi), color="k", alpha=0.08, lw=0)
     # x = density on a log axis, reversed, labelled by sparsity: 0.9, 0.99, ... spread out as in the paper
     ax.set_xscale("log")
     ax.invert_xaxis()
-    ticks = np.unique(1.0 - stats["sparsity"].to_numpy(dtype=float))
-    ticks = ticks[ticks > 0]
+    ticks = np.unique(1.0 - sparse["sparsity"].to_numpy(dtype=float))
     ax.set_xticks(ticks)
     ax.set_xticklabels([f"{1 - t:.3g}" for t in ticks], rotation=45)
     ax.minorticks_off()
     ax.set_xlabel("sparsity (1 - density)")
     ax.set_ylabel("test accuracy (%)" if scale == 100.0 else args.value)
-    n = stats["n"]
-    ax.set_title(args.title or f"{args.value} vs sparsity (mean ± 95% CI, n = {n.min()}-{n.max()} seeds)", fontsize=10)
+    n_lo, n_hi = int(stats["n"].min()), int(stats["n"].max())
+    seeds = f"{n_lo}" if n_lo == n_hi else f"{n_lo}-{n_hi}"
+    ax.set_title(args.title or f"{args.value} vs sparsity (mean ± 95% CI over {seeds} seeds)", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, title=", ".join(hue) if hue else None, title_fontsize=8)
     fig.tight_layout()

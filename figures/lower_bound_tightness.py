@@ -4,9 +4,12 @@ For a target ``relu(w^T x + b)`` with ``d`` inputs (``d`` in 1, 10, 100, 784) an
 source, plots against sparsity (0.5 .. 0.99, log-scaled widths): the paper's bound, the proof's sharper bound,
 the exact smallest width at which every input reaches the output with probability ``1 - delta``
 (``ertheory.exact.lower_bound_min_width``), and Theorem 2.1's sufficient width ``n_{S,0} = q_0 d`` for the same
-target (``d - 1 - 1``).  At a few sparsities a Monte-Carlo estimate of the minimal width (count sampler) is
-drawn with an interval: its ends are the smallest widths whose Clopper-Pearson upper / lower limit reaches
-``1 - delta``.  Writes ``lower_bound_tightness.png`` and ``.csv``.
+target (``d - 1 - 1``).  Theorem 2.1's source keeps the univariate edges of its construction layer (its
+density ``p_0`` does not enter the theorem), which the lower bound's source does not have: a path there needs
+one ER edge, not two, so at high sparsity this sufficient width can fall below the exact necessary width of a
+source whose both layers are ER(p) (visible for d = 1 and 10).  At a few sparsities a Monte-Carlo
+estimate of the minimal width (count sampler) is drawn with an interval: its ends are the smallest widths
+whose Clopper-Pearson upper / lower limit reaches ``1 - delta``.  Writes ``lower_bound_tightness.png`` and ``.csv``.
 
     python figures/lower_bound_tightness.py --out figures/out [--delta 0.01 --trials 20000]
 """
@@ -52,6 +55,7 @@ def _write_csv(path: Path, header: list[str], rows: list[list[object]]) -> None:
         w = csv.writer(fh)
         w.writerow(header)
         w.writerows(rows)
+    os.chmod(tmp, 0o644)
     os.replace(tmp, path)
 
 
@@ -77,8 +81,20 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[list[object]] = []
     for i, k in enumerate(DS):
         for j in range(sparsity.size):
-            rows.append([k, sparsity[j], density[j], lb.paper_bound[i, j], lb.proof_bound[i, j], n_exact[i, j],
-                         suff[i, j], "", "", ""])
+            rows.append(
+                [
+                    k,
+                    sparsity[j],
+                    density[j],
+                    lb.paper_bound[i, j],
+                    lb.proof_bound[i, j],
+                    n_exact[i, j],
+                    suff[i, j],
+                    "",
+                    "",
+                    "",
+                ]
+            )
     mc: dict[int, list[tuple[float, int, int, int]]] = {k: [] for k in DS}
     for i, k in enumerate(DS):
         for s in args.mc_sparsities:
@@ -89,19 +105,42 @@ def main(argv: list[str] | None = None) -> int:
             b = bounds.theorem_2_3(k, p, args.delta)
             suff_s = bounds.theorem_2_1(k, 1, 1, p, args.delta).widths[0]
             rows.append([k, s, p, b.paper_bound, b.proof_bound, n_min, suff_s, w, lo, hi])
-    _write_csv(out / f"{NAME}.csv", ["d", "sparsity", "density", "paper_bound", "proof_bound", "exact_min_width",
-                                     "thm21_width", "mc_min_width", "mc_width_low", "mc_width_high"], rows)
+    _write_csv(
+        out / f"{NAME}.csv",
+        [
+            "d",
+            "sparsity",
+            "density",
+            "paper_bound",
+            "proof_bound",
+            "exact_min_width",
+            "thm21_width",
+            "mc_min_width",
+            "mc_width_low",
+            "mc_width_high",
+        ],
+        rows,
+    )
 
     fig, axes = plt.subplots(2, 2, figsize=(9.5, 7.2), sharex=True)
     for ax, i, k in zip(axes.ravel(), range(len(DS)), DS, strict=True):
-        ax.plot(sparsity, suff[i], ":", color="tab:green", lw=2, label="Thm 2.1 sufficient $q_0 d$")
+        label = "Thm 2.1 sufficient $n_{S,0}=q_0 d$ (layer 0 unmasked)"
+        ax.plot(sparsity, suff[i], ":", color="tab:green", lw=2, label=label)
         ax.plot(sparsity, lb.proof_bound[i], "-.", color="tab:orange", lw=1.8, label="proof bound ($p^2$)")
         ax.plot(sparsity, n_exact[i], "-", color="black", lw=1.2, label="exact minimal width")
         ax.plot(sparsity, lb.paper_bound[i], "--", color="tab:blue", lw=1.5, label="paper bound (Thm 2.3)")
         pts = np.array(mc[k], dtype=float)
         if pts.size:
-            ax.errorbar(pts[:, 0], pts[:, 1], yerr=[pts[:, 1] - pts[:, 2], pts[:, 3] - pts[:, 1]], fmt="o",
-                        color="tab:red", ms=4, capsize=3, label="Monte-Carlo (count sampler)")
+            ax.errorbar(
+                pts[:, 0],
+                pts[:, 1],
+                yerr=[pts[:, 1] - pts[:, 2], pts[:, 3] - pts[:, 1]],
+                fmt="o",
+                color="tab:red",
+                ms=4,
+                capsize=3,
+                label="Monte-Carlo (count sampler)",
+            )
         ax.set_yscale("log")
         ax.set_title(f"d = {k}", fontsize=10)
         ax.grid(alpha=0.3, which="both")
@@ -110,12 +149,14 @@ def main(argv: list[str] | None = None) -> int:
         if i % 2 == 0:
             ax.set_ylabel("hidden width $n_{S,1}$")
     axes[0, 0].legend(fontsize=7.5, loc="upper left")
-    fig.suptitle(f"Theorem 2.3: widths for a 1-hidden-layer ER(p) source, $1-\\delta$ = {1 - args.delta:g}",
-                 fontsize=11)
+    fig.suptitle(
+        f"Theorem 2.3: widths for a 1-hidden-layer ER(p) source, $1-\\delta$ = {1 - args.delta:g}", fontsize=11
+    )
     fig.tight_layout()
     fd, tmp = tempfile.mkstemp(dir=out, suffix=".png")
     os.close(fd)
     fig.savefig(tmp, dpi=130, format="png")
+    os.chmod(tmp, 0o644)
     os.replace(tmp, out / f"{NAME}.png")
     plt.close(fig)
     print(f"wrote {out / (NAME + '.png')} and .csv")

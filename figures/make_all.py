@@ -17,6 +17,10 @@ HERE = Path(__file__).resolve().parent
 #: Figure scripts, in the order they run (file stems in ``figures/``).
 FIGURES: tuple[str, ...] = (
     "figure2",
+    "lower_bound_tightness",
+    "mc_vs_exact",
+    "subset_sum_scaling",
+    "slt_width",
 )
 
 

@@ -11,8 +11,10 @@ from ertheory import construct, exact, montecarlo
 
 
 def _target(rng: np.random.Generator, widths: list[int], keep: float = 1.0) -> tuple[list, list]:
-    ws = [rng.normal(size=(widths[l + 1], widths[l])) * (rng.random((widths[l + 1], widths[l])) < keep)
-          for l in range(len(widths) - 1)]
+    ws = [
+        rng.normal(size=(widths[l + 1], widths[l])) * (rng.random((widths[l + 1], widths[l])) < keep)
+        for l in range(len(widths) - 1)
+    ]
     bs = [rng.normal(size=w) for w in widths[1:]]
     return ws, bs
 
@@ -31,8 +33,14 @@ def _edge_really_missing(masks: list, ws: list, q: list[int], err: construct.Con
 
 
 @settings(max_examples=25)
-@given(st.lists(st.integers(1, 5), min_size=2, max_size=4), st.floats(0.3, 0.9), st.floats(0.5, 1.0),
-       st.integers(0, 2**31), st.sampled_from(["proof", "tight"]), st.floats(-2.0, 1.0))
+@given(
+    st.lists(st.integers(1, 5), min_size=2, max_size=4),
+    st.floats(0.3, 0.9),
+    st.floats(0.5, 1.0),
+    st.integers(0, 2**31),
+    st.sampled_from(["proof", "tight"]),
+    st.floats(-2.0, 1.0),
+)
 def test_construction_is_exact_or_names_a_missing_edge(widths, p, keep, seed, mode, a1) -> None:
     rng = np.random.default_rng(seed)
     ws, bs = _target(rng, widths, keep)
@@ -48,9 +56,14 @@ def test_construction_is_exact_or_names_a_missing_edge(widths, p, keep, seed, mo
             rows = []
             for r in range(q[l] * widths[l]):
                 i = r // q[l]
-                ok = all(ws[l - 1][i, j] == 0 or (masks[l][r, j * q[l - 1]:(j + 1) * q[l - 1]]
-                                                  & (valid[l - 1][j * q[l - 1]:(j + 1) * q[l - 1]] | (mode == "proof"))).any()
-                         for j in range(widths[l - 1]))
+                usable = valid[l - 1] | (mode == "proof")
+                ok = all(
+                    ws[l - 1][i, j] == 0
+                    or (
+                        masks[l][r, j * q[l - 1] : (j + 1) * q[l - 1]] & usable[j * q[l - 1] : (j + 1) * q[l - 1]]
+                    ).any()
+                    for j in range(widths[l - 1])
+                )
                 rows.append(ok)
             valid.append(np.array(rows) | (mode == "proof"))
         assert _edge_really_missing(masks, ws, q, err, valid)
@@ -66,7 +79,7 @@ def test_failure_names_the_removed_edge() -> None:
     ws, bs = _target(rng, [3, 4, 2])
     q = [3, 2, 1]
     masks = [np.ones(s, dtype=bool) for s in construct.source_mask_shapes(ws, q)]
-    masks[1][5, 2 * 3:3 * 3] = False  # copy 5 (= neuron 2, copy 1) loses every edge from input 2's block
+    masks[1][5, 2 * 3 : 3 * 3] = False  # copy 5 (= neuron 2, copy 1) loses every edge from input 2's block
     with pytest.raises(construct.ConstructionError) as info:
         construct.construct(ws, bs, masks, q, mode="proof")
     assert (info.value.layer, info.value.target_edge, info.value.source_row) == (1, (2, 2), 5)
@@ -127,3 +140,53 @@ def test_bad_shapes_raise_value_error() -> None:
         construct.construct(ws, bs, [masks[0], masks[1][:-1], masks[2]], [2, 2, 1])
     with pytest.raises(ValueError, match="mode"):
         construct.construct(ws, bs, masks, [2, 2, 1], mode="nosuch")  # type: ignore[arg-type]
+
+
+def test_tight_minimal_widths_verified_by_masks_and_construction() -> None:
+    d, n1, n2, p, delta = 12, 6, 3, 0.3, 0.1
+    res = exact.depth2_min_widths(d, n1, n2, p, delta, "tight")
+    q = [res.q0, res.q1, 1]
+    sampled = montecarlo.mask_sample(
+        montecarlo.dense_supports([d, n1, n2]), q, p, 1500, 8, confidence=0.999, progress=False
+    )
+    assert sampled.tight.contains(res.probability)
+    rng = np.random.default_rng(9)
+    ws, bs = _target(rng, [d, n1, n2])
+    trials, ok = 600, 0
+    x = rng.uniform(0, 1, size=(8, d))
+    for _ in range(trials):
+        try:
+            src = construct.construct(ws, bs, construct.sample_source_masks(ws, q, p, rng), q, mode="tight")
+        except construct.ConstructionError:
+            continue
+        ok += 1
+        _close(src.forward(x), construct.target_forward(ws, bs, x))
+    assert montecarlo.estimate(ok, trials, 0.999).contains(res.probability)
+
+
+@settings(max_examples=15)
+@given(
+    st.lists(st.integers(1, 3), min_size=3, max_size=4),
+    st.lists(st.sampled_from([1, 2, 3]), min_size=3, max_size=3),
+    st.lists(st.sampled_from([0, 1]), min_size=3, max_size=3),
+    st.floats(0.4, 0.9),
+    st.sampled_from(["proof", "tight"]),
+    st.integers(0, 2**31),
+)
+def test_conv_construction_is_exact_or_names_a_missing_element(channels, kernels, pads, p, mode, seed) -> None:
+    rng = np.random.default_rng(seed)
+    L = len(channels) - 1
+    ws = [rng.normal(size=(channels[l + 1], channels[l], kernels[l], kernels[l])) for l in range(L)]
+    bs = [rng.normal(size=c) for c in channels[1:]]
+    q = [6] * L + [1]
+    masks = construct.sample_source_masks(ws, q, p, rng)
+    try:
+        src = construct.construct(ws, bs, masks, q, input_low=0.0, mode=mode, paddings=pads[:L])
+    except construct.ConstructionError as err:
+        if mode == "proof":  # the named copy has no unmasked edge at that kernel position from the block
+            l, (i, j, u, v), r = err.layer, err.target_edge, err.source_row
+            assert r // q[l] == i
+            assert not masks[l][r, j * q[l - 1] : (j + 1) * q[l - 1], u, v].any()
+        return
+    x = rng.uniform(0, 1, size=(2, channels[0], 7, 7))
+    _close(src.forward(x), construct.target_forward(ws, bs, x, pads[:L]))

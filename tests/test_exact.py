@@ -111,7 +111,8 @@ def test_depth2_events_match_enumeration(d: int, q0: int, q1: int, p: float) -> 
 
 def test_proof_event_log_space_against_mpmath() -> None:
     mpmath.mp.dps = 60
-    for q, m, p in [([400, 30, 1], [5000, 40], 0.2), ([3, 2, 1], [10**6, 10**5], 0.1), ([2000, 900, 1], [784, 10], 0.05)]:
+    cases = [([400, 30, 1], [5000, 40], 0.2), ([3, 2, 1], [10**6, 10**5], 0.1), ([2000, 900, 1], [784, 10], 0.05)]
+    for q, m, p in cases:
         want = mpmath.mpf(0)
         for l in range(2):
             want += m[l] * q[l + 1] * mpmath.log(1 - (1 - mpmath.mpf(p)) ** q[l])
@@ -122,8 +123,14 @@ def test_proof_event_log_space_against_mpmath() -> None:
 
 
 @settings(max_examples=25)
-@given(st.integers(1, 40), st.integers(1, 30), st.integers(1, 12), st.integers(1, 60), st.integers(1, 60),
-       st.floats(0.05, 0.95))
+@given(
+    st.integers(1, 40),
+    st.integers(1, 30),
+    st.integers(1, 12),
+    st.integers(1, 60),
+    st.integers(1, 60),
+    st.floats(0.05, 0.95),
+)
 def test_tight_event_contains_proof_event(d: int, n1: int, n2: int, q0: int, q1: int, p: float) -> None:
     ind, outd = exact.dense_degrees(d, n1, n2)
     tight = exact.tight_log_success(q0, q1, p, p, ind, outd)[0]
@@ -177,3 +184,24 @@ def test_bad_input_names_value() -> None:
         exact.lower_bound_min_width(3, 1.5, 0.01)
     with pytest.raises(ValueError, match="event"):
         exact.depth2_min_widths(3, 2, 1, 0.5, 0.01, "nosuch")
+
+
+def test_lower_bound_command_json(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from ertheory.cli import main
+
+    assert (
+        main(["lower-bound", "--inputs", "10", "--sparsity", "0.8", "--delta", "0.05", "--trials", "2000", "--json"])
+        == 0
+    )
+    out = json.loads(capsys.readouterr().out)
+    n = out["exact_min_width"]
+    direct = [
+        float(np.sum(binom.pmf(np.arange(w + 1), w, 0.2) * (1 - 0.8 ** np.arange(w + 1)) ** 10)) for w in (n - 1, n)
+    ]
+    assert direct[1] >= 0.95 > direct[0]
+    assert out["exact_success_probability"] == pytest.approx(direct[1], rel=1e-9)
+    assert out["mc_ci_low"] <= out["mc_success_probability"] <= out["mc_ci_high"]
+    assert out["paper_width"] <= n <= out["proof_width"]
+    assert main(["lower-bound", "--inputs", "10", "--density", "0.2", "--sparsity", "0.8"]) == 2

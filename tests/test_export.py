@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,9 @@ def load_plain(path: Path, fmt: str) -> Any:
         with open(path, "rb") as fh:
             return torch.export.load(fh).module()
     if fmt == "torchscript":
-        return torch.jit.load(str(path))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return torch.jit.load(str(path))
     if fmt == "onnx":
         import onnxruntime as ort
 
@@ -143,8 +146,8 @@ def test_cli_export_and_errors(finished_run: Path, tmp_path: Path, capsys: pytes
 
 
 def test_edgepopup_export_is_a_subnetwork_of_the_random_weights(tmp_path: Path) -> None:
-    cfg = tiny_config(method="edgepopup", method_options={"final_density": 0.1, "levels": 1, "init": "model"}, density_scheme="dense",
-                      density=1.0)
+    options = {"final_density": 0.1, "levels": 1, "init": "model"}
+    cfg = tiny_config(method="edgepopup", method_options=options, density_scheme="dense", density=1.0)
     result = run(cfg, tmp_path / "runs", progress=False)
     out = tmp_path / "slt.safetensors"
     sidecar = export_run(tmp_path / "runs" / cfg.run_hash(), "safetensors", out)
@@ -159,3 +162,20 @@ def test_edgepopup_export_is_a_subnetwork_of_the_random_weights(tmp_path: Path) 
         assert torch.equal(w[nz], w0[nz])  # kept weights are the untrained random ones
         kept, total = kept + int(nz.sum()), total + w.numel()
     assert kept == round(0.1 * total) and np.isclose(result["density"], kept / total)
+
+
+@pytest.mark.slow
+def test_resnet_with_batchnorm_and_1x1_shortcuts_exports(tmp_path: Path, test_batch: torch.Tensor) -> None:
+    cfg = tiny_config(model="resnet20", width=0.25, model_options={"shortcut": "B"}, lr=0.05, density=0.3)
+    run(cfg, tmp_path / "runs", progress=False)
+    run_dir = tmp_path / "runs" / cfg.run_hash()
+    _, model, masking, _ = load_run(run_dir)
+    assert masking is not None and any(m.shape[-1] == 1 for m in masking.masks.values())
+    with torch.no_grad():
+        expected = model(test_batch)
+    for fmt in ("torch", "onnx"):
+        out = tmp_path / f"resnet.{fmt}"
+        export_run(run_dir, fmt, out)
+        with torch.no_grad():
+            got = load_plain(out, fmt)(test_batch)
+        torch.testing.assert_close(got, expected, atol=ATOL, rtol=RTOL)

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
+from ertheory.exact import log_block_hit
 from ertrain.density import layer_densities
 from ertrain.masks import Masking, _conditional_bernoulli, flow_defects, flow_repair, sample_er_masks
 from ertrain.models import build_model, maskable_layers
@@ -45,13 +46,17 @@ def test_sampling_counts_are_binomial() -> None:
         assert abs(int(mask.sum()) - n * p_l) < 5 * math.sqrt(n * p_l * (1 - p_l))
 
 
-def test_zero_in_degree_fraction_matches_theory() -> None:
-    # a row of n_in entries is empty with probability (1 - p)^n_in
-    n_out, n_in, p = 20000, 10, 0.1
-    (mask,) = sample_er_masks([(n_out, n_in)], [p], gen(2))
-    q = (1 - p) ** n_in
-    empty = int((mask.sum(1) == 0).sum())
-    assert abs(empty - n_out * q) < 5 * math.sqrt(n_out * q * (1 - q))
+@pytest.mark.parametrize(("shape", "p"), [((20000, 10), 0.1), ((3000, 4, 3, 3), 0.02)])
+def test_zero_degree_fractions_match_ertheory(shape: tuple[int, ...], p: float) -> None:
+    # a unit with k candidate entries is disconnected with probability 1 - exp(log_block_hit(p, k)) = (1 - p)^k
+    (mask,) = sample_er_masks([shape], [p], gen(2))
+    kernel = int(np.prod(shape[2:]))
+    active = mask.reshape(shape[0], shape[1], -1).any(2)
+    indeg, outdeg = active.sum(1).numpy(), active.sum(0).numpy()
+    for degree, k in ((indeg, shape[1] * kernel), (outdeg, shape[0] * kernel)):
+        q = -math.expm1(float(log_block_hit(p, k)))
+        n = degree.size
+        assert abs(int((degree == 0).sum()) - n * q) < 5 * math.sqrt(n * q * (1 - q)) + 1
 
 
 def test_same_seed_same_masks_and_exact_counts() -> None:
@@ -80,6 +85,23 @@ def test_cpu_and_cuda_masks_identical() -> None:
     cpu = sample_er_masks(shapes, [0.3, 0.1], gen(3))
     cuda = sample_er_masks(shapes, [0.3, 0.1], gen(3), device="cuda")
     assert all(m.device.type == "cuda" and torch.equal(m.cpu(), c) for m, c in zip(cuda, cpu, strict=True))
+
+
+@pytest.mark.gpu
+def test_masking_on_cuda_with_bf16_autocast() -> None:
+    model = small_cnn().cuda()
+    masking = make_masking(model)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
+    x = torch.randn(8, 3, 8, 8, device="cuda")
+    for _ in range(3):
+        optimizer.zero_grad()
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            model(x).float().square().mean().backward()
+        optimizer.step()
+        masking.apply_()
+    for name, layer in masking.layers.items():
+        assert masking.masks[name].device.type == "cuda"
+        assert bool((layer.weight[~masking.masks[name]] == 0).all())
 
 
 # ---------------------------------------------------------------------------------------------- flow repair

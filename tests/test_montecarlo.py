@@ -26,8 +26,15 @@ def test_clopper_pearson_matches_scipy(successes: int, extra: int) -> None:
 
 
 @settings(max_examples=20)
-@given(st.integers(1, 6), st.integers(1, 5), st.integers(1, 4), st.integers(1, 8), st.integers(1, 8),
-       st.floats(0.2, 0.9), st.integers(0, 2**31))
+@given(
+    st.integers(1, 6),
+    st.integers(1, 5),
+    st.integers(1, 4),
+    st.integers(1, 8),
+    st.integers(1, 8),
+    st.floats(0.2, 0.9),
+    st.integers(0, 2**31),
+)
 def test_count_samplers_agree_with_exact(d: int, n1: int, n2: int, q0: int, q1: int, p: float, seed: int) -> None:
     m = [d * n1, n1 * n2]
     want = float(exact.proof_success_probability([q0, q1, 1], m, p))
@@ -40,8 +47,15 @@ def test_count_samplers_agree_with_exact(d: int, n1: int, n2: int, q0: int, q1: 
 
 
 @settings(max_examples=12)
-@given(st.integers(1, 4), st.integers(1, 4), st.integers(1, 3), st.integers(1, 5), st.integers(1, 5),
-       st.floats(0.3, 0.9), st.integers(0, 2**31))
+@given(
+    st.integers(1, 4),
+    st.integers(1, 4),
+    st.integers(1, 3),
+    st.integers(1, 5),
+    st.integers(1, 5),
+    st.floats(0.3, 0.9),
+    st.integers(0, 2**31),
+)
 def test_mask_sampler_agrees_with_exact(d: int, n1: int, n2: int, q0: int, q1: int, p: float, seed: int) -> None:
     sup = montecarlo.dense_supports([d, n1, n2])
     res = montecarlo.mask_sample(sup, [q0, q1, 1], p, 1500, seed, confidence=CONF, progress=False, chunk_bytes=4096)

@@ -30,7 +30,9 @@ from ertrain.sparse import (
 )
 
 
-def masked_linear(out_f: int, in_f: int, density: float, seed: int, bias: bool = True) -> tuple[nn.Linear, torch.Tensor]:
+def masked_linear(
+    out_f: int, in_f: int, density: float, seed: int, bias: bool = True
+) -> tuple[nn.Linear, torch.Tensor]:
     gen = torch.Generator().manual_seed(seed)
     layer = nn.Linear(in_f, out_f, bias=bias)
     with torch.no_grad():
@@ -119,7 +121,6 @@ def test_grouped_conv_is_rejected_and_left_dense() -> None:
 
 @pytest.mark.parametrize("convs", ["1x1", "all", "none"])
 def test_to_sparse_on_a_masked_resnet_round_trips(convs: str) -> None:
-    torch.manual_seed(0)
     model = build_model("resnet20", num_classes=10, width=0.25, shortcut="B").eval()
     masking = Masking.from_scheme(model, "erk", 0.2, torch.Generator().manual_seed(1))
     sparse = to_sparse(model, max_density=0.5, convs=convs)
@@ -218,7 +219,6 @@ def test_auto_packing_picks_the_smaller_encoding_with_the_expected_size() -> Non
 
 
 def test_packed_file_round_trip_and_size(tmp_path: Path) -> None:
-    torch.manual_seed(0)
     model = build_model("mlp", num_classes=10, in_features=784, hidden=[300, 100])
     Masking.from_scheme(model, "uniform", 0.01, torch.Generator().manual_seed(0))
     state = fold_masks(model).state_dict()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -170,7 +171,8 @@ def test_shipped_config_is_valid(path: Path) -> None:
     if path.name == "smoke.toml":
         assert len(configs) <= 12  # a minute on a CPU
         assert all(c.epochs <= 30 for c in configs)
-        assert all(c.dataset in {"digits", "synthetic-cifar", "fashion-mnist", "tabular", "modular-addition"} for c in configs)
+        cpu_sets = {"digits", "synthetic-cifar", "fashion-mnist", "tabular", "modular-addition"}
+        assert all(c.dataset in cpu_sets for c in configs)
 
 
 def test_validate_config_names_the_bad_value() -> None:
@@ -225,6 +227,7 @@ def test_sweep_command_bad_input_is_one_line(tmp_path: Path, capsys: pytest.Capt
     assert main(["sweep", str(write_tiny(tmp_path)), "--max-parallel", "0"]) == 2
 
 
+@pytest.mark.slow
 def test_smoke_sweep_runs_reports_and_is_not_rerun(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A small sweep on CPU with two worker processes; re-running it launches nothing."""
     path = write_tiny(tmp_path)
@@ -246,3 +249,34 @@ def test_smoke_sweep_runs_reports_and_is_not_rerun(tmp_path: Path, capsys: pytes
     table = capsys.readouterr().out
     assert "| method | density_scheme |" not in table  # constant fields are not row keys
     assert "| density_scheme | 0.5 | 0.9 |" in table
+
+
+# ---------------------------------------------------------------------------------------------- executors
+
+
+def test_local_executor_one_run_per_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    import queue
+
+    from ertrain.executors import LocalExecutor, _init_worker, visible_gpus
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
+    assert visible_gpus() == ["3", "5"]
+    ex = LocalExecutor(max_parallel=8)
+    assert (ex.gpus, ex.workers, ex.threads) == (["3", "5"], 2, None)  # never more workers than GPUs
+    assert LocalExecutor(max_parallel=1).workers == 1
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert visible_gpus() == []
+    cpu = LocalExecutor(max_parallel=2)
+    assert cpu.workers == 2 and cpu.threads == max(1, (os.cpu_count() or 1) // 2)
+    assert LocalExecutor().workers == 1
+    with pytest.raises(ValueError, match="max_parallel must be >= 1"):
+        LocalExecutor(max_parallel=0)
+    # each pool worker takes one GPU id from the queue and sees only that device
+    slots: queue.Queue[str] = queue.Queue()
+    for gpu in ("3", "5"):
+        slots.put(gpu)
+    seen = []
+    for _ in range(2):
+        _init_worker(slots, None)
+        seen.append(os.environ["CUDA_VISIBLE_DEVICES"])
+    assert seen == ["3", "5"]

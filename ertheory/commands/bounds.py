@@ -99,7 +99,8 @@ def _compute(args: argparse.Namespace) -> tuple[Any, list[int]]:
     if theorem == "2.1":
         if len(widths) != 3:
             raise ValueError(f"Theorem 2.1 needs --target d n_hidden n_out (three widths), got {widths}")
-        return bounds.theorem_2_1(*widths, density, args.delta, args.m_T, recursion=args.recursion), widths
+        d, n_hidden, n_out = widths
+        return bounds.theorem_2_1(d, n_hidden, n_out, density, args.delta, args.m_T, recursion=args.recursion), widths
     return bounds.theorem_2_2(widths, density, args.delta, args.m_T, recursion=args.recursion), widths
 
 

@@ -87,14 +87,19 @@ def compute(args: argparse.Namespace) -> dict[str, Any]:
         out["proof_success_probability"] = exact.proof_success_probability(args.q, m_T, p)
         if L == 2:
             ind, outd = exact.dense_degrees(*n_T)
-            out["tight_success_probability"] = np.exp(exact.tight_log_success(
-                args.q[0], args.q[1], p[0], p[1], ind, outd)[0])
+            out["tight_success_probability"] = np.exp(
+                exact.tight_log_success(args.q[0], args.q[1], p[0], p[1], ind, outd)[0]
+            )
     if L == 2 and not args.no_tight:
         total_theorem = int(theorem.widths[0] + theorem.widths[1])
         for event in ("proof", "tight"):
             res = exact.depth2_min_widths(n_T[0], n_T[1], n_T[2], (p[0], p[1]), args.delta, event)
             out[f"{event}_joint_min"] = {
-                "q0": res.q0, "q1": res.q1, "n_S0": res.n_S0, "n_S1": res.n_S1, "probability": res.probability,
+                "q0": res.q0,
+                "q1": res.q1,
+                "n_S0": res.n_S0,
+                "n_S1": res.n_S1,
+                "probability": res.probability,
                 "saving_vs_theorem": 1.0 - (res.n_S0 + res.n_S1) / total_theorem,
             }
     return out
@@ -109,15 +114,23 @@ def run(args: argparse.Namespace) -> int:
         return 0
     o = to_jsonable(out)
     print(f"target {o['target_widths']}, density {o['density']}, delta {o['delta']}")
-    print(f"theorem q {o['theorem_q']} widths {o['theorem_widths']}  P(proof event) = "
-          f"{o['theorem_success_probability']:.6g}")
-    print(f"exact per-layer minimal q {o['exact_min_q']} widths {o['exact_min_widths']}  P = "
-          f"{o['exact_min_q_success_probability']:.6g}")
+    print(
+        f"theorem q {o['theorem_q']} widths {o['theorem_widths']}  P(proof event) = "
+        f"{o['theorem_success_probability']:.6g}"
+    )
+    print(
+        f"exact per-layer minimal q {o['exact_min_q']} widths {o['exact_min_widths']}  P = "
+        f"{o['exact_min_q_success_probability']:.6g}"
+    )
     for event in ("proof", "tight"):
         if f"{event}_joint_min" in o:
             r = o[f"{event}_joint_min"]
-            print(f"{event:5s} joint minimum: q0={r['q0']} q1={r['q1']} n_S0={r['n_S0']} n_S1={r['n_S1']} "
-                  f"P={r['probability']:.6g} (saves {100 * r['saving_vs_theorem']:.1f}% of n_S0+n_S1)")
+            print(
+                f"{event:5s} joint minimum: q0={r['q0']} q1={r['q1']} n_S0={r['n_S0']} n_S1={r['n_S1']} "
+                f"P={r['probability']:.6g} (saves {100 * r['saving_vs_theorem']:.1f}% of n_S0+n_S1)"
+            )
     if "q" in o:
-        print(f"at q {o['q']}: P(proof event) = {o['proof_success_probability']:.6g}")
+        tight = o.get("tight_success_probability")
+        tight_txt = "" if tight is None else f", P(tight event) = {tight:.6g}"
+        print(f"at q {o['q']}: P(proof event) = {o['proof_success_probability']:.6g}{tight_txt}")
     return 0

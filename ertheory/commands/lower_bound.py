@@ -56,9 +56,13 @@ def run(args: argparse.Namespace) -> int:
     lb = bounds.theorem_2_3(args.inputs, p, args.delta)
     n_min = int(exact.lower_bound_min_width(args.inputs, p, args.delta))
     out: dict[str, Any] = {
-        "inputs": args.inputs, "density": p, "delta": args.delta,
-        "paper_bound": lb.paper_bound, "proof_bound": lb.proof_bound,
-        "paper_width": lb.paper_width, "proof_width": lb.proof_width,
+        "inputs": args.inputs,
+        "density": p,
+        "delta": args.delta,
+        "paper_bound": lb.paper_bound,
+        "proof_bound": lb.proof_bound,
+        "paper_width": lb.paper_width,
+        "proof_width": lb.proof_width,
         "exact_min_width": n_min,
         "exact_success_probability": exact.lower_bound_success_probability(args.inputs, n_min, p),
         "exact_success_probability_below": exact.lower_bound_success_probability(args.inputs, n_min - 1, p),
@@ -67,14 +71,22 @@ def run(args: argparse.Namespace) -> int:
         if args.trials < 1:
             raise ValueError(f"--trials must be positive, got {args.trials}")
         est = _samplers()[args.sampler](args.inputs, n_min, p, args.trials, args.seed, confidence=args.confidence)
-        out.update(mc_success_probability=est.estimate, mc_ci_low=est.ci_low, mc_ci_high=est.ci_high,
-                   mc_trials=est.trials, mc_confidence=est.confidence, mc_sampler=args.sampler)
+        out.update(
+            mc_success_probability=est.estimate,
+            mc_ci_low=est.ci_low,
+            mc_ci_high=est.ci_high,
+            mc_trials=est.trials,
+            mc_confidence=est.confidence,
+            mc_sampler=args.sampler,
+        )
     if args.json:
         print_json(out)
         return 0
     print(f"d={args.inputs} p={p} delta={args.delta}")
-    print(f"paper bound {float(lb.paper_bound):.2f}, proof bound {float(lb.proof_bound):.2f}, exact minimal width "
-          f"{n_min} (P = {float(out['exact_success_probability']):.6g})")
+    print(
+        f"paper bound {float(lb.paper_bound):.2f}, proof bound {float(lb.proof_bound):.2f}, exact minimal width "
+        f"{n_min} (P = {float(out['exact_success_probability']):.6g})"
+    )
     if args.trials is not None:
         print(f"MC at {n_min}: {out['mc_success_probability']:.6g} [{out['mc_ci_low']:.6g}, {out['mc_ci_high']:.6g}]")
     return 0

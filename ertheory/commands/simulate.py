@@ -22,15 +22,17 @@ def _counts(n_T: list[int], q: list[int], p: Any, args: argparse.Namespace) -> d
     if L == 2:
         ind, outd = exact.dense_degrees(*n_T)
         out["tight"] = montecarlo.count_sample_tight(
-            q[0], q[1], p[0], p[1], ind, outd, args.trials, args.seed + 1, confidence=args.confidence)
+            q[0], q[1], p[0], p[1], ind, outd, args.trials, args.seed + 1, confidence=args.confidence
+        )
     return {k: v.as_dict() for k, v in out.items()}
 
 
 def _masks(n_T: list[int], q: list[int], p: Any, args: argparse.Namespace) -> dict[str, Any]:
     from ertheory import montecarlo
 
-    res = montecarlo.mask_sample(montecarlo.dense_supports(n_T), q, p, args.trials, args.seed,
-                                 confidence=args.confidence)
+    res = montecarlo.mask_sample(
+        montecarlo.dense_supports(n_T), q, p, args.trials, args.seed, confidence=args.confidence
+    )
     return res.as_dict()
 
 
@@ -80,8 +82,13 @@ def run(args: argparse.Namespace) -> int:
     m_T = [n_T[l] * n_T[l + 1] for l in range(L)]
     est = SAMPLERS[args.sampler](n_T, q, p, args)
     out: dict[str, Any] = {
-        "target_widths": n_T, "density": p, "q": q, "sampler": args.sampler, "trials": args.trials,
-        "seed": args.seed, "exact_proof_probability": exact.proof_success_probability(q, m_T, p),
+        "target_widths": n_T,
+        "density": p,
+        "q": q,
+        "sampler": args.sampler,
+        "trials": args.trials,
+        "seed": args.seed,
+        "exact_proof_probability": exact.proof_success_probability(q, m_T, p),
         "mc_proof": est["proof"],
     }
     if L == 2:

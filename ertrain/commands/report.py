@@ -24,7 +24,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--table",
         default=None,
-        help="layout: auto, ratios, rewiring, sparse_to_sparse, flow, widening (default: the sweep file's, else auto)",
+        help="layout: auto, ratios, rewiring, sparse_to_sparse, str, flow, widening "
+        "(default: the sweep file's, else auto)",
     )
     parser.add_argument("--format", default="md", choices=("md", "latex", "csv"), help="output format (default md)")
     parser.add_argument("--value", default=None, help="result field in the cells (default test_accuracy)")

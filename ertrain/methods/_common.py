@@ -103,3 +103,9 @@ def plain_state_dict_hook(model: nn.Module, names: list[str]) -> Any:
                 state[f"{base}weight"] = original
 
     return model.register_state_dict_post_hook(hook)
+
+
+def restore_masks(masking: Masking, masks: dict[str, Tensor]) -> None:
+    """Load masks saved in a method's state (a resumed run) into ``masking``."""
+    for name, m in masks.items():
+        masking.set_mask(name, m)

@@ -38,6 +38,7 @@ from ertrain.methods._common import (
     make_meter,
     mask_list,
     masked_modules,
+    restore_masks,
     steps_per_epoch,
 )
 from ertrain.methods.base import Method
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
     import torch
     from torch import Tensor
 
+    from ertrain.masks import Masking
     from ertrain.train import Trainer
 
 
@@ -195,10 +197,13 @@ class _DST(Method):
         self.updates: list[dict[str, Any]] = []
         self.start_nnz = 0
         self.start_densities: list[float] = []
+        self._masking: Masking | None = None
+        self._saved_masks: dict[str, Tensor] = {}
 
     def state_dict(self) -> dict[str, Any]:
+        masks = self._masking.state_dict() if self._masking is not None else self._saved_masks
         return {"changes": self.changes, "updates": list(self.updates), "start_nnz": self.start_nnz,
-                "start_densities": list(self.start_densities)}
+                "start_densities": list(self.start_densities), "masks": masks}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state:
@@ -206,11 +211,12 @@ class _DST(Method):
             self.updates = list(state["updates"])
             self.start_nnz = int(state["start_nnz"])
             self.start_densities = list(state["start_densities"])
+            self._saved_masks = dict(state["masks"])
 
     def run(self, trainer: Trainer) -> dict[str, Any]:
         o = self.options
         if trainer.masking is None:
-            if o.final_density <= 0.0:
+            if o.final_density <= 0.0 and not self._saved_masks:
                 raise ValueError(
                     f"method {self.name!r} from a dense start needs --{self.name}-final-density "
                     "(or start from an ER mask: --density-scheme with --sparsity/--density)"
@@ -220,6 +226,8 @@ class _DST(Method):
             ensure_masking(trainer)
         masking = trainer.masking
         assert masking is not None
+        restore_masks(masking, self._saved_masks)
+        self._masking = masking
         layers = masked_modules(trainer, masking)
         names = [n for n, _ in layers]
         masks = mask_list(masking)

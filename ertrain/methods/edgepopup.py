@@ -40,6 +40,7 @@ from ertrain.methods._common import (
     mask_list,
     masked_modules,
     plain_state_dict_hook,
+    restore_masks,
     steps_per_epoch,
 )
 from ertrain.methods.base import Method
@@ -100,10 +101,13 @@ class EdgePopup(Method):
         self._level = 0
         self._records: list[dict[str, Any]] = []
         self._changes = 0
+        self._result: dict[str, Any] | None = None
+        self._final: dict[str, Any] = {}
 
     def state_dict(self) -> dict[str, Any]:
         scores = {n: p.scores.detach().cpu().clone() for n, p in self._params.items()} or self.scores
-        return {"level": self._level, "records": list(self._records), "changes": self._changes, "scores": scores}
+        return {"level": self._level, "records": list(self._records), "changes": self._changes, "scores": scores,
+                "random_weights": self.random_weights, "result": self._result, "final": self._final}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state:
@@ -111,6 +115,9 @@ class EdgePopup(Method):
             self._records = list(state["records"])
             self._changes = int(state["changes"])
             self.scores = dict(state["scores"])
+            self.random_weights = dict(state["random_weights"])
+            self._result = state["result"]
+            self._final = dict(state["final"])
 
     def run(self, trainer: Trainer) -> dict[str, Any]:
         import torch
@@ -121,6 +128,9 @@ class EdgePopup(Method):
 
         o = self.options
         masking = ensure_masking(trainer)
+        if self._result is not None:  # resumed after the end: the final mask and the result are saved
+            restore_masks(masking, self._final)
+            return self._result
         layers = masked_modules(trainer, masking)
         names = [n for n, _ in layers]
         start = mask_list(masking)
@@ -142,7 +152,8 @@ class EdgePopup(Method):
                     if isinstance(bias, torch.Tensor):
                         bias.zero_()
                 masking.apply_()
-        self.random_weights = {n: weight_of(m).detach().cpu().clone() for n, m in layers}
+        if not self.random_weights:
+            self.random_weights = {n: weight_of(m).detach().cpu().clone() for n, m in layers}
         for name, module in layers:
             if name in self.scores:  # resumed
                 scores = self.scores[name].clone()
@@ -199,4 +210,5 @@ class EdgePopup(Method):
         out = accounting(meter, names, mask_list(masking), self._changes)
         out.update({"levels": self._records, "start_density": float(nnz0.sum()) / total,
                     "final_density": counts[-1] / total})
+        self._final, self._result = masking.state_dict(), out
         return out

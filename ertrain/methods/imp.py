@@ -189,10 +189,11 @@ class IMP(Method):
         fits += [(c, epochs, False) for c in range(1, len(targets))]
         optimizer: torch.optim.Optimizer | None = None
         scheduler: Any = None
-        for index in range(self._phase, len(fits)):
+        first = self._phase
+        for index in range(first, len(fits)):
             cycle, n_epochs, snapshot = fits[index]
             new_cycle = index == 0 or fits[index - 1][0] != cycle
-            continuing = resumed and index == self._phase  # the fit a checkpoint interrupted
+            continuing = resumed and index == first  # the fit a checkpoint interrupted
             if cycle > 0 and new_cycle and not continuing:
                 new_masks = magnitude_prune(weights, masks, targets[cycle], o.scope)
                 self._changes += sum(int((a & ~b).sum()) for a, b in zip(masks, new_masks, strict=True))

@@ -27,6 +27,7 @@ from ertrain.methods._common import (
     mask_list,
     masked_modules,
     plain_state_dict_hook,
+    restore_masks,
     steps_per_epoch,
 )
 from ertrain.methods.base import Method
@@ -56,16 +57,21 @@ class STR(Method):
         self._s: dict[str, float] = {}
         self._history: list[dict[str, Any]] = []
         self._start: dict[str, Any] = {}
+        self._result: dict[str, Any] | None = None
+        self._final: dict[str, Any] = {}
 
     def state_dict(self) -> dict[str, Any]:
         s = {n: float(p.s.detach()) for n, p in self._params.items()} or self._s
-        return {"s": s, "history": list(self._history), "start": self._start}
+        return {"s": s, "history": list(self._history), "start": self._start, "result": self._result,
+                "final": self._final}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state:
             self._s = dict(state["s"])
             self._history = list(state["history"])
             self._start = dict(state["start"])
+            self._result = state["result"]
+            self._final = dict(state["final"])
 
     def run(self, trainer: Trainer) -> dict[str, Any]:
         import torch
@@ -75,8 +81,10 @@ class STR(Method):
 
         o = self.options
         masking = ensure_masking(trainer)
-        for name, m in self._start.items():  # resumed: the start mask
-            masking.set_mask(name, m)
+        if self._result is not None:  # resumed after the end: the final mask and the result are saved
+            restore_masks(masking, self._final)
+            return self._result
+        restore_masks(masking, self._start)  # resumed mid-run: the start mask
         layers = masked_modules(trainer, masking)
         names = [n for n, _ in layers]
         start = mask_list(masking)
@@ -104,7 +112,7 @@ class STR(Method):
                 history.append({"epoch": epoch, "density": sum(nnz) / total,
                                 "layer_densities": [n / weight_of(module).numel()
                                                     for n, (_, module) in zip(nnz, layers, strict=True)],
-                                "thresholds": [float(p.threshold()) for p in params]})
+                                "thresholds": [float(p.threshold().detach()) for p in params]})
 
         try:
             optimizer = trainer.make_optimizer(params=groups)
@@ -130,4 +138,5 @@ class STR(Method):
                     "final_density": sum(int(m.sum()) for m in final) / total,
                     "thresholds": {n: float(torch.sigmoid(torch.tensor(v))) for n, v in self._s.items()},
                     "history": history})
+        self._final, self._result = masking.state_dict(), out
         return out
