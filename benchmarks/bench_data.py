@@ -55,7 +55,7 @@ def measure(case: dict[str, Any], repeats: int, device: str) -> dict[str, float]
 
     def loader_only() -> float:
         t0 = time.perf_counter()
-        for x, _, _ in real_batches():
+        for _batch in real_batches():
             pass
         if trainer.device.type == "cuda":
             torch.cuda.synchronize()

@@ -18,12 +18,16 @@ from ertheory import subsetsum as ss
 
 
 def median_time(fn: Callable[[], object], repeats: int) -> float:
+    """Median wall time of ``repeats`` calls after one warm-up call; the median process CPU time is printed
+    to stderr beside it (on a shared machine CPU time is the steadier measure of single-core cost)."""
     fn()  # warm-up
-    times = []
+    times, cpu = [], []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
         times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    print(f"    (wall {statistics.median(times):.4g} s, cpu {statistics.median(cpu):.4g} s)", file=sys.stderr)
     return statistics.median(times)
 
 

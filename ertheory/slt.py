@@ -19,9 +19,9 @@ ER mask (and a mask on the biases) -- no weight is changed -- following the proo
   constant block} summing to ``b_2[o]``.  Only copies chosen here are built in layer 1 (the proof's backward
   order).
 
-Every subset is the exact best subset of :func:`ertheory.subsetsum.best_subset` among the ``max_values`` available
-candidates of largest magnitude.  The construction succeeds when the rigorous a-posteriori bound on the sup error over the
-unit ball,
+Every subset is the exact best subset of :func:`ertheory.subsetsum.best_subset` among the ``max_values``
+available candidates of largest magnitude.  The construction succeeds when the rigorous a-posteriori bound on
+the sup error over the unit ball,
 
     sum_i |e_{2,oi}| H_i + |e_{2,o}| + sum_i sum_{i' in I_oi} |v_{oi'}| E_{i'},
     H_i = max(0, ||W_1[i]||_2 + b_1[i]),  E_{i'} = ||(max(|e^+_{i'j}|, |e^-_{i'j}|))_j||_2 + |e^b_{i'}|
@@ -80,7 +80,10 @@ def random_target(d: int, hidden: int, out: int, rng: np.random.Generator, scale
     """A target with entries i.i.d. ``U[-scale, scale]`` (``scale <= 1`` keeps every subset-sum target in [-1, 1])."""
     dd, hh, oo = (int(v) for v in check_positive_int([d, hidden, out], "d, hidden, out"))
     s = float(check_positive(scale, "scale"))
-    u = lambda *shape: rng.uniform(-s, s, size=shape)  # noqa: E731
+
+    def u(*shape: int) -> FloatArray:
+        return rng.uniform(-s, s, size=shape)
+
     return TargetMLP(W1=u(hh, dd), b1=u(hh), W2=u(oo, hh), b2=u(oo))
 
 
@@ -120,7 +123,7 @@ def random_source(
     return SourceNetwork(
         weights=weights,  # type: ignore[arg-type]
         biases=biases,  # type: ignore[arg-type]
-        er_masks=masks,  # type: ignore[arg-type]
+        er_masks=masks,
         q=(qq0, qq1),
         density=(float(p[0]), float(p[1]), float(p[2])),
     )
@@ -261,7 +264,8 @@ def construct_slt(
             for j in range(d):
                 block = np.arange(j * q0, (j + 1) * q0)
                 ok = E1[c, block] & E0[block, j]
-                for s, (sign_ok, tgt) in enumerate(((W0[block, j] > 0, target.W1[i, j]), (W0[block, j] < 0, -target.W1[i, j]))):
+                groups = ((W0[block, j] > 0, target.W1[i, j]), (W0[block, j] < 0, -target.W1[i, j]))
+                for s, (sign_ok, tgt) in enumerate(groups):
                     avail = block[ok & sign_ok]
                     idx, e = _solve(W1s[c, avail] * np.abs(W0[avail, j]), float(tgt), max_values)
                     sel = avail[idx]
@@ -373,7 +377,8 @@ def width_sweep(
             for b, qb in enumerate(qq):
                 ok = 0
                 for _ in range(int(draws)):
-                    src = random_source(target.widths, int(q0_factor * qb), int(qb), (density0, float(pa), float(pa)), rng)
+                    dens = (density0, float(pa), float(pa))
+                    src = random_source(target.widths, int(q0_factor * qb), int(qb), dens, rng)
                     ok += construct_slt(target, src, epsilon, max_values=max_values, sample=sample).success
                     bar.update(1)
                 rate[a, b] = ok / draws

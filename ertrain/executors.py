@@ -16,6 +16,7 @@ Every executor records a failed run's error in its run directory (``error.json``
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import sys
@@ -53,11 +54,28 @@ def _atomic_write_json(path: Path, obj: dict[str, Any]) -> None:
 
 
 def execute_run(config_json: str, runs_dir: str) -> RunOutcome:
-    """Run one config (a ``TrainConfig.to_json()`` string) into ``runs_dir``; never raises ``Exception``."""
+    """Run one config (a ``TrainConfig.to_json()`` string) into ``runs_dir``; never raises ``Exception``.
+
+    The run directory is locked (``flock`` on ``<run_dir>/.lock``, released by the kernel even when the
+    process is killed) so that two sweeps over the same runs directory never train the same run at once;
+    a run locked by another process is skipped and stays partial.
+    """
     from ertrain.config import TrainConfig
     from ertrain.train import run
 
     config = TrainConfig.from_json(config_json)
+    run_hash = config.run_hash()
+    run_dir = Path(runs_dir) / run_hash
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / ".lock", "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return RunOutcome(run_hash, False, "in progress in another process")
+        return _run_locked(config, run, runs_dir)
+
+
+def _run_locked(config: TrainConfig, run: Callable[..., Any], runs_dir: str) -> RunOutcome:
     run_hash = config.run_hash()
     try:
         run(config, runs_dir, resume=True)

@@ -15,8 +15,13 @@ are the same for dense and sparse networks and small next to the weight products
   ``2 f_S + f_D`` on steps that need the *dense* weight gradient (RiGL's growth step, edge-popup's
   score gradient). **Training FLOPs ratio** = ``sum_steps cost_t / (n_steps * 3 f_D)``, the cost of
   the whole run over that of training the dense model for the same number of steps.
-* Work done outside training steps (SNIP/SynFlow scoring, RiGL's extra gradient batch) is one
-  forward+backward pass per occurrence and is recorded separately in ``extra_dense_steps``.
+* Work done outside training steps (e.g. saliency scoring) is one dense forward+backward pass
+  (``3 f_D``) per occurrence, recorded in ``extra_dense_steps``.
+
+The methods apply this per phase: IMP sums each cycle at its density; RiGL/SET count each step
+at the densities in force and RiGL's update steps as ``2 f_S + f_D``; STR counts each epoch at the
+density it ended with; edge-popup counts every step as ``2 f_S + f_D`` (the scores need the dense
+weight gradient) at the level's density.
 """
 
 from __future__ import annotations

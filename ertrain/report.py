@@ -290,7 +290,7 @@ def aggregate(df: pd.DataFrame, by: Sequence[str], value: str = "test_accuracy")
     keyed = df.copy()
     for key in by:
         if keyed[key].dtype.kind == "O":
-            keyed[key] = keyed[key].map(lambda v: "none" if v is None else v)
+            keyed[key] = keyed[key].map(lambda v: "none" if v is None or (isinstance(v, float) and math.isnan(v)) else v)
     grouped = keyed.groupby(list(by), dropna=False, sort=True)[value]
     out = grouped.agg(mean="mean", std="std", n="count").reset_index()
     out["ci95"] = grouped.agg(ci95_halfwidth).to_numpy()

@@ -19,6 +19,12 @@ IMP run). This module computes
 
 Scores are lists of tensors, one per masked layer (in the order of
 ``ertrain.models.maskable_layers``), each with its layer's weight shape.
+
+Density schemes registered here (``ertrain.density``): ``snip``, ``synflow`` and ``imp`` turn such
+ratios into ER densities (``p_l`` proportional to the ratio, an emptied layer floored at one
+weight, rescaled to the requested density exactly). They take ``ratios=[...]`` (JSON, e.g.
+``--density-options '{"ratios": [0.3, 0.08, 0.6]}'``), or ``net=<model>`` with ``batch=(x, y)``
+(SNIP) / ``input_shape=`` (SynFlow), or ``run=<IMP run directory>`` (ER-IMP).
 """
 
 from __future__ import annotations
@@ -354,19 +360,19 @@ def _register_saliency_schemes() -> None:
         shapes: Sequence[tuple[int, ...]],
         density: float,
         ratios: Sequence[float] | None = None,
-        model: nn.Module | None = None,
+        net: nn.Module | None = None,
         batch: tuple[Tensor, Tensor] | None = None,
     ) -> np.ndarray:
         """ER-SNIP: the layerwise densities of SNIP's global top-``density`` mask, randomised.
 
-        Give ``ratios`` (one per layer, e.g. from :func:`saliency_ratios`), or ``model`` (at
+        Give ``ratios`` (one per layer, e.g. from :func:`saliency_ratios`), or ``net`` (the model at
         initialisation) and ``batch = (x, y)`` to score here.
         """
         if ratios is None:
-            if model is None or batch is None:
-                raise ValueError("scheme 'snip' needs ratios=[...] (one per layer) or model= and batch=(x, y)")
-            layers = _check_model_shapes(model, shapes)
-            ratios = layer_ratios(snip_scores(model, batch[0], batch[1], layers=layers), density).tolist()
+            if net is None or batch is None:
+                raise ValueError("scheme 'snip' needs ratios=[...] (one per layer) or net=<model> and batch=(x, y)")
+            layers = _check_model_shapes(net, shapes)
+            ratios = layer_ratios(snip_scores(net, batch[0], batch[1], layers=layers), density).tolist()
         return _randomised(shapes, density, ratios)
 
     @register_density_scheme("synflow")
@@ -374,19 +380,20 @@ def _register_saliency_schemes() -> None:
         shapes: Sequence[tuple[int, ...]],
         density: float,
         ratios: Sequence[float] | None = None,
-        model: nn.Module | None = None,
+        net: nn.Module | None = None,
         input_shape: Sequence[int] | None = None,
         iterations: int = 100,
     ) -> np.ndarray:
         """ER-SynFlow: the layerwise densities of iterative SynFlow's mask (``iterations`` rounds), randomised.
 
-        Give ``ratios``, or ``model`` (at initialisation) and ``input_shape`` (one example, no batch dim).
+        Give ``ratios``, or ``net`` (the model at initialisation) and ``input_shape`` (one example,
+        no batch dimension).
         """
         if ratios is None:
-            if model is None or input_shape is None:
-                raise ValueError("scheme 'synflow' needs ratios=[...] (one per layer) or model= and input_shape=")
-            layers = _check_model_shapes(model, shapes)
-            masks = iterative_synflow_masks(model, input_shape, density, iterations=iterations, layers=layers)
+            if net is None or input_shape is None:
+                raise ValueError("scheme 'synflow' needs ratios=[...] (one per layer) or net=<model> and input_shape=")
+            layers = _check_model_shapes(net, shapes)
+            masks = iterative_synflow_masks(net, input_shape, density, iterations=iterations, layers=layers)
             ratios = masks_ratios(masks).tolist()
         return _randomised(shapes, density, ratios)
 
@@ -458,15 +465,15 @@ def scheme_options(
     """Density-scheme options completed for ``snip``/``synflow`` when no ``ratios`` are given.
 
     For a trainer that builds its mask with ``Masking.from_scheme(model, scheme, ..., **opts)``:
-    SNIP gets ``model`` and a batch of ``batch_size`` random training examples (drawn with
-    ``generator``), SynFlow gets ``model`` and the input shape. Other schemes are unchanged.
+    SNIP gets ``net=model`` and a batch of ``batch_size`` random training examples (drawn with
+    ``generator``), SynFlow gets ``net=model`` and the input shape. Other schemes are unchanged.
     """
     import torch
 
     opts = dict(options)
     if scheme not in ("snip", "synflow") or "ratios" in opts:
         return opts
-    opts["model"] = model
+    opts["net"] = model
     if scheme == "snip":
         idx = torch.randperm(int(x_train.shape[0]), generator=generator)[:batch_size].to(x_train.device)
         opts["batch"] = (x_train[idx], y_train[idx])

@@ -89,6 +89,8 @@ def init_distributed(device: torch.device) -> tuple[int, int]:
     if world <= 1:
         return 0, 1
     if not dist.is_initialized():
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
     return dist.get_rank(), dist.get_world_size()
 
@@ -272,9 +274,8 @@ class Trainer:
                    progress=progress, model_kwargs=model_kwargs)
 
     def _wrap(self, model: nn.Module) -> nn.Module:
+        """The module the training step calls: DDP-wrapped under torchrun (SyncBatchNorm on CUDA), then compiled."""
         net = model
-        if self.config.compile:
-            net = torch.compile(net)  # type: ignore[assignment]
         if self.world_size > 1:
             from torch.nn.parallel import DistributedDataParallel
 
@@ -283,6 +284,8 @@ class Trainer:
                 net = DistributedDataParallel(net, device_ids=[self.device.index], broadcast_buffers=False)
             else:
                 net = DistributedDataParallel(net, broadcast_buffers=False)
+        if self.config.compile:
+            net = torch.compile(net)  # type: ignore[assignment]
         return net
 
     # -- optimizer and schedule --------------------------------------------------------------------
@@ -345,8 +348,11 @@ class Trainer:
         try:
             for e in range(start, epochs):
                 t0 = time.perf_counter()
+                steps = self._steps_bar(e, epochs) if bar is not None and not bar.disable else None
                 with self._epoch_rng():
-                    train_loss, train_acc = self._train_epoch(opt, hooks)
+                    train_loss, train_acc = self._train_epoch(opt, hooks, steps)
+                if steps is not None:
+                    steps.close()
                 lr = opt.param_groups[0]["lr"]
                 sched.step()
                 test = self.evaluate("test")
@@ -372,6 +378,13 @@ class Trainer:
             if bar is not None:
                 bar.close()
         return [r for r in self.history if r["fit"] == fit_index]
+
+    def _steps_bar(self, epoch: int, epochs: int) -> Any:
+        from tqdm.auto import tqdm
+
+        total = 1 if self.data.is_graph else -(-self.data.num_train // self.config.batch_size)
+        return tqdm(total=total, desc=f"epoch {epoch + 1}/{epochs}", unit="step", leave=False, file=sys.stderr,
+                    dynamic_ncols=True)
 
     def _progress_bar(self, epochs: int, start: int, desc: str) -> Any:
         if self.rank != 0 or self.progress is False:
@@ -429,7 +442,9 @@ class Trainer:
     def _autocast(self) -> Any:
         return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.amp)
 
-    def _train_epoch(self, opt: torch.optim.Optimizer, hooks: Sequence[TrainHook]) -> tuple[float, float | None]:
+    def _train_epoch(
+        self, opt: torch.optim.Optimizer, hooks: Sequence[TrainHook], steps_bar: Any = None
+    ) -> tuple[float, float | None]:
         self.net.train()
         loss_total = torch.zeros((), device=self.device, dtype=torch.float64)
         correct = torch.zeros((), device=self.device, dtype=torch.float64)
@@ -455,6 +470,8 @@ class Trainer:
             if self.data.task == "classification":
                 correct += (out.detach().argmax(dim=-1) == y).sum()
             seen += int(y.shape[0])
+            if steps_bar is not None:
+                steps_bar.update(1)
         stats = torch.stack([loss_total, correct, torch.full((), float(seen), device=self.device, dtype=torch.float64)])
         stats = self._all_reduce(stats)
         n = max(1.0, float(stats[2]))

@@ -51,7 +51,9 @@ def main(argv: list[str] | None = None) -> int:
             rows.append([pk, int(q), 2 * int(q) * 3, int(w), r, sw.draws, th[0], th[1]])
     ax.set_xlabel(r"source width $n_{S,1} = q\,(n_{T,1}+1)$   ($n_{S,0} = 2q\,(d+1)$)")
     ax.set_ylabel(f"success rate (sup error ≤ {args.epsilon:g}), {sw.draws} draws")
-    ax.set_title("Theorem 2.5: SLT by subset sums in an ER source\n(dashed: theorem's $n_{S,1}$ with C = 1)", fontsize=10)
+    ax.set_title(
+        "Theorem 2.5: SLT by subset sums in an ER source\n(dashed: theorem's $n_{S,1}$ with C = 1)", fontsize=10
+    )
     ax.set_ylim(-0.03, 1.03)
     ax.legend()
     fig.tight_layout()

@@ -24,7 +24,7 @@ from ertrain.masks import Masking, flow_defects, sample_er_masks
 from ertrain.models import build_model, maskable_layers
 
 #: Level of every two-sided exact binomial test (per count).
-ALPHA = 1e-4
+ALPHA = 3e-5
 #: Most counts one Hypothesis example tests (layers of a drawn network, or rows + columns).
 MAX_COUNTS = 4
 #: Examples of each statistical test function, and of the Monte-Carlo rate test.
@@ -268,12 +268,12 @@ def test_proof_event_rate_on_ertrain_masks(widths: tuple[int, ...], density: flo
 # 4. ertrain's density schemes fed to ertheory's bounds
 
 
-def _by_hand_q(widths: list[int], p: np.ndarray, delta: float) -> list[int]:
+def _by_hand_q(m_T: list[int], p: np.ndarray, delta: float) -> list[int]:
     """Theorem 2.2's integer recursion written out: q_L = 1, q_{l-1} = ceil(log(L m_l q_l / delta) / log(1/(1-p_l)))."""
-    L = len(widths) - 1
+    L = len(m_T)
     q = [1] * (L + 1)
     for l in range(L, 0, -1):
-        m_l = widths[l] * widths[l - 1]
+        m_l = m_T[l - 1]
         if p[l - 1] >= 1.0:
             q[l - 1] = 1
             continue
@@ -309,7 +309,7 @@ def test_scheme_densities_give_finite_monotone_consistent_widths(
     for b, p in ((b_lo, p_lo), (b_hi, p_hi)):
         assert np.all(np.isfinite(b.q)) and np.all(b.q_int >= 1)
         assert b.widths.tolist() == (b.q_int * np.asarray(widths)).tolist()
-        assert b.q_int.tolist() == _by_hand_q(widths, p, delta)
+        assert b.q_int.tolist() == _by_hand_q([o * i for o, i in zip(widths[1:], widths[:-1], strict=True)], p, delta)
     assert np.all(b_lo.widths >= b_hi.widths), f"{b_lo.widths} < {b_hi.widths}"
 
 
@@ -321,14 +321,14 @@ def test_scheme_densities_give_finite_monotone_consistent_widths(
     scheme=st.sampled_from(["uniform", "erk", "balanced"]),
 )
 def test_conv_scheme_densities_feed_theorem_a5(channels: list[int], kernel: int, density: float, scheme: str) -> None:
-    """Conv layer densities from a scheme give Theorem A.5 widths equal to Theorem 2.2's with ``m_T = c c' k``."""
+    """Conv layer densities from a scheme give Theorem A.5's recursion with ``m_{T,l} = c_l c_{l-1} k_l``."""
     L = len(channels) - 1
     shapes = [(channels[l + 1], channels[l], kernel, kernel) for l in range(L)]
     p = layer_densities(scheme, shapes, density)
     a5 = bounds.theorem_a5(channels, [kernel * kernel] * L, p, 0.01)
-    fc = bounds.theorem_2_2(channels, p, 0.01, m_T=[int(np.prod(s)) for s in shapes])
     assert np.all(np.isfinite(a5.q))
-    assert a5.q_int.tolist() == fc.q_int.tolist()
+    assert a5.q_int.tolist() == _by_hand_q([int(np.prod(s)) for s in shapes], p, 0.01)
+    assert a5.widths.tolist() == (a5.q_int * np.asarray(channels)).tolist()
     # a denser layer never needs more copies below it
     denser = bounds.theorem_a5(channels, [kernel * kernel] * L, np.minimum(1.0, 2 * p), 0.01)
     assert np.all(denser.q_int <= a5.q_int)

@@ -287,8 +287,8 @@ def test_crop_flip_matches_per_image_reference(b: int, c: int, h: int, w: int, p
     x = torch.randn(b, c, h, w, generator=torch.Generator().manual_seed(seed))
     offsets, flips = crop_flip_params(b, padding, torch.Generator().manual_seed(seed))
     assert int(offsets.min()) >= 0 and int(offsets.max()) <= 2 * padding
-    torch.testing.assert_close(crop_flip_with(x, offsets, flips, padding), reference_crop_flip(x, offsets, flips, padding),
-                               rtol=0, atol=0)
+    expected = reference_crop_flip(x, offsets, flips, padding)
+    torch.testing.assert_close(crop_flip_with(x, offsets, flips, padding), expected, rtol=0, atol=0)
     again = crop_flip(x, padding, torch.Generator().manual_seed(seed))
     torch.testing.assert_close(again, reference_crop_flip(x, offsets, flips, padding), rtol=0, atol=0)
 

@@ -71,5 +71,6 @@ def test_two_gloo_processes_equal_one_process(tmp_path: Path) -> None:
     for name, mask in a["masks"].items():
         assert torch.count_nonzero(a["model"][name + ".weight"][~mask]) == 0
     ddp_lines = [json.loads(s) for s in (ddp_dir / "metrics.jsonl").read_text().splitlines()]
-    one_lines = [json.loads(s) for s in (tmp_path / "single" / cfg.run_hash() / "metrics.jsonl").read_text().splitlines()]
+    one_dir = tmp_path / "single" / cfg.run_hash()
+    one_lines = [json.loads(s) for s in (one_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["train_loss"] for r in ddp_lines] == pytest.approx([r["train_loss"] for r in one_lines], rel=1e-5)

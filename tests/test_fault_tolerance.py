@@ -161,3 +161,20 @@ dataset = ["cora"]
     error = json.loads((bad / "error.json").read_text())
     assert error["type"] and error["message"] and "Traceback" in error["traceback"]
     assert error["message"].split()[0] in out
+
+
+def test_a_run_locked_by_another_process_is_not_trained_twice(tmp_path: Path) -> None:
+    import fcntl
+
+    from ertrain.executors import execute_run
+
+    config = build_configs(load_sweep(_write(tmp_path, epochs=1, batch=128)))[0]
+    run_dir = tmp_path / "runs" / config.run_hash()
+    run_dir.mkdir(parents=True)
+    with open(run_dir / ".lock", "a") as held:  # another sweep is training this run right now
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        outcome = execute_run(config.to_json(), str(tmp_path / "runs"))
+        assert not outcome.ok and "in progress" in outcome.error
+        assert not (run_dir / "result.json").exists() and not (run_dir / "error.json").exists()
+    assert execute_run(config.to_json(), str(tmp_path / "runs")).ok  # lock released: the run trains
+    assert (run_dir / "result.json").is_file()

@@ -10,11 +10,13 @@ import pytest
 import ertrain.train as train_mod
 from ertrain.config import TrainConfig
 
-CASES: list[tuple[str, str, float, dict[str, Any]]] = [
-    ("imp", "dense", 1.0, {"cycles": 2, "rewind": "epoch", "rewind_epoch": 1}),
-    ("rigl", "erk", 0.3, {"update_every": 5}),
-    ("str", "uniform", 0.5, {"s_init": -5.0, "s_weight_decay": 0.02}),
-    ("edgepopup", "dense", 1.0, {"final_density": 0.3, "levels": 2}),
+# (method, start scheme, start density, options, checkpoint after which the run is stopped)
+CASES: list[tuple[str, str, float, dict[str, Any], int]] = [
+    ("imp", "dense", 1.0, {"cycles": 1, "rewind": "epoch", "rewind_epoch": 1}, 2),  # between two cycles
+    ("rigl", "dense", 1.0, {"update_every": 3, "final_density": 0.3}, 1),  # masks live in the method's state
+    ("set", "erk", 0.3, {"update_every": 5}, 2),
+    ("str", "uniform", 0.5, {"s_init": -5.0, "s_weight_decay": 0.02}, 3),  # after the final checkpoint
+    ("edgepopup", "dense", 1.0, {"final_density": 0.3, "levels": 2}, 3),  # inside the second level
 ]
 
 
@@ -22,9 +24,10 @@ class Interrupt(Exception):
     pass
 
 
-@pytest.mark.parametrize(("method", "scheme", "density", "options"), CASES)
+@pytest.mark.parametrize(("method", "scheme", "density", "options", "stop"), CASES)
 def test_resume_matches_uninterrupted(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, method: str, scheme: str, density: float, options: dict[str, Any]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, method: str, scheme: str, density: float,
+    options: dict[str, Any], stop: int,
 ) -> None:
     cfg = TrainConfig(model="mlp", dataset="digits", epochs=2, lr=0.1, weight_decay=1e-4, method=method,
                       density_scheme=scheme, density=density, method_options=options,
@@ -36,7 +39,7 @@ def test_resume_matches_uninterrupted(
     def save_then_stop(run_dir: Path, state: dict[str, Any]) -> Path:
         path = real_save(run_dir, state)
         calls["n"] += 1
-        if calls["n"] == 3:  # stop after the third epoch's checkpoint
+        if calls["n"] == stop:
             raise Interrupt
         return path
 

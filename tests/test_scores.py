@@ -132,8 +132,9 @@ def test_global_topk_within_candidates() -> None:
 
 
 def test_iterative_synflow_exact_count_and_nested() -> None:
-    torch.manual_seed(0)
-    net = nn.Sequential(nn.Linear(6, 8, bias=False), nn.ReLU(), nn.Linear(8, 4, bias=False))
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        net = nn.Sequential(nn.Linear(6, 8, bias=False), nn.ReLU(), nn.Linear(8, 4, bias=False))
     layers = [("0", net[0]), ("2", net[2])]
     masks = iterative_synflow_masks(net, (6,), 0.2, iterations=10, layers=layers)
     assert sum(int(m.sum()) for m in masks) == round(0.2 * 80)
@@ -147,3 +148,73 @@ def test_iterative_synflow_exact_count_and_nested() -> None:
 def test_bad_density_raises(bad: float) -> None:
     with pytest.raises(ValueError, match="density"):
         layer_ratios([torch.ones(3)], bad)
+
+
+def test_saliency_density_schemes_randomise_ratios(tmp_path: object) -> None:
+    import json
+    from pathlib import Path
+
+    from ertrain.density import capped_proportional, layer_densities, layer_sizes
+    from ertrain.masks import Masking
+    from ertrain.models import build_model, maskable_layers
+
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = build_model("mlp", num_classes=3, in_features=6, hidden=(8, 5))
+    shapes = [tuple(m.weight.shape) for _, m in maskable_layers(model)]
+    sizes = layer_sizes(shapes)
+    # ratios given: p_l proportional to them (one-weight floor for an emptied layer), mean exactly 0.2
+    ratios = [0.1, 0.5, 0.0]
+    p = layer_densities("snip", shapes, 0.2, ratios=ratios)
+    floored = np.maximum(ratios, 1 / sizes)
+    np.testing.assert_allclose(p, capped_proportional(floored, sizes, 0.2))
+    assert abs(float(np.dot(p, sizes) / sizes.sum()) - 0.2) < 1e-12
+    # SNIP from the model and a batch = the ratios of its global top-k mask, randomised
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(16, 6, generator=g), torch.randint(0, 3, (16,), generator=g)
+    expected = layer_ratios(snip_scores(model, x, y), 0.3)
+    p = layer_densities("snip", shapes, 0.3, net=model, batch=(x, y))
+    np.testing.assert_allclose(p, capped_proportional(np.maximum(expected, 1 / sizes), sizes, 0.3))
+    # SynFlow through Masking.from_scheme: an ER mask whose layer ratios follow iterative SynFlow's
+    g = torch.Generator().manual_seed(1)
+    syn = masks_ratios(iterative_synflow_masks(model, (6,), 0.3, iterations=5))
+    masking = Masking.from_scheme(model, "synflow", 0.3, g, net=model, input_shape=(6,), iterations=5)
+    np.testing.assert_allclose(list(masking.requested_densities.values()),
+                               capped_proportional(np.maximum(syn, 1 / sizes), sizes, 0.3))
+    # ER-IMP from a finished IMP run's result.json
+    run_dir = Path(str(tmp_path))
+    result = {"method": "imp", "layer_densities": {"a": 0.4, "b": 0.2, "c": 0.8}}
+    (run_dir / "result.json").write_text(json.dumps(result))
+    p = layer_densities("imp", shapes, 0.25, run=str(run_dir))
+    np.testing.assert_allclose(p, capped_proportional(np.array([0.4, 0.2, 0.8]), sizes, 0.25))
+    with pytest.raises(ValueError, match="ratios"):
+        layer_densities("snip", shapes, 0.2)
+    (run_dir / "result.json").write_text(json.dumps({"method": "static"}))
+    with pytest.raises(ValueError, match="not the result of an IMP run"):
+        layer_densities("imp", shapes, 0.25, run=str(run_dir))
+
+
+def test_apportion_exact_and_capped() -> None:
+    from ertrain.scores import apportion
+
+    assert apportion(10, [1, 1, 1], [10, 10, 10]).tolist() == [4, 3, 3]
+    assert apportion(10, [1, 1, 8], [10, 10, 2]).tolist() == [4, 4, 2]
+    assert apportion(0, [1, 2], [3, 3]).tolist() == [0, 0]
+    with pytest.raises(ValueError, match="total"):
+        apportion(7, [1, 1], [3, 3])
+
+
+def test_scheme_options_completes_saliency_schemes_only() -> None:
+    from ertrain.scores import scheme_options
+
+    net = nn.Sequential(nn.Flatten(), nn.Linear(4, 2))
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.arange(40.0).reshape(10, 4), torch.arange(10) % 2
+    opts = scheme_options("snip", {"a": 1}, net, x, y, 3, g)
+    bx, by = opts["batch"]  # type: ignore[misc]
+    assert opts["net"] is net and opts["a"] == 1 and bx.shape == (3, 4)
+    rows = (bx[:, 0] / 4).long()  # which examples were drawn: labels must match them
+    assert torch.equal(by, y[rows])
+    assert scheme_options("synflow", {}, net, x, y, 3, g)["input_shape"] == (4,)
+    assert scheme_options("erk", {"form": "text"}, net, x, y, 3, g) == {"form": "text"}
+    assert scheme_options("snip", {"ratios": [0.5]}, net, x, y, 3, g) == {"ratios": [0.5]}

@@ -10,11 +10,13 @@ import pytest
 from ertheory import cli, slt
 
 
-def dense_forward(source: slt.SourceNetwork, wm: tuple, bm: tuple, x: np.ndarray) -> np.ndarray:  # type: ignore[type-arg]
+def dense_forward(
+    source: slt.SourceNetwork, wm: tuple[np.ndarray, ...], bm: tuple[np.ndarray, ...], x: np.ndarray
+) -> np.ndarray:
     """Plain forward pass of the masked source (no skipping of idle neurons)."""
     h0 = np.maximum(x @ (source.weights[0] * wm[0]).T + source.biases[0] * bm[0], 0.0)
     h1 = np.maximum(h0 @ (source.weights[1] * wm[1]).T + source.biases[1] * bm[1], 0.0)
-    out: np.ndarray = h1 @ (source.weights[2] * wm[2]).T + source.biases[2] * bm[2]  # type: ignore[type-arg]
+    out: np.ndarray = h1 @ (source.weights[2] * wm[2]).T + source.biases[2] * bm[2]
     return out
 
 

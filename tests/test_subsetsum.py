@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -118,7 +120,7 @@ def test_coverage_large_n_without_gap() -> None:
         (lambda: ss.draw_er_values(5, 0.5, np.random.default_rng(0), "cauchy"), "uniform"),
     ],
 )
-def test_bad_input_raises(call, word: str) -> None:  # type: ignore[no-untyped-def]
+def test_bad_input_raises(call: Callable[[], object], word: str) -> None:
     with pytest.raises(ValueError, match=word):
         call()
 

@@ -255,3 +255,45 @@ def test_cli_train_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert main(["train", "--model", "nosuch", "--dataset", "digits", "--epochs", "1", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and "valid names" in err[-1]
+
+
+def test_progress_bar_shows_epoch_loss_accuracy_time(capsys: pytest.CaptureFixture[str]) -> None:
+    trainer = Trainer.from_config(tiny(epochs=2), progress=True)
+    trainer.fit(2, desc="static")
+    err = capsys.readouterr().err
+    for needle in ("static", "2/2", "loss=", "acc=", "test_acc=", "s_per_epoch=", "epoch 2/2"):
+        assert needle in err, needle
+    quiet = Trainer.from_config(tiny(epochs=1), progress=False)
+    quiet.fit(1)
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.gpu
+def test_cuda_bf16_channels_last_matches_cpu_masks() -> None:
+    cfg = tiny(model="resnet20", dataset="synthetic-cifar", data_options={"n_train": 256, "n_test": 64},
+               model_options={}, epochs=1, device="cuda")
+    gpu = Trainer.from_config(cfg, progress=False)
+    cpu = Trainer.from_config(cfg.replace(device="cpu"), progress=False)
+    assert gpu.amp and gpu.channels_last
+    assert gpu.masking is not None and cpu.masking is not None
+    for name, mask in cpu.masking.masks.items():
+        assert torch.equal(gpu.masking.masks[name].cpu(), mask)
+    records = gpu.fit(1)
+    assert math.isfinite(records[0]["train_loss"])
+    layers = dict(gpu.model.named_modules())
+    for name, mask in gpu.masking.masks.items():
+        assert torch.count_nonzero(layers[name].weight.detach()[~mask]) == 0
+
+
+def test_regression_task_reports_loss_without_accuracy(tmp_path: Path) -> None:
+    cfg = tiny(data_options={"n_train": 200, "n_test": 100, "task": "regression", "num_classes": 2},
+               density_scheme="dense", density=1.0, epochs=4, lr=0.1)
+    trainer = Trainer.from_config(cfg, progress=False)
+    start = trainer.evaluate()
+    records = trainer.fit(4)
+    assert start["accuracy"] is None and records[-1]["test_accuracy"] is None
+    # the mean squared error per output falls below predicting zero (the targets' mean square)
+    y = trainer.data.y_test
+    assert records[-1]["test_loss"] < 0.5 * float((y**2).mean())
+    result = run(cfg, tmp_path, progress=False)
+    assert result["test_accuracy"] is None and json.loads((tmp_path / cfg.run_hash() / "result.json").read_text())

@@ -52,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
         args.density = 0.5
     p = check_density_or_sparsity(args.density, args.sparsity)
     rng = np.random.default_rng(args.seed)
-    target = slt.random_target(*args.target, rng=rng)
+    d, n1, n2 = args.target
+    target = slt.random_target(d, n1, n2, rng=rng)
     theorem = slt.theorem_widths(target, p, args.delta, min(args.epsilon, 0.999), C=args.C)
     out: dict[str, Any] = {"target_widths": list(target.widths), "density": p, "epsilon": args.epsilon,
                            "theorem_widths": list(theorem), "C": args.C}

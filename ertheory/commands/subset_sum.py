@@ -94,6 +94,6 @@ def run(args: argparse.Namespace) -> int:
         print_json(rows[0] | {"n": int(values.size)} if len(rows) == 1 else {"n": int(values.size), "results": rows})
     else:
         for r in rows:
-            print(f"target {r['target']:g}: indices {list(map(int, r['indices']))}  sum {r['sum']:.12g}  "
+            print(f"target {r['target']:g}: indices {np.asarray(r['indices']).tolist()}  sum {r['sum']:.12g}  "
                   f"error {r['error']:.3g}")
     return 0

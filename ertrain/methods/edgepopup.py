@@ -103,11 +103,13 @@ class EdgePopup(Method):
         self._changes = 0
         self._result: dict[str, Any] | None = None
         self._final: dict[str, Any] = {}
+        self._prev: list[Tensor] = []  # the mask at the end of the last finished level
 
     def state_dict(self) -> dict[str, Any]:
         scores = {n: p.scores.detach().cpu().clone() for n, p in self._params.items()} or self.scores
         return {"level": self._level, "records": list(self._records), "changes": self._changes, "scores": scores,
-                "random_weights": self.random_weights, "result": self._result, "final": self._final}
+                "random_weights": self.random_weights, "result": self._result, "final": self._final,
+                "prev": self._prev}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state:
@@ -118,6 +120,7 @@ class EdgePopup(Method):
             self.random_weights = dict(state["random_weights"])
             self._result = state["result"]
             self._final = dict(state["final"])
+            self._prev = list(state["prev"])
 
     def run(self, trainer: Trainer) -> dict[str, Any]:
         import torch
@@ -166,12 +169,7 @@ class EdgePopup(Method):
         params = list(self._params.values())
         hook = plain_state_dict_hook(model, names)
         trainer.masking = None  # the parametrisation applies the start mask
-        prev = start
-        if self._records:  # resumed after a finished level: the mask that level ended with
-            for p, k in zip(params, apportion(counts[self._level - 1], nnz0, nnz0), strict=True):
-                p.k = int(k)
-            with torch.no_grad():
-                prev = [p.mask().bool() for p in params]
+        prev = [m.to(start[0].device) for m in self._prev] if self._prev else start
         try:
             for level in range(self._level, len(counts)):
                 self._level = level
@@ -185,6 +183,7 @@ class EdgePopup(Method):
                     current = [p.mask().bool() for p in params]
                 self._changes += sum(int((a & ~b).sum()) for a, b in zip(current, prev, strict=True))
                 prev = current
+                self._prev = [m.cpu() for m in current]
                 metrics = trainer.evaluate("test")
                 self._records.append({"level": level + 1, "nnz": counts[level], "density": counts[level] / total,
                                       "test_accuracy": metrics["accuracy"],

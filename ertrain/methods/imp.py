@@ -16,8 +16,10 @@ same fraction from every layer (counts apportioned so the total is exact).
 
 Every cycle's record holds its density, per-layer densities, test accuracy, and the mask itself is
 kept in ``IMP.cycle_masks`` (and the final mask in the trainer's ``Masking``). The per-layer
-densities of the final cycle are the ER-IMP ratios: ``--density-scheme imp --imp-ratios-from RUN``
-(see ``ertrain.scores``) builds an ER mask with them.
+densities of the final cycle (``layer_densities`` in ``result.json``) are the ER-IMP ratios:
+``--density-scheme imp --density-options '{"run": "RUN_DIR"}'`` builds an ER mask with them
+(``ertrain.scores``). A run resumes from its checkpoints (the cycle, masks and rewind point are
+kept in the method's state).
 """
 
 from __future__ import annotations
