@@ -19,7 +19,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -115,11 +115,14 @@ def make_reference_model(name: str, masks: Mapping[str, torch.Tensor] | None, **
 
 def reference_epoch(
     model: nn.Module,
-    loader: DataLoader[tuple[torch.Tensor, int]],
+    loader: Iterable[tuple[torch.Tensor, torch.Tensor]],
     optimizer: torch.optim.Optimizer,
     device: torch.device | str,
 ) -> dict[str, float]:
-    """One training epoch in the usual style; returns mean loss, accuracy and images seen."""
+    """One training epoch in the usual style over ``loader`` (any iterable of ``(inputs, targets)`` batches).
+
+    Returns the mean loss, the accuracy and the number of images seen.
+    """
     model.train()
     criterion = nn.CrossEntropyLoss()
     loss_sum, correct, total = 0.0, 0, 0

@@ -19,8 +19,8 @@ ER mask (and a mask on the biases) -- no weight is changed -- following the proo
   constant block} summing to ``b_2[o]``.  Only copies chosen here are built in layer 1 (the proof's backward
   order).
 
-Every subset is the exact best subset of :func:`ertheory.subsetsum.best_subset` among the ``max_values``
-available candidates of largest magnitude.  The construction succeeds when the rigorous a-posteriori bound on
+Every subset is the exact best subset of :func:`ertheory.subsetsum.best_subset` among ``max_values`` of the
+available candidates (see :func:`_solve`).  The construction succeeds when the rigorous a-posteriori bound on
 the sup error over the unit ball,
 
     sum_i |e_{2,oi}| H_i + |e_{2,o}| + sum_i sum_{i' in I_oi} |v_{oi'}| E_{i'},
@@ -184,11 +184,20 @@ class SLTResult:
 
 
 def _solve(values: FloatArray, target: float, max_values: int) -> tuple[NDArray[np.int64], float]:
-    """Best subset (positions into ``values``) among the ``max_values`` candidates of largest magnitude (all of
-    them when there are fewer); returns the positions and the signed error ``sum - target``."""
+    """Best subset (positions into ``values``) among ``max_values`` candidates; returns the positions and the
+    signed error ``sum - target``.
+
+    The candidates are the first ``max_values`` (the values are i.i.d., so these are a random choice); when their
+    sums cannot reach the target (it lies outside [sum of negatives, sum of positives]) the candidates of largest
+    magnitude are used instead.  Large-magnitude candidates are not the default: they favour subsets of many
+    nearly cancelling terms, and each term of layer 2 carries the error of its layer-1 copy.
+    """
     if values.size == 0:
         return np.zeros(0, dtype=np.int64), -target
-    keep = np.sort(np.argsort(-np.abs(values), kind="stable")[:max_values])
+    keep = np.arange(min(values.size, max_values))
+    head = values[keep]
+    if not head[head < 0].sum() <= target <= head[head > 0].sum():
+        keep = np.sort(np.argsort(-np.abs(values), kind="stable")[:max_values])
     res = best_subset(values[keep], target)
     idx = keep[res.indices()]
     return idx, float(res.sums) - target

@@ -232,7 +232,7 @@ def best_subset_er(
 ) -> SubsetSumResult:
     """:func:`best_subset` restricted to the values an ER mask keeps (Lemma 2.4's ``M_i X_i``).
 
-    The returned masks refer to the original positions and are ``False`` wherever ``present`` is.
+    The returned masks refer to the original positions and are ``False`` wherever ``present`` is ``False``.
     """
     x = _check_values(values)
     m = np.asarray(present, dtype=bool)

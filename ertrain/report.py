@@ -181,8 +181,11 @@ def stage_rows(row: Mapping[str, Any], result: Mapping[str, Any]) -> list[dict[s
     """One row per stage of a multi-stage run, or ``[row]``.
 
     A stage list is the first list field of ``result`` whose entries are objects holding ``density``
-    and ``test_accuracy`` (IMP's ``cycles``): each entry gives a row with ``stage`` (its index),
-    ``final_sparsity = 1 - density`` and the entry's scalar fields in place of the run's.
+    and ``test_accuracy`` (IMP's ``cycles``, edge-popup's ``levels``): each entry gives a row with
+    ``stage`` (its index), its realised density in ``result_density``, and the entry's scalar fields
+    in place of the run's.  Its ``final_sparsity`` is nominal: the stage's density relative to the
+    run's realised start (``start_density``, else the first stage's) times the requested start
+    density, so that seeds whose random ER starts differ by a few weights share a column.
     """
     for value in result.values():
         if (
@@ -190,12 +193,14 @@ def stage_rows(row: Mapping[str, Any], result: Mapping[str, Any]) -> list[dict[s
             and value
             and all(isinstance(v, dict) and "density" in v and "test_accuracy" in v for v in value)
         ):
+            start = float(result.get("start_density") or value[0]["density"])
+            requested = float(row.get("density", start) or start)
             rows = []
             for index, stage in enumerate(value):
                 new = dict(row)
                 new.update({k: v for k, v in stage.items() if _scalar(v) and k != "density"})
                 new["result_density"] = stage["density"]
-                new["final_sparsity"] = round(1.0 - float(stage["density"]), 3)
+                new["final_sparsity"] = round(1.0 - requested * float(stage["density"]) / start, 3)
                 new["stage"] = index
                 rows.append(new)
             return rows
@@ -283,6 +288,11 @@ def config_keys(df: pd.DataFrame) -> list[str]:
     return keys
 
 
+def _none_label(value: Any) -> Any:
+    """``None`` and NaN (a field a run does not set, e.g. no flow repair) shown as ``"none"``."""
+    return "none" if value is None or (isinstance(value, float) and math.isnan(value)) else value
+
+
 def aggregate(df: pd.DataFrame, by: Sequence[str], value: str = "test_accuracy") -> pd.DataFrame:
     """Mean, std, n and 95% CI half-width of ``value`` for each combination of ``by`` (seeds pooled)."""
     if value not in df.columns:
@@ -290,7 +300,7 @@ def aggregate(df: pd.DataFrame, by: Sequence[str], value: str = "test_accuracy")
     keyed = df.copy()
     for key in by:
         if keyed[key].dtype.kind == "O":
-            keyed[key] = keyed[key].map(lambda v: "none" if v is None or (isinstance(v, float) and math.isnan(v)) else v)
+            keyed[key] = keyed[key].map(_none_label)
     grouped = keyed.groupby(list(by), dropna=False, sort=True)[value]
     out = grouped.agg(mean="mean", std="std", n="count").reset_index()
     out["ci95"] = grouped.agg(ci95_halfwidth).to_numpy()

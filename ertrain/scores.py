@@ -414,7 +414,7 @@ def _register_saliency_schemes() -> None:
 
 
 def imp_ratios(run: str) -> list[float]:
-    """The final per-layer densities recorded in a finished IMP run's ``result.json``."""
+    """The final per-layer densities of a finished IMP run's ``result.json``, in forward layer order."""
     import json
     from pathlib import Path
 
@@ -424,9 +424,10 @@ def imp_ratios(run: str) -> list[float]:
     if not path.is_file():
         raise ValueError(f"no IMP result at {str(path)!r}")
     result = json.loads(path.read_text())
-    if result.get("method") != "imp" or "layer_densities" not in result:
+    if result.get("method") != "imp" or "layer_densities" not in result or "layer_order" not in result:
         raise ValueError(f"{str(path)!r} is not the result of an IMP run (method {result.get('method')!r})")
-    return [float(v) for v in result["layer_densities"].values()]
+    densities = result["layer_densities"]
+    return [float(densities[name]) for name in result["layer_order"]]
 
 
 def saliency_ratios(

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import inspect
 import json
 import math
 import os
@@ -279,11 +280,15 @@ class Trainer:
         if self.world_size > 1:
             from torch.nn.parallel import DistributedDataParallel
 
+            # Buffers (masks, BN statistics) are synchronised once at construction, not at every forward.
+            params = inspect.signature(DistributedDataParallel).parameters
+            key = "forward_sync_buffers" if "forward_sync_buffers" in params else "broadcast_buffers"
+            no_sync: dict[str, Any] = {key: False}
             if self.device.type == "cuda":
                 net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
-                net = DistributedDataParallel(net, device_ids=[self.device.index], broadcast_buffers=False)
+                net = DistributedDataParallel(net, device_ids=[self.device.index], **no_sync)
             else:
-                net = DistributedDataParallel(net, broadcast_buffers=False)
+                net = DistributedDataParallel(net, **no_sync)
         if self.config.compile:
             net = torch.compile(net)  # type: ignore[assignment]
         return net
@@ -698,12 +703,13 @@ def run(
             "model_kwargs": trainer.model_kwargs,
         }
         result.update(extra or {})
+        result = _jsonable(result)  # plain JSON types; NaN/inf (a diverged run) become null
         if is_root:
             full = trainer.state_dict()
             full["method"] = method.state_dict()
             full["wall_time_s"] = wall
             save_checkpoint(run_dir, full)
-            atomic_write_text(result_path, json.dumps(_jsonable(result), indent=2, sort_keys=True) + "\n")
+            atomic_write_text(result_path, json.dumps(result, indent=2, sort_keys=True, allow_nan=False) + "\n")
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(run_dir / "error.json")
         _barrier(trainer)

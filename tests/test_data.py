@@ -140,7 +140,7 @@ def test_cifar100_binary_uses_fine_labels(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- Tiny ImageNet
 
 
-def test_tiny_imagenet_folder(tmp_path: Path) -> None:
+def test_tiny_imagenet_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from PIL import Image
 
     wnids = ["n001", "n002"]
@@ -165,6 +165,17 @@ def test_tiny_imagenet_folder(tmp_path: Path) -> None:
     # dark images (class 0) sit below the training mean, bright ones above
     sign = np.sign(data.x_test.mean(dim=(1, 2, 3)).numpy())
     np.testing.assert_array_equal(sign, [1, -1, 1])
+    # the decoded arrays are cached; a second load reads no image
+    assert len(list(tmp_path.glob("ertrain-cache-*.npz"))) == 1
+    import ertrain.data.tinyimagenet as tin
+
+    def no_decode(path: Path) -> np.ndarray:
+        raise AssertionError("decoded although cached")
+
+    monkeypatch.setattr(tin, "_read_image", no_decode)
+    again = load_dataset("tiny-imagenet", str(tmp_path), expected_classes=2)
+    assert torch.equal(again.x_train, data.x_train) and torch.equal(again.y_test, data.y_test)
+    monkeypatch.undo()
     with pytest.raises(ValueError, match="2 classes, expected 200"):
         load_dataset("tiny-imagenet", str(tmp_path))
     (tmp_path / "val" / "val_annotations.txt").write_text("val_0.JPEG\tn999\t0\t0\t1\t1\n")

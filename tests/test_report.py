@@ -151,11 +151,16 @@ def test_fields_a_layout_does_not_place_are_never_averaged(tmp_path: Path) -> No
 
 
 def test_stage_rows_expand_imp_cycles() -> None:
-    row = {"sparsity": 0.5, "test_accuracy": 0.8}
+    row = {"density": 0.5, "sparsity": 0.5, "test_accuracy": 0.8}
     result = {"cycles": [{"density": 0.5, "test_accuracy": 0.9}, {"density": 0.4, "test_accuracy": 0.85}]}
     rows = stage_rows(row, result)
     assert [(r["stage"], r["final_sparsity"], r["test_accuracy"]) for r in rows] == [(0, 0.5, 0.9), (1, 0.6, 0.85)]
     assert stage_rows(row, {"cycles": []}) == [row]
+    # an ER start that realised density 0.5008 instead of 0.5: cycles at 0.8^k of it get the nominal columns
+    seed_a = stage_rows(row, {"start_density": 0.5008, "cycles": [{"density": 0.5008 * 0.8**k, "test_accuracy": 0.5}
+                                                                  for k in range(4)]})
+    assert [r["final_sparsity"] for r in seed_a] == [0.5, 0.6, 0.68, 0.744]  # 1 - 0.5 * 0.8^k, by hand
+    assert seed_a[1]["result_density"] == pytest.approx(0.40064)
 
 
 def test_long_form_files_round_trip(tmp_path: Path) -> None:

@@ -183,10 +183,11 @@ def test_saliency_density_schemes_randomise_ratios(tmp_path: object) -> None:
                                capped_proportional(np.maximum(syn, 1 / sizes), sizes, 0.3))
     # ER-IMP from a finished IMP run's result.json
     run_dir = Path(str(tmp_path))
-    result = {"method": "imp", "layer_densities": {"a": 0.4, "b": 0.2, "c": 0.8}}
+    # keys sorted as in result.json; layer_order gives the forward order
+    result = {"method": "imp", "layer_densities": {"a": 0.4, "b": 0.2, "c": 0.8}, "layer_order": ["b", "c", "a"]}
     (run_dir / "result.json").write_text(json.dumps(result))
     p = layer_densities("imp", shapes, 0.25, run=str(run_dir))
-    np.testing.assert_allclose(p, capped_proportional(np.array([0.4, 0.2, 0.8]), sizes, 0.25))
+    np.testing.assert_allclose(p, capped_proportional(np.array([0.2, 0.8, 0.4]), sizes, 0.25))
     with pytest.raises(ValueError, match="ratios"):
         layer_densities("snip", shapes, 0.2)
     (run_dir / "result.json").write_text(json.dumps({"method": "static"}))

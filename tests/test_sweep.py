@@ -26,7 +26,8 @@ from ertrain.sweep import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-SHIPPED = sorted((ROOT / "configs").glob("*/*.toml"))
+SHIPPED = sorted((ROOT / "configs").rglob("*.toml"))
+EXPERIMENTS = sorted({p.parent for p in (ROOT / "configs").glob("*/*.toml")})
 
 TINY = """
 name = "tiny"
@@ -149,15 +150,14 @@ def test_load_sweep_reports_the_file(tmp_path: Path) -> None:
 
 
 def test_every_experiment_ships_full_and_smoke() -> None:
-    dirs = sorted({p.parent for p in SHIPPED})
-    assert len(dirs) >= 10
+    assert len(EXPERIMENTS) >= 20
     docs = (ROOT / "docs" / "configs.md").read_text()
-    for d in dirs:
+    for d in EXPERIMENTS:
         assert (d / "full.toml").is_file(), d
         assert f"configs/{d.name}/" in docs, f"{d.name} is missing from docs/configs.md"
 
 
-@pytest.mark.parametrize("path", SHIPPED, ids=[f"{p.parent.name}/{p.name}" for p in SHIPPED])
+@pytest.mark.parametrize("path", SHIPPED, ids=[str(p.relative_to(ROOT / "configs")) for p in SHIPPED])
 def test_shipped_config_is_valid(path: Path) -> None:
     """Every run of every shipped sweep builds a TrainConfig whose names exist in the registries."""
     from ertrain.report import TABLES

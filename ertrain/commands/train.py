@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
 
 from ertheory.cli_util import print_json
@@ -37,6 +38,8 @@ def run(args: argparse.Namespace) -> int:
 
     config = TrainConfig.from_args(args)
     result = run_training(config, args.out, resume=not args.no_resume, progress=args.progress)
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun only rank 0 reports
+        return 0
     if args.json:
         print_json(result)
     else:

@@ -8,7 +8,9 @@ the test set.  Images are decoded with Pillow (grey images are converted to RGB)
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -41,12 +43,55 @@ def _read_wnids(root: Path) -> list[str]:
 
 
 @register_dataset("tiny-imagenet")
-def load_tiny_imagenet(data_dir: str | None, *, seed: int = 0, expected_classes: int | None = 200) -> DataBundle:
-    """Tiny ImageNet from ``data_dir`` (or its ``tiny-imagenet-200`` folder); the val split is the test set."""
+def load_tiny_imagenet(
+    data_dir: str | None, *, seed: int = 0, expected_classes: int | None = 200, cache: bool = True
+) -> DataBundle:
+    """Tiny ImageNet from ``data_dir`` (or its ``tiny-imagenet-200`` folder); the val split is the test set.
+
+    Decoding the 110k JPEGs takes minutes, so with ``cache=True`` the decoded uint8 arrays are kept in
+    ``ertrain-cache-<key>.npz`` next to ``wnids.txt`` (where writable; plain arrays, no pickle).  The key
+    hashes the names and sizes of every image and annotation file, so any change to them rebuilds it.
+    """
     root = find_dir(data_dir, "data", "tiny-imagenet", "wnids.txt", ("tiny-imagenet-200",))
     wnids = _read_wnids(root)
     if expected_classes is not None and len(wnids) != expected_classes:
         raise ValueError(f"{root / 'wnids.txt'}: {len(wnids)} classes, expected {expected_classes}")
+    cache_path = root / f"ertrain-cache-{_cache_key(root, wnids)}.npz" if cache else None
+    if cache_path is not None and cache_path.exists():
+        try:
+            with np.load(cache_path, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in ("x_train", "y_train", "x_test", "y_test")}
+        except (OSError, ValueError, KeyError):
+            arrays = {}
+        if arrays:
+            return _bundle(arrays, len(wnids))
+    arrays = _decode(root, wnids)
+    if cache_path is not None:
+        try:
+            tmp = cache_path.with_name(cache_path.name + ".tmp.npz")
+            np.savez(tmp, x_train=arrays["x_train"], y_train=arrays["y_train"], x_test=arrays["x_test"],
+                     y_test=arrays["y_test"])
+            tmp.replace(cache_path)
+        except OSError:
+            pass  # read-only data directory: decode again next time
+    return _bundle(arrays, len(wnids))
+
+
+def _cache_key(root: Path, wnids: list[str]) -> str:
+    h = hashlib.sha256("\n".join(wnids).encode())
+    for path in sorted(root.glob("train/*/images/*.JPEG")) + [root / "val" / "val_annotations.txt"]:
+        size = path.stat().st_size if path.exists() else -1
+        h.update(f"{path.relative_to(root)}:{size}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def _bundle(arrays: dict[str, NDArray[Any]], num_classes: int) -> DataBundle:
+    x_train, x_test = standardise(arrays["x_train"], arrays["x_test"], axis=(0, 2, 3))
+    return make_bundle(x_train, arrays["y_train"], x_test, arrays["y_test"],
+                       num_classes=num_classes, name="tiny-imagenet", augment="crop_flip")
+
+
+def _decode(root: Path, wnids: list[str]) -> dict[str, NDArray[Any]]:
     index = {w: i for i, w in enumerate(wnids)}
 
     train_x: list[NDArray[np.uint8]] = []
@@ -74,8 +119,5 @@ def load_tiny_imagenet(data_dir: str | None, *, seed: int = 0, expected_classes:
     if not test_x:
         raise ValueError(f"{ann}: no validation images listed")
 
-    x_train, x_test = standardise(np.stack(train_x), np.stack(test_x), axis=(0, 2, 3))
-    return make_bundle(
-        x_train, np.asarray(train_y), x_test, np.asarray(test_y),
-        num_classes=len(wnids), name="tiny-imagenet", augment="crop_flip",
-    )
+    return {"x_train": np.stack(train_x), "y_train": np.asarray(train_y, dtype=np.int64),
+            "x_test": np.stack(test_x), "y_test": np.asarray(test_y, dtype=np.int64)}

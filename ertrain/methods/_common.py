@@ -70,6 +70,7 @@ def accounting(meter: FlopsMeter, names: list[str], masks: list[Tensor], mask_ch
     dens = densities_of(masks)
     return {
         "layer_densities": {n: float(d) for n, d in zip(names, dens, strict=True)},
+        "layer_order": list(names),  # result.json sorts keys; this keeps the forward order
         "mask_changes": int(mask_changes),
         "inference_flops": inference_flops_ratio(meter.macs, dens),
         "training_flops": meter.training_ratio,
