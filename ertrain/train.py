@@ -267,9 +267,15 @@ class Trainer:
         generator = torch.Generator().manual_seed(config.seed)
         masking = None
         if config.density_scheme != "dense":
+            from ertrain.scores import scheme_options
+
+            # SNIP / SynFlow ratios without given ``ratios`` are computed here on this model and data.
+            options = scheme_options(
+                config.density_scheme, dict(config.density_options), model, data.x_train, data.y_train,
+                config.batch_size, generator,
+            )
             masking = Masking.from_scheme(
-                model, config.density_scheme, config.density, generator,
-                flow_repair=config.flow_repair, **config.density_options,
+                model, config.density_scheme, config.density, generator, flow_repair=config.flow_repair, **options,
             )
         return cls(config, model, data, masking=masking, device=device, generator=generator,
                    progress=progress, model_kwargs=model_kwargs)
@@ -702,6 +708,10 @@ def run(
             "world_size": trainer.world_size,
             "model_kwargs": trainer.model_kwargs,
         }
+        if trainer.masking is not None and config.flow_repair is not None:
+            # Edges added by flow repair per layer (the paper's Tables 6 and 7).
+            result["flow_repair_edges_added"] = dict(trainer.masking.edges_added)
+            result["flow_repair_edges_added_total"] = sum(trainer.masking.edges_added.values())
         result.update(extra or {})
         result = _jsonable(result)  # plain JSON types; NaN/inf (a diverged run) become null
         if is_root:

@@ -20,6 +20,7 @@ agree to ``2e-4`` on the CPU and ``1e-2`` on CUDA, where cuDNN convolutions use 
 from __future__ import annotations
 
 import importlib.util
+import json
 import math
 import sys
 from collections.abc import Callable
@@ -33,7 +34,7 @@ import torch
 from ertheory import montecarlo
 from ertrain.config import TrainConfig
 from ertrain.data import DataBundle, load_dataset
-from ertrain.models import layer_weight
+from ertrain.models import build_model, layer_weight, maskable_layers
 from ertrain.montecarlo_torch import count_sample_proof_torch
 from ertrain.train import Trainer
 
@@ -275,3 +276,26 @@ def test_torch_count_sampler_rejects_bad_input() -> None:
         count_sample_proof_torch([3, 2, 1], [5, 5], 0.5, 0, gen)
     with pytest.raises(ValueError, match="generator"):
         count_sample_proof_torch([3, 2, 1], [5, 5], 0.5, 10, 0)  # type: ignore[arg-type]
+
+
+def test_benchmark_script_runs_and_writes_json(tmp_path: Path) -> None:
+    """The GPU benchmark's wiring, at its smoke-run sizes on the CPU (memory and Monte-Carlo sections)."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_gpu_training.py"
+    spec = importlib.util.spec_from_file_location("bench_gpu_training", path)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "res.json"
+    assert bench.main(["--device", "cpu", "--quick", "--only", "memory", "montecarlo", "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["meta"]["sizes_name"] == "quick"
+    mem = res["memory"]
+    model = build_model("resnet18", num_classes=10, width=res["meta"]["sizes"]["width"])
+    n_masked = sum(layer_weight(m).numel() for _, m in maskable_layers(model))
+    assert mem["mask_bool_mib"] == pytest.approx(n_masked / 2**20)  # one byte per masked weight
+    assert set(mem["apply_ms"]) == {"float_cache", "bool_foreach"}
+    assert mem["peak_mib"] == {"dense": None, "sparse": None}  # peak memory is measured on CUDA only
+    assert [r["sparsity"] for r in res["montecarlo"]] == [0.9, 0.99]
+    assert all(r["trials_per_s"]["torch"] > 0 and r["trials_per_s"]["numpy"] > 0 for r in res["montecarlo"])
+    with pytest.raises(ValueError, match="sparsity"):
+        bench.main(["--device", "cpu", "--quick", "--sparsity", "1.5"])

@@ -1,0 +1,46 @@
+"""The notebooks (``notebooks/NN_*.py``, jupytext percent format) execute top to bottom on small settings."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+
+
+def _runner():  # type: ignore[no-untyped-def]
+    spec = importlib.util.spec_from_file_location("notebooks_run_all", NOTEBOOKS / "run_all.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_notebook_is_found() -> None:
+    stems = [p.stem for p in _runner().notebook_sources(NOTEBOOKS)]
+    assert stems == ["01_bounds_and_figure2", "02_subset_sum_and_slt", "03_training_er_networks"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stem", ["01_bounds_and_figure2", "02_subset_sum_and_slt", "03_training_er_networks"])
+def test_notebook_executes(stem: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs in a fresh kernel with ``ERTOOLKIT_SMALL=1``; any cell error raises ``CellExecutionError``."""
+    pytest.importorskip("jupytext")
+    pytest.importorskip("nbclient")
+    monkeypatch.setenv("ERTOOLKIT_SMALL", "1")
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    elapsed = _runner().execute(NOTEBOOKS / f"{stem}.py", timeout=600, write=False)
+    assert elapsed > 0.0
+
+
+@pytest.mark.slow
+def test_a_failing_cell_fails_the_run(tmp_path: Path) -> None:
+    """The runner reports a cell error instead of passing over it."""
+    pytest.importorskip("jupytext")
+    nbclient = pytest.importorskip("nbclient")
+    bad = tmp_path / "01_bad.py"
+    bad.write_text("# %%\nx = 1\n\n# %%\nraise RuntimeError('broken cell')\n")
+    with pytest.raises(nbclient.exceptions.CellExecutionError, match="broken cell"):
+        _runner().execute(bad, write=False)
