@@ -21,11 +21,12 @@ rotating order after a warm-up):
 * ``montecarlo``: the proofs' count sampler, ``ertheory.montecarlo.count_sample_proof`` (numpy) vs
   ``ertrain.montecarlo_torch.count_sample_proof_torch`` on the device, Figure 2's setting.
 
-Sizes: the issue's sizes on CUDA (batches 128/512, 50,000 images, width 1); small ones on the CPU
+Sizes: the full sizes on CUDA (batches 128/512, 50,000 images, width 1); small ones on the CPU
 (width 0.25, batches 16/64, 512 images); ``--quick`` is smaller still (a smoke run).
 
-    python benchmarks/bench_gpu_training.py --device cuda --out benchmarks/gpu_training.json
-    OMP_NUM_THREADS=1 python benchmarks/bench_gpu_training.py --device cpu --quick --compile both --json
+    python benchmarks/bench_gpu_training.py --device cuda --only masking memory sampling montecarlo --out a.json
+    python benchmarks/bench_gpu_training.py --device cuda --only epoch --out b.json
+    OMP_NUM_THREADS=1 python benchmarks/bench_gpu_training.py --device cpu --quick --threads 1 --compile both
 """
 
 from __future__ import annotations
@@ -549,6 +550,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rigl-every", type=int, default=100, help="steps between RiGL mask updates")
     parser.add_argument("--compile", choices=("off", "on", "both"), default=None,
                         help="torch.compile the trainer's model (default: both on CUDA, off on the CPU)")
+    parser.add_argument("--ref-workers", type=int, default=None,
+                        help="DataLoader workers of the reference loop (default: 4 on CUDA, 0 on the CPU)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the summary")
@@ -566,6 +569,10 @@ def main(argv: list[str] | None = None) -> int:
         args.compile = "both" if device.type == "cuda" else "off"
     sizes_name = "quick" if args.quick else device.type
     sizes = SIZES[sizes_name]
+    if args.ref_workers is not None:
+        if args.ref_workers < 0:
+            raise ValueError(f"--ref-workers must be non-negative, got {args.ref_workers!r}")
+        sizes = dataclasses.replace(sizes, ref_workers=args.ref_workers)
     res: dict[str, Any] = {"meta": {
         "machine": machine(device), "device": str(device), "torch": torch.__version__,
         "python": platform.python_version(), "threads": torch.get_num_threads(),

@@ -138,8 +138,10 @@ def _window_sums(
         logpmf = logpmf - logsumexp(logpmf, axis=1, keepdims=True)
         log_s = logsumexp(logpmf + log_f, axis=1)
         log_q = logsumexp(logpmf + log_not_f, axis=1)
-        # near 1, the success side is accurate through the failure side
+        # near 1, the success side is accurate through the failure side, and vice versa
+        small_s = log_s < -_LN2
         log_s = np.where(log_q < -_LN2, np.log1p(-np.exp(np.minimum(log_q, 0.0))), log_s)
+        log_q = np.where(small_s, log1mexp(np.minimum(log_s, 0.0)), log_q)
     return np.asarray(log_s), np.asarray(log_q)
 
 

@@ -208,10 +208,11 @@ class TrainConfig:
                                         help=ohelp)
                 elif _sequence_item(otp) is not None:
                     ogroup.add_argument(oflag, dest=odest, type=_sequence_item(otp), nargs="+", default=None,
-                                        help=ohelp)
+                                        metavar=of.name.upper(), help=ohelp)
                 else:
-                    ogroup.add_argument(oflag, dest=odest, type=_base_type(otp), default=None,
-                                        choices=of.metadata.get("choices"), help=ohelp)
+                    choices = of.metadata.get("choices")
+                    ogroup.add_argument(oflag, dest=odest, type=_base_type(otp), default=None, choices=choices,
+                                        metavar=None if choices else of.name.upper(), help=ohelp)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> TrainConfig:

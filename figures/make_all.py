@@ -21,6 +21,7 @@ FIGURES: tuple[str, ...] = (
     "mc_vs_exact",
     "subset_sum_scaling",
     "slt_width",
+    "teacher_student",
 )
 
 

@@ -43,9 +43,9 @@ values = rng.uniform(-1, 1, n)
 present = rng.random(n) < p
 targets = np.linspace(-1, 1, 9)
 res = subsetsum.best_subset_er(values, present, targets)
-for z, err, k in zip(targets, res.errors, range(targets.size), strict=True):
+for t_idx, (z, err) in enumerate(zip(targets, res.errors, strict=True)):
     brute_err = subsetsum.brute_force_best_subset(values[present], z)[1]
-    print(f"z = {z:+.2f}: best error {err:.2e} (brute force {brute_err:.2e}), subset {res.indices(k).tolist()}")
+    print(f"z = {z:+.2f}: best error {err:.2e} (brute force {brute_err:.2e}), subset {res.indices(t_idx).tolist()}")
 assert np.all(res.masks <= present)  # only kept values are used
 
 # %% [markdown]
@@ -56,13 +56,13 @@ assert np.all(res.masks <= present)  # only kept values are used
 ns = np.arange(4, 25, 4)
 zs = rng.uniform(-1, 1, 200)
 fig, ax = plt.subplots(figsize=(5.5, 3.5))
-for dens in (1.0, 0.3):
+for p_keep in (1.0, 0.3):
     worst = []
     for k in ns:
         x = rng.uniform(-1, 1, k)
-        keep = rng.random(k) < dens
+        keep = rng.random(k) < p_keep
         worst.append(subsetsum.best_subset_er(x, keep, zs).errors.max() if keep.any() else 1.0)
-    ax.semilogy(ns, worst, "o-", label=f"p = {dens}")
+    ax.semilogy(ns, worst, "o-", label=f"p = {p_keep}")
 ax.set_xlabel("n values")
 ax.set_ylabel("worst error over 200 targets")
 ax.legend()

@@ -414,7 +414,7 @@ def verdict(ok: bool | None) -> str:
     return {True: "**holds**", False: "**does not hold**", None: "**partly holds**"}[ok]
 
 
-def measured_claim1(agg: pd.DataFrame) -> tuple[str, str]:
+def measured_claim1(agg: pd.DataFrame) -> tuple[str, bool | None, str]:
     dense = acc(pick(agg, density_scheme="dense"))
     good = ("erk", "balanced", "pyramidal")
     lines = [f"Dense MLP: {dense:.2f}%."]
@@ -449,7 +449,7 @@ def measured_claim1(agg: pd.DataFrame) -> tuple[str, str]:
         f"(c) flow repair helps at 0.99: {'yes' if c_ok else 'no'}",
     ]
     ok: bool | None = True if (a and b and c_ok) else (False if not (a or b or c_ok) else None)
-    return " ".join(lines), verdict(ok) + ": " + "; ".join(parts) + "."
+    return " ".join(lines), ok, ": " + "; ".join(parts) + "."
 
 
 def theory_width(sparsity: float) -> float:
@@ -475,7 +475,7 @@ def needed_widths(agg: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def measured_claim2(agg: pd.DataFrame) -> tuple[str, str]:
+def measured_claim2(agg: pd.DataFrame) -> tuple[str, bool | None, str]:
     dense = acc(pick(agg, density_scheme="dense", width=1.0))
     need = needed_widths(agg)
     rows = [[f"{r.sparsity:g}", f"{r.theory:.2f}",
@@ -489,13 +489,13 @@ def measured_claim2(agg: pd.DataFrame) -> tuple[str, str]:
     text = (f"Dense width-1 target: {dense:.2f}%. Smallest width that matches it, against the theory's factor:"
             f"\n\n{table}")
     ok: bool | None = True if (grows and closes) else (False if not (grows or closes) else None)
-    return text, (verdict(ok) + f": widening raises the accuracy at every sparsity: {'yes' if closes else 'no'}; "
+    return text, ok, (f": widening raises the accuracy at every sparsity: {'yes' if closes else 'no'}; "
                   f"the width needed grows with sparsity: {'yes' if grows else 'no'}. The widths needed in "
                   "training are far below the theory's factor, which is a worst-case sufficient condition for "
                   "containing any target.")
 
 
-def measured_claim3(agg: pd.DataFrame) -> tuple[str, str]:
+def measured_claim3(agg: pd.DataFrame) -> tuple[str, bool | None, str]:
     lines, oks = [], []
     for method in ("imp", "str", "rigl", "edgepopup"):
         dense = pick(agg, method=method, density_scheme="dense")
@@ -517,13 +517,13 @@ def measured_claim3(agg: pd.DataFrame) -> tuple[str, str]:
     if ref is not None:
         lines.append(f"Fixed balanced ER mask at {float(ref['sparsity']):g}: {fmt_acc(ref)}%.")
     ok: bool | None = (True if all(oks) else (False if not any(oks) else None)) if oks else False
-    return " ".join(lines), (verdict(ok) + f" for IMP, RiGL and edge-popup: {sum(oks)} of {len(oks)} ER starts "
+    return " ".join(lines), ok, (f" for IMP, RiGL and edge-popup: {sum(oks)} of {len(oks)} ER starts "
                              f"(sparsity 0.5-0.8) are within {MATCH_PTS:g} pts of the dense start at lower "
                              "training cost. STR is listed for completeness: its final sparsity follows from "
                              "the threshold and differs between starts, so it is not compared at equal sparsity.")
 
 
-def measured_claim4(agg: pd.DataFrame) -> tuple[str, str]:
+def measured_claim4(agg: pd.DataFrame) -> tuple[str, bool | None, str]:
     frame = claim4_frame(agg)
     lines, er_imp = [], []
     for s in sorted({float(v) for v in frame["at"]}):
@@ -541,12 +541,12 @@ def measured_claim4(agg: pd.DataFrame) -> tuple[str, str]:
         text += " ER-IMP minus IMP's own mask: " + ", ".join(f"{pts(d)} at {s:g}" for s, d in er_imp) + "."
     within = [d >= -MATCH_PTS for s, d in er_imp if s <= 0.9]
     ok: bool | None = (True if all(within) else (False if not any(within) else None)) if within else False
-    return text, (verdict(ok) + f" for ER-IMP against IMP up to sparsity 0.9 ({sum(within)} of {len(within)} "
+    return text, ok, (f" for ER-IMP against IMP up to sparsity 0.9 ({sum(within)} of {len(within)} "
                   f"within {MATCH_PTS:g} pts). ER-SNIP and ER-SynFlow are compared with the balanced ratios "
                   "only: training with SNIP's or SynFlow's own (non-random) mask is not a method of the toolkit.")
 
 
-def measured_claim5(agg: pd.DataFrame) -> tuple[str, str]:
+def measured_claim5(agg: pd.DataFrame) -> tuple[str, bool | None, str]:
     lines, oks = [], []
     for dataset in sorted({str(d) for d in agg["dataset"]}):
         sub = agg[agg["dataset"] == dataset]
@@ -564,12 +564,12 @@ def measured_claim5(agg: pd.DataFrame) -> tuple[str, str]:
             lines.append(f"{dataset}, {method}: dense start {float(dense['acc_mean']):.2f}% (final sparsity "
                          f"{float(dense['final_sparsity']):.3f})" + ("; " + "; ".join(parts) if parts else "") + ".")
     ok: bool | None = (True if all(oks) else (False if not any(oks) else None)) if oks else False
-    return " ".join(lines), (verdict(ok) + f" for the tabular and algorithmic tasks ({sum(oks)} of {len(oks)} ER "
+    return " ".join(lines), ok, (f" for the tabular and algorithmic tasks ({sum(oks)} of {len(oks)} ER "
                              f"settings within {MATCH_PTS:g} pts of the dense start); the GCN/Cora part was not run "
                              "(see below).")
 
 
-MEASURED: dict[int, Callable[[pd.DataFrame], tuple[str, str]]] = {
+MEASURED: dict[int, Callable[[pd.DataFrame], tuple[str, bool | None, str]]] = {
     1: measured_claim1, 2: measured_claim2, 3: measured_claim3, 4: measured_claim4, 5: measured_claim5,
 }
 
@@ -631,23 +631,27 @@ def build_document(results_dir: Path = RESULTS_DIR, mode: str = "quick") -> str:
         f"\"Within {MATCH_PTS:g} pts\" is the tolerance used for every \"matches\" below.",
         "",
     ]
-    total_time = sum(float(c.get("train_time_s", 0.0)) for c in claims.values())
+    total_time = float(summary.get("total_train_time_s", 0.0))
     rows = []
     verdicts: dict[int, str] = {}
     measured: dict[int, str] = {}
     for claim in CLAIMS:
         agg = read_claim_csv(results_dir, mode, claim.number)
+        ok: bool | None
         if agg.empty:
-            measured[claim.number], verdicts[claim.number] = "No finished runs.", verdict(False) + ": not run."
+            text, ok, detail = "No finished runs.", False, ": not run."
         else:
-            measured[claim.number], verdicts[claim.number] = MEASURED[claim.number](agg)
+            text, ok, detail = MEASURED[claim.number](agg)
+        measured[claim.number], verdicts[claim.number] = text, verdict(ok) + detail
         info = claims.get(str(claim.number), {})
-        rows.append([str(claim.number), claim.title, verdicts[claim.number].split(":")[0],
+        rows.append([str(claim.number), claim.title, verdict(ok),
                      f"{info.get('done', 0)} / {info.get('total', 0)}", f"{float(info.get('train_time_s', 0.0)):.0f}"])
     out += ["## Summary", "",
             md_table(["claim", "topic", "at this scale", "runs done / total", "training time (s)"], rows, right=2),
-            f"Total training time: {total_time:.0f} s ({total_time / 60:.1f} min), the sum of the runs' wall times "
-            "on 2 shared CPU cores (the machine was busy with other work, so an idle machine is faster).", ""]
+            f"Total training time: {total_time:.0f} s ({total_time / 60:.1f} min) for "
+            f"{int(summary.get('total_runs', 0))} distinct runs (runs shared by two claims counted once), the sum "
+            "of the runs' wall times, one thread each, on 2 CPU cores shared with other work (an idle machine is "
+            "faster).", ""]
     for claim in CLAIMS:
         agg = read_claim_csv(results_dir, mode, claim.number)
         out += [f"## Claim {claim.number}: {claim.title}", "",
@@ -702,6 +706,9 @@ def aggregate_all(mode: str, runs_dir: Path, results_dir: Path, claims: Sequence
         summary["claims"][str(claim.number)] = entry
     if not all_runs.empty:
         write_csv(all_runs.sort_values(["claim", "run_hash"], kind="stable"), runs_path)
+        unique = all_runs.drop_duplicates("run_hash")
+        summary["total_train_time_s"] = float(unique["wall_time_s"].sum())
+        summary["total_runs"] = int(len(unique))
     summary.update({"mode": mode, "machine": machine_name(), "date": dt.date.today().isoformat()})
     summary["claims"] = dict(sorted(summary["claims"].items()))
     write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n", summary_path)

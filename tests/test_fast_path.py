@@ -284,6 +284,7 @@ def test_benchmark_script_runs_and_writes_json(tmp_path: Path) -> None:
     spec = importlib.util.spec_from_file_location("bench_gpu_training", path)
     assert spec is not None and spec.loader is not None
     bench = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("bench_gpu_training", bench)  # dataclasses look their module up there
     spec.loader.exec_module(bench)
     out = tmp_path / "res.json"
     assert bench.main(["--device", "cpu", "--quick", "--only", "memory", "montecarlo", "--out", str(out)]) == 0

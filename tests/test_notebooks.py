@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 
 
-def _runner():  # type: ignore[no-untyped-def]
+def _runner() -> ModuleType:
     spec = importlib.util.spec_from_file_location("notebooks_run_all", NOTEBOOKS / "run_all.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
