@@ -620,7 +620,7 @@ def build_document(results_dir: Path = RESULTS_DIR, mode: str = "quick") -> str:
         f"`scripts/reproduce.py` writes from the runs of the sweeps in `configs/reproduction/*/{mode}.toml`. "
         "It tests the five empirical claims of *Why Random Pruning Is All We Need to Start Sparse* (Gadhikar, "
         "Mukherjee, Burkholz, ICML 2023) in a **CPU-only** study: small MLPs on Fashion-MNIST and scikit-learn's "
-        "bundled data instead of VGG/ResNet on CIFAR, a few epochs instead of 160, 2 seeds instead of 3. "
+        "bundled data instead of VGG/ResNet on CIFAR, a few epochs instead of 160, and 3 seeds as in the paper. "
         "No GPU was used. The paper's tables are about much larger networks trained much longer, so agreement in "
         "direction, not in numbers, is what this study can show.",
         "",
