@@ -23,7 +23,7 @@ Conventions shared by the functions of this module:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 import numpy as np
@@ -48,6 +48,11 @@ _MAX_Q = 2.0**40
 _CEIL_RTOL = 1e-12
 
 
+def _fields_as_json(result: Any) -> dict[str, Any]:
+    """A result dataclass as a JSON-able dict: its fields in order, numpy arrays as nested lists."""
+    return {f.name: to_jsonable(getattr(result, f.name)) for f in fields(result)}
+
+
 @dataclass(frozen=True)
 class WidthBound:
     """Coverage factors and source widths that a theorem asks for.
@@ -65,13 +70,7 @@ class WidthBound:
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-able dict (numpy arrays become nested lists)."""
-        return {
-            "theorem": self.theorem,
-            "q": to_jsonable(self.q),
-            "q_int": to_jsonable(self.q_int),
-            "widths": to_jsonable(self.widths),
-            "inputs": to_jsonable(self.inputs),
-        }
+        return _fields_as_json(self)
 
 
 @dataclass(frozen=True)
@@ -90,13 +89,7 @@ class LowerBound:
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-able dict (numpy arrays become nested lists)."""
-        return {
-            "paper_bound": to_jsonable(self.paper_bound),
-            "proof_bound": to_jsonable(self.proof_bound),
-            "paper_width": to_jsonable(self.paper_width),
-            "proof_width": to_jsonable(self.proof_width),
-            "inputs": to_jsonable(self.inputs),
-        }
+        return _fields_as_json(self)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -208,6 +201,14 @@ def _depth_bound(
     return WidthBound(theorem, q, q_int, widths, record)
 
 
+def _fc_depth_bound(
+    theorem: str, n_T: IntArray, density: ArrayLike, delta: ArrayLike, m_T: ArrayLike | None, recursion: Recursion
+) -> WidthBound:
+    """:func:`_depth_bound` for a fully-connected target of widths ``n_T`` (dense counts ``n_{T,l} n_{T,l-1}``)."""
+    dense_m = n_T[1:] * n_T[:-1]
+    return _depth_bound(theorem, n_T, dense_m, density, delta, m_T, recursion, {"target_widths": n_T})
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # exact representation: Theorems 2.1, 2.2 (= A.4), A.5
 
@@ -239,8 +240,7 @@ def theorem_2_2(
     Every ``q_l`` is at least 1 (one copy per target neuron); at ``p = 1`` the bound gives ``q = 1``.
     """
     n_T = _layer_widths(target_widths, "target_widths")
-    dense_m = n_T[1:] * n_T[:-1]
-    return _depth_bound("2.2", n_T, dense_m, density, delta, m_T, recursion, {"target_widths": n_T})
+    return _fc_depth_bound("2.2", n_T, density, delta, m_T, recursion)
 
 
 def theorem_2_1(
@@ -266,8 +266,7 @@ def theorem_2_1(
     the dense counts ``(n_hidden * d, n_out * n_hidden)``.
     """
     n_T = _layer_widths([d, n_hidden, n_out], "(d, n_hidden, n_out)")
-    dense_m = n_T[1:] * n_T[:-1]
-    return _depth_bound("2.1", n_T, dense_m, density, delta, m_T, recursion, {"target_widths": n_T})
+    return _fc_depth_bound("2.1", n_T, density, delta, m_T, recursion)
 
 
 def theorem_a5(

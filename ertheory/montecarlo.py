@@ -18,7 +18,7 @@ Every estimate is an :class:`MCEstimate` with a Clopper-Pearson interval; random
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -94,6 +94,21 @@ def _trial_batches(trials: int, batch: int, progress: bool, desc: str) -> Iterat
     bar.close()
 
 
+def _estimate_in_batches(
+    hits_in: Callable[[int], int], trials: int, batch: int, progress: bool, desc: str, confidence: float
+) -> MCEstimate:
+    """Run ``trials`` trials in batches of at most ``batch``; ``hits_in(size)`` counts one batch's successes."""
+    hits = 0
+    for size in _trial_batches(trials, batch, progress, desc):
+        hits += hits_in(size)
+    return estimate(hits, int(trials), confidence)
+
+
+def _lower_bound_args(d: int, n: int, density: float) -> tuple[int, int, float]:
+    """Validated ``(d, n, density)`` of Theorem 2.3's setting."""
+    return int(check_positive_int(d, "d")), int(check_positive_int(n, "n")), float(check_density(density))
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # count samplers
 
@@ -123,13 +138,14 @@ def count_sample_proof(
     rng = _rng(seed)
     pairs = m * qa[1:]
     miss = np.exp(qa[:-1] * np.log1p(-np.minimum(p, 1.0)))
-    hits = 0
-    for size in _trial_batches(trials, batch, progress, "count sampler"):
+
+    def hits_in(size: int) -> int:
         ok = np.ones(size, dtype=bool)
         for layer in range(m.size):
             ok &= rng.binomial(pairs[layer], miss[layer], size=size) == 0
-        hits += int(ok.sum())
-    return estimate(hits, int(trials), confidence)
+        return int(ok.sum())
+
+    return _estimate_in_batches(hits_in, trials, batch, progress, "count sampler", confidence)
 
 
 def count_sample_tight(
@@ -164,12 +180,13 @@ def count_sample_tight(
         )
     rng = _rng(seed)
     r = (1.0 - (1.0 - p1) ** q0i) ** ind
-    hits = 0
-    for size in _trial_batches(trials, batch, progress, "count sampler (tight)"):
+
+    def hits_in(size: int) -> int:
         k = rng.binomial(q1i, np.broadcast_to(r, (size, r.size)))
         missed = rng.binomial(np.broadcast_to(outd, k.shape), (1.0 - p2) ** k)
-        hits += int((missed == 0).all(axis=1).sum())
-    return estimate(hits, int(trials), confidence)
+        return int((missed == 0).all(axis=1).sum())
+
+    return _estimate_in_batches(hits_in, trials, batch, progress, "count sampler (tight)", confidence)
 
 
 def count_sample_lower_bound(
@@ -187,15 +204,14 @@ def count_sample_lower_bound(
 
     ``K ~ Bin(n, p)`` hidden units reach the output; the inputs without a path number ``~ Bin(d, (1-p)^K)``.
     """
-    dd = int(check_positive_int(d, "d"))
-    nn = int(check_positive_int(n, "n"))
-    p = float(check_density(density))
+    dd, nn, p = _lower_bound_args(d, n, density)
     rng = _rng(seed)
-    hits = 0
-    for size in _trial_batches(trials, batch, progress, "count sampler (lower bound)"):
+
+    def hits_in(size: int) -> int:
         k = rng.binomial(nn, p, size=size)
-        hits += int((rng.binomial(dd, (1.0 - p) ** k) == 0).sum())
-    return estimate(hits, int(trials), confidence)
+        return int((rng.binomial(dd, (1.0 - p) ** k) == 0).sum())
+
+    return _estimate_in_batches(hits_in, trials, batch, progress, "count sampler (lower bound)", confidence)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -321,15 +337,14 @@ def mask_sample_lower_bound(
     progress: bool = True,
 ) -> MCEstimate:
     """Theorem 2.3's event on sampled masks ``A`` (``n x d``) and ``B`` (``n``): every input has a path."""
-    dd = int(check_positive_int(d, "d"))
-    nn = int(check_positive_int(n, "n"))
-    p = float(check_density(density))
+    dd, nn, p = _lower_bound_args(d, n, density)
     rng = _rng(seed)
     per_trial = max(1, nn * (dd + 1) * 5)
     batch = max(1, int(chunk_bytes) // per_trial)
-    hits = 0
-    for size in _trial_batches(trials, batch, progress, "mask sampler (lower bound)"):
+
+    def hits_in(size: int) -> int:
         a = rng.random((size, nn, dd), dtype=np.float32) < np.float32(p)
         b = rng.random((size, nn, 1), dtype=np.float32) < np.float32(p)
-        hits += int(np.all(np.any(a & b, axis=1), axis=1).sum())
-    return estimate(hits, int(trials), confidence)
+        return int(np.all(np.any(a & b, axis=1), axis=1).sum())
+
+    return _estimate_in_batches(hits_in, trials, batch, progress, "mask sampler (lower bound)", confidence)

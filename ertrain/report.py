@@ -31,6 +31,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ertrain.sweep import read_json_object
+
 #: Config fields that never distinguish results (execution-only) and the seed, which is averaged over.
 IGNORED_KEYS: frozenset[str] = frozenset({"seed", "data_dir", "device", "compile", "channels_last", "run_hash"})
 
@@ -128,15 +130,6 @@ register_table(
 # ---------------------------------------------------------------------------------------------- loading
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        with path.open() as fh:
-            data = json.load(fh)
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def _scalar(value: Any) -> bool:
     return value is None or isinstance(value, (bool, int, float, str))
 
@@ -158,8 +151,8 @@ def flatten_config(config: Mapping[str, Any]) -> dict[str, Any]:
 def run_record(run_dir: str | Path) -> dict[str, Any] | None:
     """One long-form row for a finished run directory, or ``None`` if it has no readable result."""
     run_dir = Path(run_dir)
-    result = _read_json(run_dir / "result.json")
-    config = _read_json(run_dir / "config.json")
+    result = read_json_object(run_dir / "result.json")
+    config = read_json_object(run_dir / "config.json")
     if result is None or config is None:
         return None
     if isinstance(config.get("config"), dict):
@@ -226,7 +219,7 @@ def load_runs(
         if row is None:
             continue
         if stages:
-            rows.extend(stage_rows(row, _read_json(run_dir / "result.json") or {}))
+            rows.extend(stage_rows(row, read_json_object(run_dir / "result.json") or {}))
         else:
             rows.append(row)
     return pd.DataFrame(rows)

@@ -105,28 +105,47 @@ def _storage_nbytes(t: torch.Tensor) -> int:
     return int(sum(p.numel() * p.element_size() for p in parts))
 
 
-def _copy_sparse_module(module: nn.Module, memo: dict[int, Any]) -> nn.Module:
-    """``copy.deepcopy`` for modules holding sparse CSR tensors (whose storage ``deepcopy`` cannot reach)."""
-    new = module.__class__.__new__(module.__class__)
-    memo[id(module)] = new
-    state = {k: v for k, v in module.__dict__.items() if k != "_buffers"}
-    new.__dict__.update(copy.deepcopy(state, memo))
-    new.__dict__["_buffers"] = {k: None if v is None else v.clone() for k, v in module._buffers.items()}
-    return new
+class _SparseLayer(nn.Module):
+    """What the sparse layers share: the 2-d sparse CSR/COO ``weight`` matrix and the dense ``bias`` (or
+    ``None``), both buffers, and the copy of them back into an equivalent dense layer."""
 
-
-class SparseLinear(nn.Module):
-    """``y = x W^T + b`` with ``W`` (``out_features x in_features``) stored as a sparse matrix."""
+    weight: torch.Tensor
+    bias: torch.Tensor | None
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None) -> None:
         super().__init__()
         if weight.layout not in (torch.sparse_csr, torch.sparse_coo) or weight.dim() != 2:
             raise ValueError(f"weight must be a 2-d sparse CSR or COO tensor, got layout {weight.layout}")
-        self.out_features, self.in_features = (int(s) for s in weight.shape)
-        self.weight: torch.Tensor
-        self.bias: torch.Tensor | None
         self.register_buffer("weight", weight)
         self.register_buffer("bias", None if bias is None else bias.detach().clone())
+
+    def _fill_dense(self, dense: nn.Linear | nn.Conv2d) -> None:
+        """Copy the weight (pruned entries exactly 0) and the bias into the freshly built ``dense`` layer."""
+        with torch.no_grad():
+            dense.weight.copy_(self.weight.to_dense().reshape(dense.weight.shape))
+            if self.bias is not None:
+                assert dense.bias is not None
+                dense.bias.copy_(self.bias)
+
+    def nnz(self) -> int:
+        return int(self.weight._nnz())
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> nn.Module:
+        """``copy.deepcopy`` for modules holding sparse CSR tensors (whose storage ``deepcopy`` cannot reach)."""
+        new = self.__class__.__new__(self.__class__)
+        memo[id(self)] = new
+        state = {k: v for k, v in self.__dict__.items() if k != "_buffers"}
+        new.__dict__.update(copy.deepcopy(state, memo))
+        new.__dict__["_buffers"] = {k: None if v is None else v.clone() for k, v in self._buffers.items()}
+        return new
+
+
+class SparseLinear(_SparseLayer):
+    """``y = x W^T + b`` with ``W`` (``out_features x in_features``) stored as a sparse matrix."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None) -> None:
+        super().__init__(weight, bias)
+        self.out_features, self.in_features = (int(s) for s in weight.shape)
 
     @classmethod
     def from_dense(
@@ -148,11 +167,7 @@ class SparseLinear(nn.Module):
         w = self.weight
         dense = nn.Linear(self.in_features, self.out_features, bias=self.bias is not None, device=w.device,
                           dtype=w.dtype)
-        with torch.no_grad():
-            dense.weight.copy_(w.to_dense())
-            if self.bias is not None:
-                assert dense.bias is not None
-                dense.bias.copy_(self.bias)
+        self._fill_dense(dense)
         return dense
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -161,19 +176,13 @@ class SparseLinear(nn.Module):
         y = _sparse_matmul(self.weight, self.bias, cols)  # (out, batch): its transpose is a free view
         return y.t().reshape(*lead, self.out_features)
 
-    def nnz(self) -> int:
-        return int(self.weight._nnz())
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> nn.Module:
-        return _copy_sparse_module(self, memo)
-
     def extra_repr(self) -> str:
         density = self.nnz() / (self.in_features * self.out_features)
         return (f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, "
                 f"layout={str(self.weight.layout).removeprefix('torch.sparse_')}, density={density:.4g}")
 
 
-class SparseConv2d(nn.Module):
+class SparseConv2d(_SparseLayer):
     """A ``groups=1``, zero-padded 2-d convolution whose weight is stored as a sparse matrix.
 
     The weight is the ``(out_channels, in_channels * kh * kw)`` matrix of the kernel; the input
@@ -192,9 +201,7 @@ class SparseConv2d(nn.Module):
         padding: tuple[int, int],
         dilation: tuple[int, int],
     ) -> None:
-        super().__init__()
-        if weight.layout not in (torch.sparse_csr, torch.sparse_coo) or weight.dim() != 2:
-            raise ValueError(f"weight must be a 2-d sparse CSR or COO tensor, got layout {weight.layout}")
+        super().__init__(weight, bias)
         self.out_channels = int(weight.shape[0])
         self.in_channels = int(in_channels)
         self.kernel_size = kernel_size
@@ -204,10 +211,6 @@ class SparseConv2d(nn.Module):
         if int(weight.shape[1]) != self.in_channels * kernel_size[0] * kernel_size[1]:
             raise ValueError(f"weight has {weight.shape[1]} columns, expected in_channels*kh*kw = "
                              f"{self.in_channels * kernel_size[0] * kernel_size[1]}")
-        self.weight: torch.Tensor
-        self.bias: torch.Tensor | None
-        self.register_buffer("weight", weight)
-        self.register_buffer("bias", None if bias is None else bias.detach().clone())
 
     @staticmethod
     def supports(conv: nn.Module) -> bool:
@@ -243,11 +246,7 @@ class SparseConv2d(nn.Module):
             self.in_channels, self.out_channels, self.kernel_size, stride=self.stride, padding=self.padding,
             dilation=self.dilation, bias=self.bias is not None, device=w.device, dtype=w.dtype,
         )
-        with torch.no_grad():
-            dense.weight.copy_(w.to_dense().reshape(dense.weight.shape))
-            if self.bias is not None:
-                assert dense.bias is not None
-                dense.bias.copy_(self.bias)
+        self._fill_dense(dense)
         return dense
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -267,12 +266,6 @@ class SparseConv2d(nn.Module):
             cols = unfolded.transpose(0, 1).reshape(unfolded.shape[1], -1)  # (C*kh*kw, N*L)
         y = _sparse_matmul(self.weight, self.bias, cols)  # (O, N*H*W)
         return y.reshape(self.out_channels, n, h, w).transpose(0, 1)
-
-    def nnz(self) -> int:
-        return int(self.weight._nnz())
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> nn.Module:
-        return _copy_sparse_module(self, memo)
 
     def extra_repr(self) -> str:
         density = self.nnz() / (self.weight.shape[0] * self.weight.shape[1])

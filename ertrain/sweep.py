@@ -364,7 +364,8 @@ def validate_config(config: TrainConfig) -> None:
 # ---------------------------------------------------------------------------------------------- status
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
+def read_json_object(path: Path) -> dict[str, Any] | None:
+    """The JSON object in a run directory's file ``path``; ``None`` if it is missing, unreadable or not an object."""
     try:
         with path.open() as fh:
             data = json.load(fh)
@@ -379,7 +380,7 @@ def run_status(run_hash: str, runs_dir: str | Path) -> RunStatus:
     if (run_dir / "result.json").is_file():
         return RunStatus(run_hash, "done", run_dir)
     if (run_dir / "error.json").is_file():
-        err = _read_json(run_dir / "error.json") or {}
+        err = read_json_object(run_dir / "error.json") or {}
         message = f"{err.get('type', 'Error')}: {err.get('message', '(unreadable error.json)')}"
         return RunStatus(run_hash, "failed", run_dir, " ".join(message.split()))
     if run_dir.is_dir():

@@ -30,6 +30,7 @@ def load(name: str):  # type: ignore[no-untyped-def]
     if spec is None or spec.loader is None:
         raise ValueError(f"no figure script named {name!r}; known: {', '.join(FIGURES)}")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses and postponed annotations look their module up here
     spec.loader.exec_module(module)
     return module
 

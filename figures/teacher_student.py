@@ -316,12 +316,26 @@ def render_doc(out_dir: Path, stem: str, size: str) -> str:
             v = [float(r["test_fvu"]) for r in er if r["density"] == s["density"] and int(r["multiplier"]) == k]
             cells.append(f"{np.mean(v):.4f} ({min(v):.4f} - {max(v):.4f})" if v else "-")
         lines.append(f"| {1 - float(s['density']):g} | " + " | ".join(cells) + " |")
+    lines += ["", "Reading: " + " ".join(_reading(s) for s in summ), ""]
     dense_v = [float(r["test_fvu"]) for r in dense]
     lines += ["", f"Dense student of the teacher's width: test FVU {np.mean(dense_v):.4f} "
               f"(min {min(dense_v):.4f}, max {max(dense_v):.4f}), {dense[0]['kept_weights']} weights.  A student "
               "matches when its mean test FVU is at most (1 + tolerance) times the dense student's.", "",
               f"![teacher-student](../figures/out/{stem}.png)", ""]
     return "\n".join(lines)
+
+
+def _reading(s: dict[str, str]) -> str:
+    """One generated sentence per density comparing the trained and the theoretical multipliers."""
+    sparsity = f"{1 - float(s['density']):g}"
+    if not s["k_match"]:
+        return f"At sparsity {sparsity} no trained multiplier matched the dense student."
+    k, k_thm, k_ex = int(s["k_match"]), int(s["k_theorem"]), int(s["k_exact"])
+    return (
+        f"At sparsity {sparsity} the trained ER students match the dense student from k = {k}, "
+        f"{k_thm / k:.1f} times below Theorem 2.2's k = {k_thm} and {k_ex / k:.1f} times below the exact "
+        f"construction's k = {k_ex}."
+    )
 
 
 def _multipliers(er: list[dict[str, str]]) -> list[int]:

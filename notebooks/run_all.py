@@ -38,7 +38,7 @@ def execute(source: Path, *, timeout: int = 900, write: bool = True) -> float:
     elapsed = time.perf_counter() - t0
     if write:
         out = source.with_suffix(".ipynb")
-        tmp = out.with_name(out.name + ".tmp")
+        tmp = out.with_name(f".{out.stem}.tmp.ipynb")
         jupytext.write(nb, tmp, fmt="ipynb")
         os.replace(tmp, out)
     return elapsed

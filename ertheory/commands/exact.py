@@ -17,6 +17,12 @@ def add_density_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--sparsity", type=float, nargs="+", metavar="S", help="sparsity 1 - p per layer (or one)")
 
 
+def add_target_flags(parser: argparse.ArgumentParser) -> None:
+    """``--target d n_1 ... n_L`` (required) and the density flags of :func:`add_density_flags`."""
+    parser.add_argument("--target", type=int, nargs="+", metavar="N", required=True, help="target widths d n_1 ... n_L")
+    add_density_flags(parser)
+
+
 def densities(args: argparse.Namespace, n_layers: int) -> Any:
     """Per-layer densities from the flags, validated (sparsity 0.9 gives density 0.1 exactly)."""
     import numpy as np
@@ -48,8 +54,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "per-layer minimal copies q_l, and (depth 2) the minimal widths of the proof event and of the tighter "
         "construction that drops incomplete copies.",
     )
-    parser.add_argument("--target", type=int, nargs="+", metavar="N", required=True, help="target widths d n_1 ... n_L")
-    add_density_flags(parser)
+    add_target_flags(parser)
     parser.add_argument("--delta", type=float, default=0.001, help="failure probability (default 0.001)")
     parser.add_argument("--q", type=int, nargs="+", metavar="Q", help="also evaluate at these copies q_0 ... q_L")
     parser.add_argument("--no-tight", action="store_true", help="skip the depth-2 joint minimal widths")

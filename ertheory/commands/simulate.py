@@ -10,7 +10,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-from ertheory.commands.exact import add_density_flags, densities, target_widths
+from ertheory.commands.exact import add_target_flags, densities, target_widths
 
 
 def _counts(n_T: list[int], q: list[int], p: Any, args: argparse.Namespace) -> dict[str, Any]:
@@ -51,8 +51,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "event of Theorems 2.1/2.2 (and, from masks or for depth 2, the tighter construction's event), with "
         "Clopper-Pearson intervals, beside the exact probability.",
     )
-    parser.add_argument("--target", type=int, nargs="+", metavar="N", required=True, help="target widths d n_1 ... n_L")
-    add_density_flags(parser)
+    add_target_flags(parser)
     parser.add_argument("--q", type=int, nargs="+", metavar="Q", help="copies q_0 ... q_L (default: the theorem's)")
     parser.add_argument("--delta", type=float, default=0.001, help="delta for the theorem's default q (0.001)")
     parser.add_argument("--trials", type=int, default=10000, help="Monte-Carlo trials (default 10000)")

@@ -47,6 +47,11 @@ def densities_of(masks: list[Tensor]) -> np.ndarray:
     return np.array([float(m.sum()) / m.numel() for m in masks], dtype=np.float64)
 
 
+def mask_difference(a: list[Tensor], b: list[Tensor]) -> int:
+    """How many entries are kept in the masks ``a`` but not in ``b`` (layer by layer, same order)."""
+    return sum(int((x & ~y).sum()) for x, y in zip(a, b, strict=True))
+
+
 def overall(masks: list[Tensor]) -> float:
     return float(sum(int(m.sum()) for m in masks)) / float(sum(m.numel() for m in masks))
 

@@ -37,6 +37,7 @@ from ertrain.methods._common import (
     densities_of,
     ensure_masking,
     make_meter,
+    mask_difference,
     mask_list,
     masked_modules,
     plain_state_dict_hook,
@@ -181,7 +182,7 @@ class EdgePopup(Method):
                             desc=f"edgepopup level {level + 1}/{len(counts)}")
                 with torch.no_grad():
                     current = [p.mask().bool() for p in params]
-                self._changes += sum(int((a & ~b).sum()) for a, b in zip(current, prev, strict=True))
+                self._changes += mask_difference(current, prev)
                 prev = current
                 self._prev = [m.cpu() for m in current]
                 metrics = trainer.evaluate("test")

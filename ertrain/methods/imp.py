@@ -37,6 +37,7 @@ from ertrain.methods._common import (
     densities_of,
     ensure_masking,
     make_meter,
+    mask_difference,
     mask_list,
     masked_modules,
     steps_per_epoch,
@@ -198,7 +199,7 @@ class IMP(Method):
             continuing = resumed and index == first  # the fit a checkpoint interrupted
             if cycle > 0 and new_cycle and not continuing:
                 new_masks = magnitude_prune(weights, masks, targets[cycle], o.scope)
-                self._changes += sum(int((a & ~b).sum()) for a, b in zip(masks, new_masks, strict=True))
+                self._changes += mask_difference(masks, new_masks)
                 for name, m in zip(names, new_masks, strict=True):
                     masking.set_mask(name, m)
                 masks = mask_list(masking)

@@ -24,6 +24,7 @@ from ertrain.methods._common import (
     accounting,
     ensure_masking,
     make_meter,
+    mask_difference,
     mask_list,
     masked_modules,
     plain_state_dict_hook,
@@ -132,7 +133,7 @@ class STR(Method):
         meter = make_meter(trainer, layers)
         for rec in history:
             meter.add_steps(steps_per_epoch(trainer), rec["layer_densities"])
-        changes = sum(int((a & ~b).sum()) for a, b in zip(start, final, strict=True))
+        changes = mask_difference(start, final)
         out = accounting(meter, names, final, changes)
         out.update({"start_density": sum(int(m.sum()) for m in start) / total,
                     "final_density": sum(int(m.sum()) for m in final) / total,

@@ -14,6 +14,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -145,59 +147,52 @@ def _stem(stem: str, input_size: int) -> str:
     return stem
 
 
-@register_model("resnet20")
-def resnet20(
-    *,
-    num_classes: int,
-    in_channels: int = 3,
-    input_size: int = 32,
-    width: float = 1.0,
-    in_features: int | None = None,
-    shortcut: str = "A",
-) -> ResNet:
-    """CIFAR ResNet20 (He et al. 2016, Sec. 4.2, n = 3)."""
-    return _cifar_resnet(20, num_classes, in_channels, width, shortcut)
+def _cifar_factory(depth: int, doc: str) -> Callable[..., ResNet]:
+    """The registered factory of the CIFAR ResNet of ``depth`` (options: ``shortcut``)."""
+
+    def factory(
+        *,
+        num_classes: int,
+        in_channels: int = 3,
+        input_size: int = 32,
+        width: float = 1.0,
+        in_features: int | None = None,
+        shortcut: str = "A",
+    ) -> ResNet:
+        return _cifar_resnet(depth, num_classes, in_channels, width, shortcut)
+
+    factory.__name__ = factory.__qualname__ = f"resnet{depth}"
+    factory.__doc__ = doc
+    return register_model(f"resnet{depth}")(factory)
 
 
-@register_model("resnet110")
-def resnet110(
-    *,
-    num_classes: int,
-    in_channels: int = 3,
-    input_size: int = 32,
-    width: float = 1.0,
-    in_features: int | None = None,
-    shortcut: str = "A",
-) -> ResNet:
-    """CIFAR ResNet110 (He et al. 2016, Sec. 4.2, n = 18)."""
-    return _cifar_resnet(110, num_classes, in_channels, width, shortcut)
+def _imagenet_factory(
+    name: str, block: type[BasicBlock] | type[Bottleneck], blocks_per_stage: tuple[int, ...], doc: str
+) -> Callable[..., ResNet]:
+    """The registered factory of the four-stage ResNet ``name`` with 64..512 planes (options: ``stem``)."""
+
+    def factory(
+        *,
+        num_classes: int,
+        in_channels: int = 3,
+        input_size: int = 32,
+        width: float = 1.0,
+        in_features: int | None = None,
+        stem: str = "auto",
+    ) -> ResNet:
+        planes = tuple(scaled(c, width) for c in (64, 128, 256, 512))
+        return ResNet(block, blocks_per_stage, planes, num_classes, in_channels, _stem(stem, input_size), "B")
+
+    factory.__name__ = factory.__qualname__ = name
+    factory.__doc__ = doc
+    return register_model(name)(factory)
 
 
-@register_model("resnet18")
-def resnet18(
-    *,
-    num_classes: int,
-    in_channels: int = 3,
-    input_size: int = 32,
-    width: float = 1.0,
-    in_features: int | None = None,
-    stem: str = "auto",
-) -> ResNet:
-    """ResNet18: basic blocks (2, 2, 2, 2) with 64..512 channels."""
-    planes = tuple(scaled(c, width) for c in (64, 128, 256, 512))
-    return ResNet(BasicBlock, (2, 2, 2, 2), planes, num_classes, in_channels, _stem(stem, input_size), "B")
-
-
-@register_model("resnet50")
-def resnet50(
-    *,
-    num_classes: int,
-    in_channels: int = 3,
-    input_size: int = 32,
-    width: float = 1.0,
-    in_features: int | None = None,
-    stem: str = "auto",
-) -> ResNet:
-    """ResNet50: bottleneck blocks (3, 4, 6, 3) with 64..512 planes (x4 expansion)."""
-    planes = tuple(scaled(c, width) for c in (64, 128, 256, 512))
-    return ResNet(Bottleneck, (3, 4, 6, 3), planes, num_classes, in_channels, _stem(stem, input_size), "B")
+resnet20 = _cifar_factory(20, "CIFAR ResNet20 (He et al. 2016, Sec. 4.2, n = 3).")
+resnet110 = _cifar_factory(110, "CIFAR ResNet110 (He et al. 2016, Sec. 4.2, n = 18).")
+resnet18 = _imagenet_factory(
+    "resnet18", BasicBlock, (2, 2, 2, 2), "ResNet18: basic blocks (2, 2, 2, 2) with 64..512 channels."
+)
+resnet50 = _imagenet_factory(
+    "resnet50", Bottleneck, (3, 4, 6, 3), "ResNet50: bottleneck blocks (3, 4, 6, 3) with 64..512 planes (x4 expansion)."
+)
