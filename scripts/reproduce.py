@@ -410,6 +410,19 @@ def pts(x: float) -> str:
     return "n/a" if math.isnan(x) else f"{x:+.2f} pts"
 
 
+#: Test accuracy (%) at or below which a 10-class Fashion-MNIST network has not trained (chance is 10%).
+CHANCE_PTS = 11.0
+
+
+def at_chance(agg: pd.DataFrame, label: Callable[[pd.Series], str]) -> str:
+    """A sentence naming the settings whose mean accuracy is at chance level, or ''."""
+    hits = [label(r) for _, r in agg.iterrows() if float(r["acc_mean"]) <= CHANCE_PTS]
+    if not hits:
+        return ""
+    return (f"At chance level (mean <= {CHANCE_PTS:g}%, 10 classes): " + ", ".join(hits)
+            + "; these networks did not start learning within the epochs of this setting.")
+
+
 def verdict(ok: bool | None) -> str:
     return {True: "**holds**", False: "**does not hold**", None: "**partly holds**"}[ok]
 
@@ -438,6 +451,9 @@ def measured_claim1(agg: pd.DataFrame) -> tuple[str, bool | None, str]:
                 repair[(g, s)] = with_r - acc(pick(agg, density_scheme=g, flow_repair="none", sparsity=s))
     lines.append("Flow repair (random addition) minus no repair: "
                  + ", ".join(f"{g} at {s:g} {pts(v)}" for (g, s), v in repair.items()) + ".")
+    repaired = {"none": ""}
+    lines.append(at_chance(agg, lambda r: f"{r['density_scheme']}{repaired.get(r['flow_repair'], ' + flow repair')}"
+                           f" at {float(r['sparsity']):g}"))
     a = 0.5 in within
     b = all(v < 0 for v in behind.values() if not math.isnan(v))
     c = [v for (g, s), v in repair.items() if s == 0.99]
@@ -449,7 +465,7 @@ def measured_claim1(agg: pd.DataFrame) -> tuple[str, bool | None, str]:
         f"(c) flow repair helps at 0.99: {'yes' if c_ok else 'no'}",
     ]
     ok: bool | None = True if (a and b and c_ok) else (False if not (a or b or c_ok) else None)
-    return " ".join(lines), ok, ": " + "; ".join(parts) + "."
+    return " ".join(line for line in lines if line), ok, ": " + "; ".join(parts) + "."
 
 
 def theory_width(sparsity: float) -> float:
@@ -486,8 +502,9 @@ def measured_claim2(agg: pd.DataFrame) -> tuple[str, bool | None, str]:
     needed = [r.needed for r in need.itertuples()]
     grows = all(b >= a for a, b in zip(needed, needed[1:], strict=False))
     closes = bool(len(need)) and all(g > 0 for g in need["gain"])
-    text = (f"Dense width-1 target: {dense:.2f}%. Smallest width that matches it, against the theory's factor:"
-            f"\n\n{table}")
+    chance = at_chance(agg, lambda r: f"width {float(r['width']):g} at {float(r['sparsity']):g}")
+    lead = " ".join(x for x in (f"Dense width-1 target: {dense:.2f}%.", chance) if x)
+    text = f"{lead} Smallest width that matches the target, against the theory's factor:\n\n{table}"
     ok: bool | None = True if (grows and closes) else (False if not (grows or closes) else None)
     return text, ok, (f": widening raises the accuracy at every sparsity: {'yes' if closes else 'no'}; "
                   f"the width needed grows with sparsity: {'yes' if grows else 'no'}. The widths needed in "
@@ -537,6 +554,8 @@ def measured_claim4(agg: pd.DataFrame) -> tuple[str, bool | None, str]:
         if others and not math.isnan(ref):
             lines.append(f"sparsity {s:g}: {others} against ER balanced")
     text = "Against the balanced ratios: " + "; ".join(lines) + "."
+    chance = at_chance(frame, lambda r: f"{r['label']} at {float(r['at']):g}")
+    text += f" {chance}" if chance else ""
     if er_imp:
         text += " ER-IMP minus IMP's own mask: " + ", ".join(f"{pts(d)} at {s:g}" for s, d in er_imp) + "."
     within = [d >= -MATCH_PTS for s, d in er_imp if s <= 0.9]
