@@ -14,6 +14,7 @@ was (e.g. the cycle index, updated before each ``fit``) and starts its loop from
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from ertrain.train import Trainer
 
 
-class Method:
+class Method(abc.ABC):
     """Base class: subclass it, define ``Options`` and ``run``, and register it with ``register_method``."""
 
     name: ClassVar[str] = ""
@@ -41,13 +42,13 @@ class Method:
         known = {f.name for f in dataclasses.fields(cls.Options)}
         return cls(cls.Options(**{k: v for k, v in config.method_options.items() if k in known}))
 
+    @abc.abstractmethod
     def run(self, trainer: Trainer) -> dict[str, Any]:
         """Train with ``trainer``; return extra result fields (JSON-able)."""
-        raise NotImplementedError(f"method {self.name!r} does not implement run()")
 
     def state_dict(self) -> dict[str, Any]:
         """What the method needs to resume (tensors, numbers, strings, lists, dicts)."""
         return {}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any]) -> None:  # noqa: B027 (stateless methods keep this no-op)
         """Restore what :meth:`state_dict` returned."""
