@@ -186,7 +186,7 @@ def test_reproduction_config_is_valid(path: Path) -> None:
     for config in configs:
         validate_config(config)
     if path.name == "quick.toml":
-        offline = {"digits", "fashion-mnist", "tabular", "modular-addition", "teacher"}
+        offline = {"digits", "fashion-mnist", "tabular", "modular-addition", "teacher", "synthetic-citation"}
         assert {c.dataset for c in configs} <= offline
         assert len({c.seed for c in configs}) >= 2
 

@@ -5,7 +5,7 @@ Every loader returns a :class:`DataBundle` holding normalised float inputs and i
 move them to the device once and batch (and augment) them there.
 
 Registered names: ``fashion-mnist``, ``digits``, ``cifar10``, ``cifar100``, ``tiny-imagenet``,
-``cora``, ``teacher``, ``synthetic-cifar``, ``modular-addition``, ``tabular``.
+``cora``, ``synthetic-citation``, ``teacher``, ``synthetic-cifar``, ``modular-addition``, ``tabular``.
 Add a dataset with the :func:`register_dataset` decorator.
 
 Example::
@@ -119,6 +119,6 @@ def load_dataset(name: str, data_dir: str | None = None, *, seed: int = 0, **kw:
 
 
 # Loader modules register themselves on import.
-from ertrain.data import cifar, cora, idx, sklearn_sets, synthetic, tinyimagenet  # noqa: E402, F401
+from ertrain.data import cifar, cora, idx, sklearn_sets, synthetic, synthetic_graph, tinyimagenet  # noqa: E402, F401
 
 __all__ = ["DATASETS", "TASKS", "DataBundle", "load_dataset", "register_dataset"]

@@ -37,6 +37,7 @@ def get_method(name: str) -> type[Method]:
 import ertrain.methods.dst  # noqa: E402, F401
 import ertrain.methods.edgepopup  # noqa: E402, F401
 import ertrain.methods.imp  # noqa: E402, F401
+import ertrain.methods.pai  # noqa: E402, F401
 import ertrain.methods.str  # noqa: E402, F401
 from ertrain.methods import static  # noqa: E402, F401
 

@@ -1,0 +1,148 @@
+"""``synthetic-citation``: a seeded citation-like graph with Cora's shape, for GCN runs without Cora's files.
+
+A stochastic block model with bag-of-words features. Each node gets one of ``num_classes`` classes
+(drawn with Cora's class proportions when there are 7 classes, uniformly otherwise). Edges: ``num_edges``
+distinct undirected pairs; each is drawn by picking a node uniformly and, with probability
+``homophily``, a partner of its own class, otherwise a partner of another class (uniformly among
+them). Features: ``num_features`` binary words; every class owns a block of ``num_features /
+num_classes`` topic words; a node holds ``words_per_node`` words on average, a fraction
+``topic_fraction`` of them from its class's block and the rest from all words, each word drawn
+independently (Bernoulli). The defaults give Cora's shape: 2708 nodes, 7 classes, 1433 features,
+5429 edges, edge homophily about 0.81, ~18 words per node.
+
+The bundle is built exactly like the ``cora`` loader's: the adjacency made undirected with self
+loops and normalised as ``D^{-1/2} (A + I) D^{-1/2}``, features row-normalised, and the same node
+ranges for the splits (train ``0..140``, validation ``200..500``, test ``500..1500``; node order is
+random, so each range is a random sample of the classes).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ertheory._validate import check_positive_int
+from ertrain.data import DataBundle, register_dataset
+
+#: Cora's class sizes (out of 2708 nodes), the class proportions of the default graph.
+CORA_CLASS_SIZES = (818, 426, 418, 351, 298, 217, 180)
+
+
+def class_labels(num_nodes: int, num_classes: int, rng: np.random.Generator) -> np.ndarray:
+    """Node classes: Cora's proportions for 7 classes, uniform otherwise; every class appears."""
+    if num_classes == len(CORA_CLASS_SIZES):
+        p = np.asarray(CORA_CLASS_SIZES, dtype=np.float64)
+        p /= p.sum()
+    else:
+        p = np.full(num_classes, 1.0 / num_classes)
+    base = np.arange(num_classes)  # one node of each class, the rest drawn with proportions p
+    labels = np.concatenate([base, rng.choice(num_classes, size=num_nodes - num_classes, p=p)])
+    return rng.permutation(labels).astype(np.int64)
+
+
+def sbm_edges(labels: np.ndarray, num_edges: int, homophily: float, rng: np.random.Generator) -> np.ndarray:
+    """``num_edges`` distinct undirected edges ``(i < j)`` drawn as described in the module docstring."""
+    n = labels.shape[0]
+    num_classes = int(labels.max()) + 1
+    max_edges = n * (n - 1) // 2
+    if num_edges > max_edges // 2:
+        raise ValueError(f"num_edges {num_edges!r} is too many for {n} nodes (at most {max_edges // 2})")
+    members = [np.flatnonzero(labels == c) for c in range(num_classes)]
+    order = np.argsort(labels, kind="stable")  # nodes grouped by class
+    start = np.concatenate([[0], np.cumsum([m.size for m in members])])
+    found = np.empty(0, dtype=np.int64)
+    while found.size < num_edges:
+        k = 2 * (num_edges - found.size) + 64
+        src = rng.integers(0, n, size=k)
+        cls = labels[src]
+        same = rng.random(k) < homophily
+        size_same = start[cls + 1] - start[cls]
+        # a same-class partner: a uniform position inside the class's block of `order`
+        pos_same = start[cls] + (rng.random(k) * size_same).astype(np.int64)
+        # another class's partner: a uniform position outside the block
+        pos_other = (rng.random(k) * (n - size_same)).astype(np.int64)
+        pos_other = np.where(pos_other >= start[cls], pos_other + size_same, pos_other)
+        dst = order[np.where(same, pos_same, pos_other)]
+        lo, hi = np.minimum(src, dst), np.maximum(src, dst)
+        key = (lo * n + hi)[lo != hi]
+        candidates = np.concatenate([found, key])
+        _, first = np.unique(candidates, return_index=True)
+        found = candidates[np.sort(first)][:num_edges]
+    return np.stack([found // n, found % n], axis=1)
+
+
+def bag_of_words(
+    labels: np.ndarray, num_features: int, words_per_node: float, topic_fraction: float, rng: np.random.Generator
+) -> np.ndarray:
+    """Binary features: each word is present independently, more likely in its class's topic block."""
+    num_classes = int(labels.max()) + 1
+    topic_of_word = np.arange(num_features) * num_classes // num_features
+    block = np.bincount(topic_of_word, minlength=num_classes).astype(np.float64)
+    p_background = (1.0 - topic_fraction) * words_per_node / num_features
+    p_topic = topic_fraction * words_per_node / block[labels]  # per node
+    prob = p_background + np.where(topic_of_word[None, :] == labels[:, None], p_topic[:, None], 0.0)
+    return (rng.random(prob.shape) < np.clip(prob, 0.0, 1.0)).astype(np.float32)
+
+
+@register_dataset("synthetic-citation")
+def load_synthetic_citation(
+    data_dir: str | None = None,
+    *,
+    seed: int = 0,
+    num_nodes: int = 2708,
+    num_classes: int = 7,
+    num_features: int = 1433,
+    num_edges: int = 5429,
+    homophily: float = 0.81,
+    words_per_node: float = 18.0,
+    topic_fraction: float = 0.4,
+    train: tuple[int, int] = (0, 140),
+    val: tuple[int, int] = (200, 500),
+    test: tuple[int, int] = (500, 1500),
+) -> DataBundle:
+    """A Cora-shaped stochastic-block-model graph (see the module docstring); ``data_dir`` is unused."""
+    import torch
+
+    n = int(check_positive_int(num_nodes, "num_nodes"))
+    num_classes = int(check_positive_int(num_classes, "num_classes"))
+    num_features = int(check_positive_int(num_features, "num_features"))
+    num_edges = int(check_positive_int(num_edges, "num_edges"))
+    if not 2 <= num_classes <= n:
+        raise ValueError(f"num_classes must lie in [2, num_nodes={n}], got {num_classes!r}")
+    if num_features < num_classes:
+        raise ValueError(f"num_features must be >= num_classes={num_classes}, got {num_features!r}")
+    if not 0.0 <= homophily <= 1.0:
+        raise ValueError(f"homophily must be in [0, 1], got {homophily!r}")
+    if not 0.0 <= topic_fraction <= 1.0:
+        raise ValueError(f"topic_fraction must be in [0, 1], got {topic_fraction!r}")
+    if not 0.0 < words_per_node <= num_features:
+        raise ValueError(f"words_per_node must be in (0, {num_features}], got {words_per_node!r}")
+    for name, (lo, hi) in (("train", train), ("val", val), ("test", test)):
+        if not 0 <= lo < hi <= n:
+            raise ValueError(f"synthetic-citation: {name} range {(lo, hi)} outside the {n} nodes")
+
+    rng = np.random.default_rng(seed)
+    labels = class_labels(n, num_classes, rng)
+    edges = sbm_edges(labels, num_edges, homophily, rng)
+    feats = bag_of_words(labels, num_features, words_per_node, topic_fraction, rng)
+
+    # as the cora loader: undirected with self loops, then D^-1/2 (A + I) D^-1/2
+    i = np.concatenate([edges[:, 0], edges[:, 1], np.arange(n)])
+    j = np.concatenate([edges[:, 1], edges[:, 0], np.arange(n)])
+    key = np.unique(i.astype(np.int64) * n + j)
+    i, j = key // n, key % n
+    deg = np.bincount(i, minlength=n).astype(np.float64)
+    vals = (1.0 / np.sqrt(deg[i] * deg[j])).astype(np.float32)
+    adj = torch.sparse_coo_tensor(torch.from_numpy(np.stack([i, j])), torch.from_numpy(vals), (n, n),
+                                  check_invariants=True).coalesce()
+    rowsum = feats.sum(axis=1, keepdims=True)
+    x = torch.from_numpy((feats / np.where(rowsum > 0, rowsum, 1.0)).astype(np.float32))
+    y = torch.from_numpy(labels)
+
+    def rng_index(bounds: tuple[int, int]) -> torch.Tensor:
+        return torch.arange(bounds[0], bounds[1], dtype=torch.int64)
+
+    return DataBundle(
+        x_train=x, y_train=y, x_test=x, y_test=y, num_classes=num_classes, input_shape=(num_features,),
+        name="synthetic-citation", adj=adj, train_index=rng_index(train), val_index=rng_index(val),
+        test_index=rng_index(test),
+    )
