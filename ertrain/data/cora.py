@@ -25,8 +25,6 @@ def load_cora(
     test: tuple[int, int] = (500, 1500),
 ) -> DataBundle:
     """Cora (2708 nodes, 1433 features, 7 classes) as a transductive :class:`DataBundle` with ``adj``."""
-    import torch
-
     root = find_dir(data_dir, "data", "cora", "cora.content", ("cora",))
     content, cites = root / "cora.content", root / "cora.cites"
     rows = [line.split() for line in content.read_text().splitlines() if line.strip()]
@@ -68,7 +66,24 @@ def load_cora(
         src.append(node[parts[0]])
         dst.append(node[parts[1]])
 
-    # Undirected adjacency with self loops, duplicates merged, then D^-1/2 (A + I) D^-1/2.
+    return graph_bundle(
+        np.asarray(src, dtype=np.int64), np.asarray(dst, dtype=np.int64), feats, labels, len(classes), "cora",
+        train=train, val=val, test=test,
+    )
+
+
+def graph_bundle(
+    src: np.ndarray, dst: np.ndarray, feats: np.ndarray, labels: np.ndarray, num_classes: int, name: str, *,
+    train: tuple[int, int], val: tuple[int, int], test: tuple[int, int],
+) -> DataBundle:
+    """A node-classification bundle: GCN-normalised adjacency, row-normalised features, index ranges.
+
+    The edges ``src -> dst`` are made undirected with self loops (duplicates merged) and normalised as
+    ``D^-1/2 (A + I) D^-1/2``; every node is in ``x_train``/``x_test`` and the splits are index ranges.
+    """
+    import torch
+
+    n = int(labels.shape[0])
     i = np.concatenate([src, dst, np.arange(n)])
     j = np.concatenate([dst, src, np.arange(n)])
     key = np.unique(i.astype(np.int64) * n + j)
@@ -86,6 +101,6 @@ def load_cora(
         return torch.arange(bounds[0], bounds[1], dtype=torch.int64)
 
     return DataBundle(
-        x_train=x, y_train=y, x_test=x, y_test=y, num_classes=len(classes), input_shape=(feats.shape[1],),
-        name="cora", adj=adj, train_index=rng(train), val_index=rng(val), test_index=rng(test),
+        x_train=x, y_train=y, x_test=x, y_test=y, num_classes=num_classes, input_shape=(feats.shape[1],),
+        name=name, adj=adj, train_index=rng(train), val_index=rng(val), test_index=rng(test),
     )

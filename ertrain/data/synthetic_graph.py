@@ -22,6 +22,7 @@ import numpy as np
 
 from ertheory._validate import check_positive_int
 from ertrain.data import DataBundle, register_dataset
+from ertrain.data.cora import graph_bundle
 
 #: Cora's class sizes (out of 2708 nodes), the class proportions of the default graph.
 CORA_CLASS_SIZES = (818, 426, 418, 351, 298, 217, 180)
@@ -100,8 +101,6 @@ def load_synthetic_citation(
     test: tuple[int, int] = (500, 1500),
 ) -> DataBundle:
     """A Cora-shaped stochastic-block-model graph (see the module docstring); ``data_dir`` is unused."""
-    import torch
-
     n = int(check_positive_int(num_nodes, "num_nodes"))
     num_classes = int(check_positive_int(num_classes, "num_classes"))
     num_features = int(check_positive_int(num_features, "num_features"))
@@ -125,24 +124,7 @@ def load_synthetic_citation(
     edges = sbm_edges(labels, num_edges, homophily, rng)
     feats = bag_of_words(labels, num_features, words_per_node, topic_fraction, rng)
 
-    # as the cora loader: undirected with self loops, then D^-1/2 (A + I) D^-1/2
-    i = np.concatenate([edges[:, 0], edges[:, 1], np.arange(n)])
-    j = np.concatenate([edges[:, 1], edges[:, 0], np.arange(n)])
-    key = np.unique(i.astype(np.int64) * n + j)
-    i, j = key // n, key % n
-    deg = np.bincount(i, minlength=n).astype(np.float64)
-    vals = (1.0 / np.sqrt(deg[i] * deg[j])).astype(np.float32)
-    adj = torch.sparse_coo_tensor(torch.from_numpy(np.stack([i, j])), torch.from_numpy(vals), (n, n),
-                                  check_invariants=True).coalesce()
-    rowsum = feats.sum(axis=1, keepdims=True)
-    x = torch.from_numpy((feats / np.where(rowsum > 0, rowsum, 1.0)).astype(np.float32))
-    y = torch.from_numpy(labels)
-
-    def rng_index(bounds: tuple[int, int]) -> torch.Tensor:
-        return torch.arange(bounds[0], bounds[1], dtype=torch.int64)
-
-    return DataBundle(
-        x_train=x, y_train=y, x_test=x, y_test=y, num_classes=num_classes, input_shape=(num_features,),
-        name="synthetic-citation", adj=adj, train_index=rng_index(train), val_index=rng_index(val),
-        test_index=rng_index(test),
+    # built exactly as the cora loader builds its bundle
+    return graph_bundle(
+        edges[:, 0], edges[:, 1], feats, labels, num_classes, "synthetic-citation", train=train, val=val, test=test
     )
