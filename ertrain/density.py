@@ -16,6 +16,7 @@ Nothing here touches torch: shapes in, numpy array out.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import numpy as np
@@ -23,6 +24,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.optimize import brentq
 
 from ertheory._validate import as_float_array, check_density
+from ertrain.registry import Registry
 
 #: Tolerance on the parameter-weighted mean density (DESIGN.md, "Global density is exact").
 DENSITY_TOL = 1e-9
@@ -31,20 +33,23 @@ Shapes = Sequence[tuple[int, ...]]
 SchemeFn = Callable[..., NDArray[np.float64]]
 S = TypeVar("S", bound=SchemeFn)
 
-#: Registered density schemes by name.
-DENSITY_SCHEMES: dict[str, SchemeFn] = {}
+#: Registered density schemes by name (a :class:`~ertrain.registry.Registry`; the saliency schemes of
+#: :mod:`ertrain.scores` are loaded on first use, so importing this module alone gives every name).
+DENSITY_SCHEMES: Registry[SchemeFn] = Registry(
+    "density_schemes", builtins=("ertrain.density", "ertrain.scores"), label="density scheme"
+)
 
 
-def register_density_scheme(name: str) -> Callable[[S], S]:
-    """Decorator registering ``fn(shapes, density, **opts) -> densities`` under ``name``."""
+def register_density_scheme(
+    name: str, *, options: type | None = None, needs: str = "shapes", help: str = ""
+) -> Callable[[S], S]:
+    """Decorator registering ``fn(shapes, density, **opts) -> densities`` under ``name``.
 
-    def deco(fn: S) -> S:
-        if name in DENSITY_SCHEMES:
-            raise ValueError(f"density scheme {name!r} is already registered")
-        DENSITY_SCHEMES[name] = fn
-        return fn
-
-    return deco
+    ``options`` is the dataclass of the scheme's JSON options (``--density-options``; fields with
+    defaults); ``needs`` says whether it needs only the layer shapes, the ``"model"`` or the ``"data"``.
+    """
+    reg: Callable[[S], S] = DENSITY_SCHEMES.register(name, options=options, needs=needs, help=help)
+    return reg
 
 
 def layer_sizes(shapes: Shapes) -> NDArray[np.float64]:
@@ -94,7 +99,7 @@ def capped_proportional(raw: NDArray[np.float64], sizes: NDArray[np.float64], de
     return out
 
 
-@register_density_scheme("dense")
+@register_density_scheme("dense", help="every layer dense (density 1 only)")
 def dense(shapes: Shapes, density: float) -> NDArray[np.float64]:
     """Every layer dense; only ``density = 1`` is reachable."""
     if density != 1.0:
@@ -102,7 +107,7 @@ def dense(shapes: Shapes, density: float) -> NDArray[np.float64]:
     return np.ones(len(shapes))
 
 
-@register_density_scheme("uniform")
+@register_density_scheme("uniform", help="the same density in every layer (ER(p))")
 def uniform(shapes: Shapes, density: float) -> NDArray[np.float64]:
     """``p_l = p`` for every layer (the paper's ER(p))."""
     return np.full(len(shapes), float(density))
@@ -126,7 +131,15 @@ def erk_raw(shape: tuple[int, ...], form: str = "code") -> float:
     raise ValueError(f"ERK form must be 'code' or 'text', got {form!r}")
 
 
-@register_density_scheme("erk")
+@dataclass(frozen=True)
+class ErkOptions:
+    """Options of ``erk``: the raw score's ``form`` (``"code"`` or ``"text"``) and RigL's ``power``."""
+
+    form: str = "code"
+    power: float = 1.0
+
+
+@register_density_scheme("erk", options=ErkOptions, help="Erdos-Renyi-Kernel: density proportional to sum/product of dims")
 def erk(shapes: Shapes, density: float, form: str = "code", power: float = 1.0) -> NDArray[np.float64]:
     """Erdos-Renyi-Kernel (Evci et al. 2020): ``p_l = epsilon * raw_l ** power``, capped at 1.
 
@@ -139,7 +152,7 @@ def erk(shapes: Shapes, density: float, form: str = "code", power: float = 1.0) 
     return capped_proportional(raw, layer_sizes(shapes), density)
 
 
-@register_density_scheme("balanced")
+@register_density_scheme("balanced", help="the same number of weights in every layer")
 def balanced(shapes: Shapes, density: float) -> NDArray[np.float64]:
     """Balanced (the paper's, Sec. 2): every layer keeps the same number of weights ``x``.
 
@@ -151,7 +164,7 @@ def balanced(shapes: Shapes, density: float) -> NDArray[np.float64]:
     return capped_proportional(1.0 / m, m, density)
 
 
-@register_density_scheme("pyramidal")
+@register_density_scheme("pyramidal", help="p_l = p_1 ** l")
 def pyramidal(shapes: Shapes, density: float) -> NDArray[np.float64]:
     """Pyramidal (the paper's, Sec. 2): ``p_l = p_1 ** l`` for ``l = 1..L``, ``p_1`` solving the budget.
 
@@ -179,7 +192,14 @@ def pyramidal(shapes: Shapes, density: float) -> NDArray[np.float64]:
     return out
 
 
-@register_density_scheme("from_scores")
+@dataclass(frozen=True)
+class FromScoresOptions:
+    """Options of ``from_scores``: one positive score per masked layer."""
+
+    scores: tuple[float, ...] | None = None
+
+
+@register_density_scheme("from_scores", options=FromScoresOptions, help="densities proportional to given scores")
 def from_scores(shapes: Shapes, density: float, scores: ArrayLike | None = None) -> NDArray[np.float64]:
     """Layer densities proportional to per-layer ``scores`` (capped at 1, excess redistributed).
 
@@ -204,12 +224,11 @@ def layer_densities(scheme: str, shapes: Shapes, density: float, **opts: Any) ->
     The result lies in (0, 1] and its parameter-weighted mean equals ``density`` to 1e-9
     (checked here for every scheme, registered ones included); otherwise ``ValueError``.
     """
-    if scheme not in DENSITY_SCHEMES:
-        raise ValueError(f"unknown density scheme {scheme!r}; valid names: {', '.join(sorted(DENSITY_SCHEMES))}")
+    fn = DENSITY_SCHEMES[scheme]
     p = float(check_density(density))
     m = layer_sizes(shapes)
     try:
-        out = np.asarray(DENSITY_SCHEMES[scheme](shapes, p, **opts), dtype=np.float64)
+        out = np.asarray(fn(shapes, p, **opts), dtype=np.float64)
     except TypeError as exc:
         raise ValueError(f"bad options {sorted(opts)} for density scheme {scheme!r}: {exc}") from exc
     if out.shape != m.shape:

@@ -32,6 +32,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -349,13 +350,35 @@ def _check_model_shapes(model: nn.Module, shapes: Sequence[tuple[int, ...]]) -> 
     return layers
 
 
+@dataclass(frozen=True)
+class SnipOptions:
+    """JSON options of ``snip``: precomputed per-layer ``ratios`` (else the model is scored on a batch)."""
+
+    ratios: tuple[float, ...] | None = None
+
+
+@dataclass(frozen=True)
+class SynflowOptions:
+    """JSON options of ``synflow``: precomputed ``ratios``, or the number of SynFlow ``iterations``."""
+
+    ratios: tuple[float, ...] | None = None
+    iterations: int = 100
+
+
+@dataclass(frozen=True)
+class ImpOptions:
+    """JSON options of ``imp``: precomputed ``ratios``, or ``run``, a finished IMP run directory."""
+
+    ratios: tuple[float, ...] | None = None
+    run: str | None = None
+
+
 def _register_saliency_schemes() -> None:
-    from ertrain.density import DENSITY_SCHEMES, register_density_scheme
+    from ertrain.density import register_density_scheme
 
-    if "snip" in DENSITY_SCHEMES:
-        return
-
-    @register_density_scheme("snip")
+    @register_density_scheme(
+        "snip", options=SnipOptions, needs="data", help="ER-SNIP: SNIP's layerwise ratios, randomised"
+    )
     def snip(
         shapes: Sequence[tuple[int, ...]],
         density: float,
@@ -375,7 +398,9 @@ def _register_saliency_schemes() -> None:
             ratios = layer_ratios(snip_scores(net, batch[0], batch[1], layers=layers), density).tolist()
         return _randomised(shapes, density, ratios)
 
-    @register_density_scheme("synflow")
+    @register_density_scheme(
+        "synflow", options=SynflowOptions, needs="model", help="ER-SynFlow: SynFlow's layerwise ratios, randomised"
+    )
     def synflow(
         shapes: Sequence[tuple[int, ...]],
         density: float,
@@ -397,7 +422,9 @@ def _register_saliency_schemes() -> None:
             ratios = masks_ratios(masks).tolist()
         return _randomised(shapes, density, ratios)
 
-    @register_density_scheme("imp")
+    @register_density_scheme(
+        "imp", options=ImpOptions, help="ER-IMP: a finished IMP run's layerwise ratios, randomised"
+    )
     def imp(
         shapes: Sequence[tuple[int, ...]], density: float, ratios: Sequence[float] | None = None, run: str | None = None
     ) -> np.ndarray:
