@@ -119,6 +119,7 @@ class TrainConfig:
                 raise ValueError(f"{name} must be a dict, got {value!r}")
             object.__setattr__(self, name, _jsonable(value, name))
         object.__setattr__(self, "method_options", _method_options(self.method, self.method_options))
+        _check_names(self)
 
     # -- serialisation ---------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -138,13 +139,48 @@ class TrainConfig:
         return cls(**data)
 
     def hyperparameters(self) -> dict[str, Any]:
-        """Every field except the execution-only ones (what :meth:`run_hash` hashes)."""
+        """Every field except the execution-only ones."""
         return {k: v for k, v in self.to_dict().items() if k not in self.EXECUTION_FIELDS}
 
+    def canonical(self) -> dict[str, Any]:
+        """What names the run: :meth:`hyperparameters` without the values equal to their defaults.
+
+        Method and density-scheme options are validated against their options dataclasses and
+        dropped where they equal the defaults, so ``{"form": "code"}`` and ``{}`` name the same run,
+        and a new field with a default leaves every existing run's name unchanged.
+        """
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            if f.name in self.EXECUTION_FIELDS:
+                continue
+            value = _canonical_options(self, f.name)
+            default = f.default if f.default is not dataclasses.MISSING else (
+                f.default_factory() if f.default_factory is not dataclasses.MISSING else dataclasses.MISSING
+            )
+            if value != default:
+                out[f.name] = value
+        return out
+
     def run_hash(self) -> str:
-        """16 hex digits of the SHA-256 of the canonical JSON of :meth:`hyperparameters`."""
-        canonical = json.dumps(self.hyperparameters(), sort_keys=True, separators=(",", ":"), allow_nan=False)
-        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+        """16 hex digits of the SHA-256 of ``{"schema": SCHEMA_VERSION, **canonical()}`` as canonical JSON."""
+        doc = {"schema": SCHEMA_VERSION, **self.canonical()}
+        text = json.dumps(doc, sort_keys=True, separators=(",", ":"), allow_nan=False)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def legacy_run_hash(self) -> str | None:
+        """The run name that release 0.1 gave this config (every field hashed), or None if it had none.
+
+        Only configs that 0.1 could express have one: every field added since must be at its default.
+        """
+        fields = {f.name: f for f in dataclasses.fields(self)}
+        for name, f in fields.items():
+            if name not in _LEGACY_FIELDS and name not in self.EXECUTION_FIELDS and getattr(self, name) != (
+                f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+            ):
+                return None
+        legacy = {k: v for k, v in self.hyperparameters().items() if k in _LEGACY_FIELDS}
+        text = json.dumps(legacy, sort_keys=True, separators=(",", ":"), allow_nan=False)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)
@@ -241,6 +277,47 @@ class TrainConfig:
             options[oname] = list(value) if isinstance(value, list) else value
         kwargs["method_options"] = options
         return cls(**kwargs)
+
+
+#: Version of the run-name scheme; bump it only when a change must rename every run.
+SCHEMA_VERSION = 2
+
+#: The fields release 0.1 hashed (its run names cover exactly these).
+_LEGACY_FIELDS = (
+    "model", "dataset", "data_options", "data_seed", "density_scheme", "density", "density_options", "flow_repair",
+    "method", "method_options", "epochs", "batch_size", "lr", "momentum", "weight_decay", "optimizer", "schedule",
+    "lr_min", "label_smoothing", "augment", "seed", "width", "model_options", "amp",
+)
+
+
+def _canonical_options(config: TrainConfig, name: str) -> Any:
+    """A field's value for the run name: option dicts without their default entries."""
+    value = getattr(config, name)
+    if name == "method_options":
+        from ertrain.methods import METHODS
+
+        return METHODS.entry(config.method).canonical_options(value)
+    if name == "density_options":
+        from ertrain.density import DENSITY_SCHEMES
+
+        entry = DENSITY_SCHEMES.entry(config.density_scheme)
+        if entry.options is not None:
+            return entry.canonical_options(value)
+    return value
+
+
+def _check_names(config: TrainConfig) -> None:
+    """Every registry name of ``config`` exists (the error lists the valid names)."""
+    from ertrain.data import DATASETS
+    from ertrain.density import DENSITY_SCHEMES
+    from ertrain.models import MODELS
+
+    MODELS.check(config.model)
+    if config.dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {config.dataset!r}; valid names: {', '.join(sorted(DATASETS))}")
+    entry = DENSITY_SCHEMES.entry(config.density_scheme)
+    if entry.options is not None:
+        entry.make_options(config.density_options)
 
 
 def _check_int(value: Any, name: str, minimum: int) -> None:

@@ -61,6 +61,8 @@ class Entry(Generic[T]):
     options: type | None = None
     needs: str = "shapes"
     help: str = ""
+    #: Registry-specific facts (e.g. the input kinds a model accepts).
+    info: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def make_options(self, values: Mapping[str, Any] | None = None) -> Any:
         """The options dataclass filled from ``values`` (unknown keys raise, naming the valid ones)."""
@@ -114,6 +116,7 @@ class Registry(Mapping[str, T], Generic[T]):
         options: type | None = None,
         needs: str = "shapes",
         help: str = "",
+        **info: Any,
     ) -> Any:
         """Register ``obj`` under ``name``; without ``obj``, a decorator.  Duplicates raise."""
         if not isinstance(name, str) or not name:
@@ -126,7 +129,7 @@ class Registry(Mapping[str, T], Generic[T]):
         def add(target: Obj) -> Obj:
             if name in self._entries:
                 raise DuplicateNameError(f"{self.label} {name!r} is already registered")
-            self._entries[name] = Entry(name, target, options, needs, help)  # type: ignore[arg-type]
+            self._entries[name] = Entry(name, target, options, needs, help, dict(info))  # type: ignore[arg-type]
             return target
 
         return add if obj is None else add(obj)

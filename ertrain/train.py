@@ -7,9 +7,8 @@ Read top to bottom:
    indexing the on-device tensors, augments the batch on the device (random crop + flip), runs the
    step under bf16 autocast on CUDA (float32 on CPU, same code), and re-applies the masks after
    every optimizer step so pruned weights stay exactly zero.
-2. :func:`run` gives a config its run directory ``runs_dir/<run_hash>``, resumes from the last good
-   checkpoint, dispatches the method (``ertrain.methods.METHODS[config.method]``) and writes
-   ``result.json`` atomically, last.
+2. :func:`ertrain.runner.run` gives a config its run directory (:mod:`ertrain.rundir`), resumes from
+   the last good checkpoint, dispatches the method and writes ``result.json`` last.
 3. Multi-GPU: started under ``torchrun`` (``WORLD_SIZE > 1``) the trainer joins the process group
    (NCCL on CUDA, gloo on CPU), wraps the model in DDP and gives each rank a slice of every global
    batch.  The loss is the sum over the rank's slice divided by the global batch size (times the
@@ -20,17 +19,13 @@ Read top to bottom:
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import inspect
 import json
 import math
 import os
 import sys
-import tempfile
 import time
-import traceback
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -45,8 +40,6 @@ from ertrain.data.augment import crop_flip_params, crop_flip_with
 if TYPE_CHECKING:
     from ertrain.masks import Masking
 
-CHECKPOINT = "checkpoint.pt"
-PREVIOUS_CHECKPOINT = "checkpoint.prev.pt"
 EVAL_BATCH = 1024
 AUGMENT_PADDING = 4
 
@@ -94,103 +87,6 @@ def init_distributed(device: torch.device) -> tuple[int, int]:
             torch.cuda.set_device(device)
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
     return dist.get_rank(), dist.get_world_size()
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o644)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-def state_digest(obj: Any) -> str:
-    """SHA-256 of a nested state (dicts, lists, tensors, numbers, strings), independent of dict order."""
-    h = hashlib.sha256()
-
-    def feed(o: Any) -> None:
-        if isinstance(o, torch.Tensor):
-            t = o.detach().cpu().contiguous()
-            h.update(f"T{t.dtype}{tuple(t.shape)}|".encode())
-            if t.numel():
-                h.update(t.reshape(-1).view(torch.uint8).numpy().data)
-        elif isinstance(o, dict):
-            h.update(b"{")
-            for k in sorted(o, key=str):
-                h.update(repr(k).encode() + b":")
-                feed(o[k])
-            h.update(b"}")
-        elif isinstance(o, (list, tuple)):
-            h.update(b"[")
-            for v in o:
-                feed(v)
-                h.update(b",")
-            h.update(b"]")
-        else:
-            h.update(repr(o).encode() + b"|")
-
-    feed(obj)
-    return h.hexdigest()
-
-
-def save_checkpoint(run_dir: Path, state: dict[str, Any]) -> Path:
-    """Write ``checkpoint.pt`` atomically with an embedded digest; the previous one becomes ``checkpoint.prev.pt``."""
-    state = dict(state)
-    state.pop("digest", None)
-    state["digest"] = state_digest(state)
-    fd, tmp = tempfile.mkstemp(dir=run_dir, prefix=".checkpoint.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o644)
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(state, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        current = run_dir / CHECKPOINT
-        if current.exists():
-            os.replace(current, run_dir / PREVIOUS_CHECKPOINT)
-        os.replace(tmp, current)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return run_dir / CHECKPOINT
-
-
-def read_checkpoint(path: Path) -> dict[str, Any]:
-    """Load one checkpoint (``weights_only=True``) and check its digest; ``ValueError`` if corrupt."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated zip, bad pickle opcodes, ... all mean "corrupt"
-        raise ValueError(f"{path}: unreadable checkpoint ({type(exc).__name__}: {exc})") from exc
-    if not isinstance(state, dict) or "digest" not in state:
-        raise ValueError(f"{path}: not an ertrain checkpoint (no digest)")
-    digest = state.pop("digest")
-    if state_digest(state) != digest:
-        raise ValueError(f"{path}: checkpoint digest mismatch (corrupt file)")
-    return state
-
-
-def load_latest_checkpoint(run_dir: str | Path) -> tuple[dict[str, Any] | None, list[str]]:
-    """The newest good checkpoint of ``run_dir`` (current, else previous) and the problems met on the way."""
-    run_dir = Path(run_dir)
-    problems: list[str] = []
-    for name in (CHECKPOINT, PREVIOUS_CHECKPOINT):
-        path = run_dir / name
-        if not path.exists():
-            continue
-        try:
-            return read_checkpoint(path), problems
-        except ValueError as exc:
-            problems.append(str(exc))
-    return None, problems
 
 
 # ------------------------------------------------------------------------------------------------
@@ -502,6 +398,13 @@ class Trainer:
         lo, hi = _rank_slice(int(idx.numel()), self.rank, self.world_size)
         yield self.data.x_train, self.data.y_train[idx[lo:hi]], int(idx.numel()), idx[lo:hi]
 
+    def barrier(self) -> None:
+        """Wait for every rank (no-op in a single process)."""
+        if self.world_size > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
+
     def _all_reduce(self, t: torch.Tensor) -> torch.Tensor:
         if self.world_size > 1:
             import torch.distributed as dist
@@ -626,176 +529,16 @@ def model_kwargs_for(data: DataBundle) -> dict[str, Any]:
     return kwargs
 
 
-# ------------------------------------------------------------------------------------------------
-# run directories
+def __getattr__(name: str) -> Any:
+    """Names that moved: ``run``/``load_run`` to :mod:`ertrain.runner`, checkpoints to :mod:`ertrain.rundir`."""
+    moved = {"run": "ertrain.runner", "load_run": "ertrain.runner", "CHECKPOINT": "ertrain.rundir",
+             "PREVIOUS_CHECKPOINT": "ertrain.rundir", "read_checkpoint": "ertrain.rundir",
+             "save_checkpoint": "ertrain.rundir", "state_digest": "ertrain.rundir"}
+    if name in moved:
+        import importlib
+
+        return getattr(importlib.import_module(moved[name]), name)
+    raise AttributeError(f"module 'ertrain.train' has no attribute {name!r}")
 
 
-def run(
-    config: TrainConfig,
-    runs_dir: str | Path,
-    *,
-    resume: bool = True,
-    progress: bool | None = None,
-    device: str | torch.device | None = None,
-) -> dict[str, Any]:
-    """Train ``config`` in ``runs_dir/<run_hash>`` and return the contents of its ``result.json``.
-
-    A finished run (``result.json`` exists) is returned without training.  Otherwise the run
-    resumes from its newest good checkpoint (``resume=True``; a corrupt or partial
-    ``checkpoint.pt`` falls back to ``checkpoint.prev.pt``), dispatches
-    ``METHODS[config.method]``, checkpoints after every epoch and writes ``result.json`` last.
-    A failure writes ``error.json`` (type, message, traceback) and re-raises.
-    """
-    from ertrain.methods import get_method
-
-    run_dir = Path(runs_dir) / config.run_hash()
-    result_path = run_dir / "result.json"
-    if result_path.exists():
-        finished: dict[str, Any] = json.loads(result_path.read_text())
-        return finished
-    method_cls = get_method(config.method)
-    t_start = time.perf_counter()
-    trainer: Trainer | None = None
-    is_root = int(os.environ.get("RANK", "0")) == 0
-    try:
-        if is_root:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(run_dir / "config.json", config.to_json() + "\n")
-        trainer = Trainer.from_config(config, device=device, progress=progress)
-        is_root = trainer.rank == 0
-        method = method_cls.from_config(config)
-        wall_before = 0.0
-        state, problems = load_latest_checkpoint(run_dir) if resume else (None, [])
-        for problem in problems:
-            if is_root:
-                sys.stderr.write(f"ertrain: skipping bad checkpoint: {problem}\n")
-        if state is not None:
-            trainer.load_state_dict(state)
-            method.load_state_dict(state.get("method", {}))
-            wall_before = float(state.get("wall_time_s", 0.0))
-        if is_root:
-            _rewrite_metrics(run_dir / "metrics.jsonl", trainer.history)
-
-        def checkpoint(tr: Trainer, fit_index: int, fit_epochs_done: int) -> None:
-            if tr.rank == 0:
-                with open(run_dir / "metrics.jsonl", "a") as fh:
-                    fh.write(json.dumps(tr.history[-1]) + "\n")
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                full = tr.state_dict()
-                full["method"] = method.state_dict()
-                full["wall_time_s"] = wall_before + time.perf_counter() - t_start
-                save_checkpoint(run_dir, full)
-            _barrier(tr)
-
-        trainer.on_epoch_end = checkpoint
-        extra = method.run(trainer)
-        final = trainer.evaluate("test")
-        wall = wall_before + time.perf_counter() - t_start
-        result: dict[str, Any] = {
-            "run_hash": config.run_hash(),
-            "method": config.method,
-            "model": config.model,
-            "dataset": config.dataset,
-            "density_scheme": config.density_scheme,
-            "requested_density": config.density,
-            "seed": config.seed,
-            "test_accuracy": final["accuracy"],
-            "test_loss": final["loss"],
-            "density": trainer.density(),
-            "epochs_done": trainer.epoch,
-            "global_step": trainer.global_step,
-            "wall_time_s": wall,
-            "device": str(trainer.device),
-            "world_size": trainer.world_size,
-            "model_kwargs": trainer.model_kwargs,
-        }
-        if trainer.masking is not None and config.flow_repair is not None:
-            # Edges added by flow repair per layer (the paper's Tables 6 and 7).
-            result["flow_repair_edges_added"] = dict(trainer.masking.edges_added)
-            result["flow_repair_edges_added_total"] = sum(trainer.masking.edges_added.values())
-        result.update(extra or {})
-        result = _jsonable(result)  # plain JSON types; NaN/inf (a diverged run) become null
-        if is_root:
-            full = trainer.state_dict()
-            full["method"] = method.state_dict()
-            full["wall_time_s"] = wall
-            save_checkpoint(run_dir, full)
-            atomic_write_text(result_path, json.dumps(result, indent=2, sort_keys=True, allow_nan=False) + "\n")
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(run_dir / "error.json")
-        _barrier(trainer)
-        return result
-    except Exception as exc:
-        if is_root and run_dir.exists():
-            err = {"type": type(exc).__name__, "message": str(exc), "traceback": traceback.format_exc()}
-            atomic_write_text(run_dir / "error.json", json.dumps(err, indent=2) + "\n")
-        raise
-
-
-def _barrier(trainer: Trainer) -> None:
-    if trainer.world_size > 1:
-        import torch.distributed as dist
-
-        dist.barrier()
-
-
-def _rewrite_metrics(path: Path, history: list[dict[str, Any]]) -> None:
-    """Make ``metrics.jsonl`` hold exactly the epochs of the restored history (drops lines past the checkpoint)."""
-    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in history))
-
-
-def _jsonable(obj: Any) -> Any:
-    from ertheory.cli_util import to_jsonable
-
-    obj = to_jsonable(obj)
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, torch.Tensor):
-        return obj.tolist()
-    return obj
-
-
-def load_run(run_dir: str | Path) -> tuple[TrainConfig, nn.Module, Masking | None, dict[str, Any]]:
-    """A run's config, its trained model (CPU, eval mode), its Masking (None if dense) and its result.
-
-    Reads ``config.json``, the newest good checkpoint and ``result.json`` (``{}`` if unfinished).
-    """
-    from ertrain.masks import Masking
-    from ertrain.models import build_model
-
-    run_dir = Path(run_dir)
-    config_path = run_dir / "config.json"
-    if not config_path.exists():
-        raise ValueError(f"{config_path}: no such file (not a run directory)")
-    config = TrainConfig.from_json(config_path.read_text())
-    state, problems = load_latest_checkpoint(run_dir)
-    if state is None:
-        raise ValueError(f"{run_dir}: no readable checkpoint" + (f" ({'; '.join(problems)})" if problems else ""))
-    model_kwargs = json.loads(state["model_kwargs"])
-    model = build_model(config.model, width=config.width, **model_kwargs, **config.model_options)
-    masking = None
-    if state.get("masks"):
-        masks = _mask_tensors(state["masks"])
-        masking = Masking(model, masks)
-    model.load_state_dict(state["model"])
-    model.eval()
-    result_path = run_dir / "result.json"
-    result = json.loads(result_path.read_text()) if result_path.exists() else {}
-    return config, model, masking, result
-
-
-def _mask_tensors(masks_state: dict[str, Any]) -> dict[str, torch.Tensor]:
-    """Layer name -> bool mask from a ``Masking.state_dict()`` (flat, or nested under ``"masks"``)."""
-    inner = masks_state.get("masks", masks_state)
-    return {k: v.bool() for k, v in inner.items() if isinstance(v, torch.Tensor)}
-
-
-__all__ = [
-    "CHECKPOINT", "PREVIOUS_CHECKPOINT", "TrainHook", "Trainer", "derive_seed", "load_latest_checkpoint", "load_run",
-    "model_kwargs_for", "read_checkpoint", "resolve_device", "run", "save_checkpoint", "state_digest",
-]
+__all__ = ["TrainHook", "Trainer", "derive_seed", "model_kwargs_for", "resolve_device"]

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from ertheory.cli_util import OneLineParser
 from ertrain.config import TrainConfig
-from ertrain.methods import METHODS, Method
+from ertrain.methods import METHODS, Method, register_method
 
 
 def parse(*argv: str) -> TrainConfig:
@@ -62,7 +62,7 @@ def test_defaults_are_the_papers_cifar_settings() -> None:
 def test_flags_cover_every_field() -> None:
     cfg = parse(
         "--model", "resnet20", "--dataset", "cifar100", "--data-dir", "/d", "--data-options", '{"check_counts": false}',
-        "--data-seed", "3", "--density-scheme", "balanced", "--sparsity", "0.9", "--density-options", '{"a": 1}',
+        "--data-seed", "3", "--density-scheme", "erk", "--sparsity", "0.9", "--density-options", '{"form": "text"}',
         "--flow-repair", "rejection", "--method", "static", "--epochs", "7", "--batch-size", "64", "--lr", "0.2",
         "--momentum", "0.5", "--weight-decay", "0.001", "--optimizer", "adamw", "--schedule", "multistep",
         "--lr-min", "0.01", "--label-smoothing", "0.1", "--no-augment", "--seed", "5", "--width", "2",
@@ -70,14 +70,14 @@ def test_flags_cover_every_field() -> None:
     )
     expected = TrainConfig(
         model="resnet20", dataset="cifar100", data_dir="/d", data_options={"check_counts": False}, data_seed=3,
-        density_scheme="balanced", density=0.1, density_options={"a": 1}, flow_repair="rejection", epochs=7,
+        density_scheme="erk", density=0.1, density_options={"form": "text"}, flow_repair="rejection", epochs=7,
         batch_size=64, lr=0.2, momentum=0.5, weight_decay=0.001, optimizer="adamw", schedule="multistep",
         lr_min=0.01, label_smoothing=0.1, augment=False, seed=5, width=2.0, model_options={"shortcut": "A"},
         amp=False, channels_last=False, compile=True, device="cpu",
     )
     assert cfg == expected
     # every field except the method options was set away from its default by a flag
-    defaults = TrainConfig(model="x", dataset="y")
+    defaults = TrainConfig(model="mlp", dataset="digits")
     unchanged = [f.name for f in dataclasses.fields(TrainConfig) if getattr(cfg, f.name) == getattr(defaults, f.name)]
     assert unchanged == ["method", "method_options"]
 
@@ -144,11 +144,11 @@ def toy_method() -> Iterator[str]:
     class Toy(Method):
         Options = _ToyOptions  # type: ignore[assignment]
 
-    METHODS["toy-test"] = Toy
+    register_method("toy-test")(Toy)
     try:
         yield "toy-test"
     finally:
-        del METHODS["toy-test"]
+        METHODS.unregister("toy-test")
 
 
 def test_method_option_flags_fill_defaults(toy_method: str) -> None:

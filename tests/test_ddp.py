@@ -16,7 +16,8 @@ import pytest
 import torch
 
 from ertrain.config import TrainConfig
-from ertrain.train import CHECKPOINT, read_checkpoint, run
+from ertrain.rundir import CHECKPOINT, read_checkpoint
+from ertrain.runner import run
 
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed not built")
 

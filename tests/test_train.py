@@ -10,18 +10,22 @@ from typing import Any
 import pytest
 import torch
 
-import ertrain.train as train_mod
+import ertrain.rundir as rundir_mod
 from ertrain.config import TrainConfig
-from ertrain.train import (
-    CHECKPOINT,
-    PREVIOUS_CHECKPOINT,
-    Trainer,
-    load_latest_checkpoint,
-    load_run,
-    read_checkpoint,
-    run,
-    save_checkpoint,
-)
+from ertrain.rundir import CHECKPOINT, PREVIOUS_CHECKPOINT, RunDir, read_checkpoint, save_checkpoint
+from ertrain.runner import load_run, run
+from ertrain.train import Trainer
+
+
+def load_latest_checkpoint(run_dir: Path) -> tuple[dict[str, Any] | None, list[str]]:
+    return RunDir(Path(run_dir)).load_checkpoint()
+
+
+def flip_byte(path: Path) -> None:
+    """Change one byte in the middle of a file (a loadable-looking but corrupted copy)."""
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    path.write_bytes(bytes(raw))
 
 
 def tiny(**changes: Any) -> TrainConfig:
@@ -145,20 +149,20 @@ class Interrupt(Exception):
 
 def interrupted_run(cfg: TrainConfig, runs_dir: Path, after: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """Run ``cfg`` but fail right after the ``after``-th checkpoint was written."""
-    real = train_mod.save_checkpoint
+    real = rundir_mod.save_checkpoint
     count = {"n": 0}
 
-    def save_then_fail(run_dir: Path, state: dict[str, Any]) -> Path:
-        path = real(run_dir, state)
+    def save_then_fail(run_dir: Path, state: dict[str, Any], run_hash: str | None = None) -> Path:
+        path = real(run_dir, state, run_hash)
         count["n"] += 1
         if count["n"] == after:
             raise Interrupt("stopped")
         return path
 
-    monkeypatch.setattr(train_mod, "save_checkpoint", save_then_fail)
+    monkeypatch.setattr(rundir_mod, "save_checkpoint", save_then_fail)
     with pytest.raises(Interrupt):
         run(cfg, runs_dir, progress=False)
-    monkeypatch.setattr(train_mod, "save_checkpoint", real)
+    monkeypatch.setattr(rundir_mod, "save_checkpoint", real)
 
 
 @pytest.mark.parametrize("corrupt", ["none", "truncate", "bitflip"])
@@ -179,11 +183,8 @@ def test_resume_equals_an_uninterrupted_run(tmp_path: Path, monkeypatch: pytest.
         raw = (run_dir / CHECKPOINT).read_bytes()
         (run_dir / CHECKPOINT).write_bytes(raw[: len(raw) // 2])
     elif corrupt == "bitflip":
-        # change one weight but keep a loadable file: only the digest can tell
-        state = torch.load(run_dir / CHECKPOINT, weights_only=True)
-        first = next(iter(state["model"]))
-        state["model"][first].view(-1)[0] += 1.0
-        torch.save(state, run_dir / CHECKPOINT)
+        # change one byte of the payload: only the digest can tell
+        flip_byte(run_dir / CHECKPOINT)
     if corrupt != "none":
         state, problems = load_latest_checkpoint(run_dir)
         assert state is not None and state["epoch"] == 2 and len(problems) == 1 and CHECKPOINT in problems[0]
@@ -206,9 +207,7 @@ def test_save_checkpoint_keeps_two_and_detects_tampering(tmp_path: Path) -> None
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([CHECKPOINT, PREVIOUS_CHECKPOINT])
     assert read_checkpoint(tmp_path / CHECKPOINT)["epoch"] == 2
     assert read_checkpoint(tmp_path / PREVIOUS_CHECKPOINT)["epoch"] == 1
-    state = torch.load(tmp_path / CHECKPOINT, weights_only=True)
-    state["nested"]["k"][0] = 2
-    torch.save(state, tmp_path / CHECKPOINT)
+    flip_byte(tmp_path / CHECKPOINT)
     with pytest.raises(ValueError, match="digest mismatch"):
         read_checkpoint(tmp_path / CHECKPOINT)
     (tmp_path / PREVIOUS_CHECKPOINT).write_bytes(b"not a zip")
@@ -216,12 +215,11 @@ def test_save_checkpoint_keeps_two_and_detects_tampering(tmp_path: Path) -> None
     assert state is None and len(problems) == 2
 
 
-def test_failed_run_writes_error_json(tmp_path: Path) -> None:
+def test_missing_data_fails_before_creating_the_run_directory(tmp_path: Path) -> None:
     cfg = tiny(dataset="cora", data_dir=str(tmp_path / "missing"), data_options={})
     with pytest.raises(ValueError, match="cora.content"):
-        run(cfg, tmp_path)
-    error = json.loads((tmp_path / cfg.run_hash() / "error.json").read_text())
-    assert error["type"] == "ValueError" and "cora.content" in error["message"]
+        run(cfg, tmp_path / "runs")
+    assert not (tmp_path / "runs").exists()
 
 
 def test_dense_run_and_graph_data(tmp_path: Path) -> None:

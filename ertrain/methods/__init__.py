@@ -1,7 +1,9 @@
 """Training methods, a registry by name: ``static`` plus the sparse-to-sparse methods.
 
-``METHODS[name]`` is a :class:`~ertrain.methods.base.Method` subclass; add one with the
-:func:`register_method` decorator in a module imported at the bottom of this file.
+``METHODS[name]`` is a :class:`~ertrain.methods.base.Method` subclass (a
+:class:`~ertrain.registry.Registry` whose entries carry the method's ``Options`` dataclass); add one
+with the :func:`register_method` decorator — in a module of your own, registered through the
+``ertrain.methods`` entry-point group, or in a module listed below.
 """
 
 from __future__ import annotations
@@ -9,18 +11,22 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ertrain.methods.base import Method
+from ertrain.registry import Registry
 
-METHODS: dict[str, type[Method]] = {}
+#: The built-in method modules (each registers its methods on import).
+_BUILTIN_MODULES = tuple(
+    f"ertrain.methods.{m}" for m in ("static", "dst", "edgepopup", "imp", "pai", "str")
+)
+
+METHODS: Registry[type[Method]] = Registry("methods", builtins=_BUILTIN_MODULES, label="method")
 
 
-def register_method(name: str) -> Callable[[type[Method]], type[Method]]:
+def register_method(name: str, *, help: str = "") -> Callable[[type[Method]], type[Method]]:
     """Class decorator: register a :class:`Method` subclass under ``name`` (and set its ``name``)."""
 
     def deco(cls: type[Method]) -> type[Method]:
-        if name in METHODS:
-            raise ValueError(f"method {name!r} is already registered")
+        METHODS.register(name, cls, options=cls.Options, help=help or (cls.__doc__ or "").split("\n")[0])
         cls.name = name
-        METHODS[name] = cls
         return cls
 
     return deco
@@ -28,17 +34,6 @@ def register_method(name: str) -> Callable[[type[Method]], type[Method]]:
 
 def get_method(name: str) -> type[Method]:
     """``METHODS[name]``; unknown names raise ``ValueError`` listing the valid ones."""
-    if name not in METHODS:
-        raise ValueError(f"unknown method {name!r}; valid names: {', '.join(sorted(METHODS))}")
     return METHODS[name]
-
-
-# Method modules register themselves on import (one line per module).
-import ertrain.methods.dst  # noqa: E402, F401
-import ertrain.methods.edgepopup  # noqa: E402, F401
-import ertrain.methods.imp  # noqa: E402, F401
-import ertrain.methods.pai  # noqa: E402, F401
-import ertrain.methods.str  # noqa: E402, F401
-from ertrain.methods import static  # noqa: E402, F401
 
 __all__ = ["METHODS", "Method", "get_method", "register_method"]

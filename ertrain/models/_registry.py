@@ -13,26 +13,33 @@ from typing import Any, TypeVar
 import torch
 from torch import nn
 
+from ertrain.registry import Registry
+
 ModelFactory = Callable[..., nn.Module]
 F = TypeVar("F", bound=ModelFactory)
 
-#: Registered model factories by name.
-MODELS: dict[str, ModelFactory] = {}
+#: Registered model factories by name (a :class:`~ertrain.registry.Registry`; every model module is
+#: loaded on first use).  ``MODELS.entry(name).info["inputs"]`` names the input kinds the model accepts.
+MODELS: Registry[ModelFactory] = Registry("models", builtins=("ertrain.models",), label="model")
+
+#: Input kinds a dataset can yield (see ``ertrain.data``); models declare which they accept.
+INPUT_KINDS = ("image", "flat", "graph", "sequence")
 
 #: The layer types whose ``.weight`` is masked.
 MASKABLE_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 
-def register_model(name: str) -> Callable[[F], F]:
-    """Decorator registering a model factory under ``name`` (re-registering a name raises)."""
+def register_model(name: str, *, inputs: tuple[str, ...] = ("image",), help: str = "") -> Callable[[F], F]:
+    """Decorator registering a model factory under ``name`` (re-registering a name raises).
 
-    def deco(factory: F) -> F:
-        if name in MODELS:
-            raise ValueError(f"model {name!r} is already registered")
-        MODELS[name] = factory
-        return factory
-
-    return deco
+    ``inputs``: the input kinds it accepts (:data:`INPUT_KINDS`), checked against the dataset's
+    before any training starts.
+    """
+    bad = [k for k in inputs if k not in INPUT_KINDS]
+    if bad:
+        raise ValueError(f"model {name!r}: unknown input kinds {bad}; valid: {INPUT_KINDS}")
+    reg: Callable[[F], F] = MODELS.register(name, help=help, inputs=tuple(inputs))
+    return reg
 
 
 def scaled(channels: int, width: float) -> int:
@@ -57,8 +64,7 @@ def build_model(
     ``stem`` for the ImageNet-style ResNets, ``shortcut`` for the CIFAR ResNets, ...) pass through.
     Unknown names or options raise ``ValueError``.
     """
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; valid names: {', '.join(sorted(MODELS))}")
+    factory = MODELS[name]
     if int(num_classes) < 1:
         raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
     if int(in_channels) < 1:
@@ -69,7 +75,6 @@ def build_model(
         raise ValueError(f"width must be positive, got {width!r}")
     if in_features is not None and int(in_features) < 1:
         raise ValueError(f"in_features must be a positive integer, got {in_features!r}")
-    factory = MODELS[name]
     params = inspect.signature(factory).parameters
     unknown = [k for k in kwargs if k not in params]
     if unknown:

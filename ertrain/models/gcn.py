@@ -35,7 +35,7 @@ class GCN(nn.Module):
         return self._propagate(adj, self.classifier(h))
 
 
-@register_model("gcn")
+@register_model("gcn", inputs=("graph",), help="graph convolutional network (Kipf & Welling)")
 def gcn(
     *,
     num_classes: int,

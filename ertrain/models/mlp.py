@@ -26,7 +26,7 @@ class MLP(nn.Module):
         return self.classifier(x)
 
 
-@register_model("mlp")
+@register_model("mlp", inputs=("image", "flat"), help="fully connected ReLU network")
 def mlp(
     *,
     num_classes: int,
