@@ -30,20 +30,23 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ertheory._validate import (
+    MAX_EXACT_INT,
     as_float_array,
     check_density,
     check_open_unit,
     check_positive,
     check_positive_int,
 )
-from ertheory.cli_util import to_jsonable
+from ertheory.jsonio import to_jsonable
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 Recursion = Literal["integer", "real"]
 
-#: Largest coverage factor we turn into an integer width (beyond it int64 widths could overflow).
+#: Largest coverage factor we turn into an integer number of copies.
 _MAX_Q = 2.0**40
+#: Largest source width returned: exact in float64 and int64, and sums over layers cannot overflow int64.
+MAX_WIDTH = MAX_EXACT_INT
 #: Relative slack of the ceiling that turns real bounds into whole copies (far above float rounding of the logs).
 _CEIL_RTOL = 1e-12
 
@@ -134,11 +137,11 @@ def _layer_widths(target_widths: ArrayLike, name: str) -> IntArray:
     return n
 
 
-def _check_m_T(m_T: ArrayLike | None, dense: IntArray, name: str = "m_T") -> FloatArray:
+def _check_m_T(m_T: ArrayLike | None, dense: FloatArray, name: str = "m_T") -> FloatArray:
     """Non-zero counts of the target layers (default: dense layers); at most the dense count."""
     L = dense.size
     if m_T is None:
-        return dense.astype(np.float64)
+        return dense
     m = check_positive_int(m_T, name)
     m_f = _per_layer(m_T, L, name, m.astype(np.float64))
     too_many = m_f > dense
@@ -152,8 +155,27 @@ def _to_int(q: FloatArray, name: str) -> IntArray:
     floating-point rounding (e.g. ``q_1 = log(2.56e6) / log(40) = 4``) is not bumped to the next integer."""
     big = q > _MAX_Q
     if big.any():
-        raise ValueError(f"{name} gives a coverage factor too large for integer widths: {q[big].flat[0]!r}")
+        raise ValueError(
+            f"{name} gives a coverage factor q = {float(q[big].flat[0]):.6g}, too large for integer widths "
+            f"(at most 2**40); use a larger density"
+        )
     return np.ceil(q * (1.0 - _CEIL_RTOL)).astype(np.int64)
+
+
+def _source_widths(q_int: IntArray, n_T: IntArray) -> IntArray:
+    """``n_{S,l} = q_int_l * n_{T,l}``, exact; refused when a width exceeds :data:`MAX_WIDTH` (never wrapped)."""
+    q_b, n_b = np.broadcast_arrays(q_int, n_T)
+    over = q_b.astype(np.float64) * n_b.astype(np.float64) > MAX_WIDTH
+    if not over.any():
+        widths: IntArray = q_b * n_b  # exact: every product is at most 2**53 (up to float rounding)
+        over = widths > MAX_WIDTH
+        if not over.any():
+            return widths
+    q_k, n_k = int(q_b[over].flat[0]), int(n_b[over].flat[0])
+    raise ValueError(
+        f"source width ceil(q_l) * n_T,l = {q_k} * {n_k} = {q_k * n_k} exceeds the largest representable width "
+        f"2**53 = {MAX_WIDTH}; use a smaller target or a larger density"
+    )
 
 
 def _backward_recursion(
@@ -183,7 +205,7 @@ def _backward_recursion(
 def _depth_bound(
     theorem: str,
     n_T: IntArray,
-    dense_m: IntArray,
+    dense_m: FloatArray,
     density: ArrayLike,
     delta: ArrayLike,
     m_T: ArrayLike | None,
@@ -196,8 +218,9 @@ def _depth_bound(
     m = _check_m_T(m_T, dense_m)
     factor = width_factor(p)
     q, q_int = _backward_recursion(factor, L * m, dlt, recursion)
-    widths = q_int * n_T
-    record = dict(inputs, density=p, delta=dlt, m_T=m.astype(np.int64), recursion=recursion)
+    widths = _source_widths(q_int, n_T)
+    m_record = m.astype(np.int64) if np.all(m <= MAX_EXACT_INT) else m  # counts beyond 2**53 stay floats
+    record = dict(inputs, density=p, delta=dlt, m_T=m_record, recursion=recursion)
     return WidthBound(theorem, q, q_int, widths, record)
 
 
@@ -205,7 +228,8 @@ def _fc_depth_bound(
     theorem: str, n_T: IntArray, density: ArrayLike, delta: ArrayLike, m_T: ArrayLike | None, recursion: Recursion
 ) -> WidthBound:
     """:func:`_depth_bound` for a fully-connected target of widths ``n_T`` (dense counts ``n_{T,l} n_{T,l-1}``)."""
-    dense_m = n_T[1:] * n_T[:-1]
+    n_f = n_T.astype(np.float64)  # products of widths up to 2**53 overflow int64
+    dense_m = n_f[1:] * n_f[:-1]
     return _depth_bound(theorem, n_T, dense_m, density, delta, m_T, recursion, {"target_widths": n_T})
 
 
@@ -290,7 +314,8 @@ def theorem_a5(
     k = check_positive_int(kernel_areas, "kernel_areas")
     if k.ndim != 1 or k.size != c.size - 1:
         raise ValueError(f"kernel_areas needs one entry per layer ({c.size - 1}), got {kernel_areas!r}")
-    dense_m = c[1:] * c[:-1] * k
+    c_f = c.astype(np.float64)
+    dense_m = c_f[1:] * c_f[:-1] * k
     return _depth_bound("A.5", c, dense_m, density, delta, m_T, recursion, {"channels": c, "kernel_areas": k})
 
 
@@ -436,7 +461,8 @@ def theorem_2_5(
     eps = _per_layer(epsilon_l, L, "epsilon_l", check_open_unit(epsilon_l, "epsilon_l"))
     c = float(check_positive(C, "C"))
     g = float(check_positive(gamma, "gamma"))
-    N_T = float(np.sum(n_T[1:] * n_T[:-1]))
+    n_f = n_T.astype(np.float64)
+    N_T = float(np.sum(n_f[1:] * n_f[:-1]))
     batch = np.broadcast_shapes(p.shape[:-1], eps.shape[:-1], dlt.shape)
     p = np.broadcast_to(p, batch + (L,))
     eps = np.broadcast_to(eps, batch + (L,))
@@ -447,6 +473,6 @@ def theorem_2_5(
     q = np.ones(batch + (L + 1,), dtype=np.float64)
     q[..., :L] = np.maximum(1.0, c * width_factor(p) * -np.log(np.minimum(eps, (dlt / rho)[..., None])))
     q_int = _to_int(q, "density")
-    widths = q_int * n_T
+    widths = _source_widths(q_int, n_T)
     record = {"target_widths": n_T, "density": p, "delta": dlt, "epsilon_l": eps, "C": c, "gamma": g, "rho": rho}
     return WidthBound("2.5", q, q_int, widths, record)

@@ -1,7 +1,8 @@
 """``ertheory`` console script: one sub-command per module in ``ertheory.commands``.
 
-Every command accepts ``--json`` (one JSON object on stdout).  Bad arguments print one line on
-stderr and exit with status 2.
+Every command accepts ``--json`` (one JSON object on stdout).  Bad input (arguments, files, sizes,
+memory estimates) prints one line on stderr and exits with status 2; ``--version`` prints the
+version and ``--debug`` shows the traceback of an internal error (see :mod:`ertheory.cli_util`).
 """
 
 from __future__ import annotations

@@ -39,7 +39,14 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ertheory._validate import as_float_array, check_density, check_open_unit, check_positive, check_positive_int
+from ertheory._validate import (
+    as_float_array,
+    check_density,
+    check_memory,
+    check_open_unit,
+    check_positive,
+    check_positive_int,
+)
 from ertheory.subsetsum import best_subset
 
 FloatArray = NDArray[np.float64]
@@ -103,15 +110,52 @@ class SourceNetwork:
         return tuple(int(w.shape[0]) for w in self.weights)  # type: ignore[return-value]
 
 
-def random_source(
-    target_widths: tuple[int, int, int], q0: int, q1: int, density: ArrayLike, rng: np.random.Generator
-) -> SourceNetwork:
-    """The ER source for a target of widths ``(d, n_{T,1}, n_{T,2})``: U[-1, 1] weights/biases, ER masks.
+#: Bytes per weight entry of a source over one construction: the float64 weights, the float64 uniforms
+#: drawn for the mask, the ER mask and the chosen sub-mask (bool), and two float64 copies in the forward pass.
+_BYTES_PER_WEIGHT = 8 + 8 + 1 + 1 + 16
+#: Points of the unit ball on which :func:`construct_slt` measures the sup error by default.
+SAMPLE_POINTS = 4000
 
-    ``density`` is one ``p`` for every layer or ``(p_0, p_1, p_2)``.
+
+def source_memory(
+    target_widths: ArrayLike, q0: int, q1: int, points: int = SAMPLE_POINTS, max_values: int = 40
+) -> float:
+    """An upper bound (bytes) on the peak memory of :func:`random_source` plus :func:`construct_slt`.
+
+    The weights of the three layers (``_BYTES_PER_WEIGHT`` each) plus three float64 copies of the sample
+    activations of the neurons the ticket can use: at most ``max_values`` candidates per subset-sum problem
+    decide how many copies of layer 1 (and, per copy, neurons of layer 0) are kept.  Exact Python integers:
+    no overflow for huge ``q``.
     """
     d, n1, n2 = (int(v) for v in check_positive_int(target_widths, "target_widths"))
     qq0, qq1 = (int(v) for v in check_positive_int([q0, q1], "q0, q1"))
+    w0, w1 = qq0 * (d + 1), qq1 * (n1 + 1)
+    entries = w0 * d + w1 * w0 + n2 * w1
+    used1 = min(w1, n2 * (n1 + 1) * int(max_values))
+    used0 = min(w0, used1 * (2 * d + 1) * int(max_values))
+    samples = int(points) + 2 * d + 1 + (41 * 181 if d == 2 else 0)
+    return float(_BYTES_PER_WEIGHT * entries + 3 * 8 * samples * max(used0, used1, n2))
+
+
+def random_source(
+    target_widths: tuple[int, int, int],
+    q0: int,
+    q1: int,
+    density: ArrayLike,
+    rng: np.random.Generator,
+    *,
+    max_memory: float | None = None,
+) -> SourceNetwork:
+    """The ER source for a target of widths ``(d, n_{T,1}, n_{T,2})``: U[-1, 1] weights/biases, ER masks.
+
+    ``density`` is one ``p`` for every layer or ``(p_0, p_1, p_2)``.  A source whose construction would need
+    more than ``max_memory`` bytes (default 4 GiB; its weights, see :func:`source_memory`) is refused before
+    allocation.
+    """
+    d, n1, n2 = (int(v) for v in check_positive_int(target_widths, "target_widths"))
+    qq0, qq1 = (int(v) for v in check_positive_int([q0, q1], "q0, q1"))
+    weights_only = source_memory((d, n1, n2), qq0, qq1, points=0, max_values=0)
+    check_memory(weights_only, f"an ER source with block sizes q0={qq0}, q1={qq1}", max_memory)
     p = np.broadcast_to(check_density(density), (3,)) if np.ndim(density) == 0 else check_density(density)
     if p.shape != (3,):
         raise ValueError(f"density must be one value or three (p_0, p_1, p_2), got {density!r}")
@@ -299,8 +343,9 @@ def construct_slt(
             sel = chosen[o][i]
             bound[o] += float(np.sum(np.abs(W2s[o, sel]) * E_copy[sel]))
 
-    pts = unit_ball_sample(d, 4000, rng if rng is not None else np.random.default_rng(0)) if sample is None else sample
-    pts = np.asarray(pts, dtype=np.float64)
+    if sample is None:
+        sample = unit_ball_sample(d, SAMPLE_POINTS, rng if rng is not None else np.random.default_rng(0))
+    pts = np.asarray(sample, dtype=np.float64)
     wm = (M0, M1, M2)
     bm = (mb0, mb1, mb2)
     sup = float(np.max(np.abs(masked_forward(source, wm, bm, pts) - target(pts))))
@@ -365,6 +410,7 @@ def width_sweep(
     q0_factor: int = 2,
     density0: float = 1.0,
     disable: bool | None = None,
+    max_memory: float | None = None,
 ) -> WidthSweep:
     """Success rate against block size ``q`` (``q_1 = q``, ``q_0 = q0_factor * q``) for each density.
 
@@ -372,11 +418,18 @@ def width_sweep(
     reaches layer 0's blocks, DIGEST reading (e), and its bound for ``n_{S,0}`` involves ``p_1`` only).
 
     ``smallest_q[k]`` is the smallest ``q`` whose success rate is at least ``level`` (``-1`` if none).
+    ``draws`` must be a positive integer; the largest source is checked against ``max_memory`` before any work.
     """
     from tqdm import tqdm
 
     p = check_density(densities).ravel()
     qq = check_positive_int(qs, "qs").ravel()
+    draws = int(check_positive_int(draws, "draws"))
+    q0_factor = int(check_positive_int(q0_factor, "q0_factor"))
+    level = float(check_density(level, "level"))
+    largest = int(qq.max())
+    check_memory(source_memory(target.widths, q0_factor * largest, largest, 2000, max_values),
+                 f"an ER source with block sizes q0={q0_factor * largest}, q1={largest}", max_memory)
     rng = np.random.default_rng(seed)
     rate = np.zeros((p.size, qq.size))
     total = p.size * qq.size * int(draws)
@@ -387,7 +440,7 @@ def width_sweep(
                 ok = 0
                 for _ in range(int(draws)):
                     dens = (density0, float(pa), float(pa))
-                    src = random_source(target.widths, int(q0_factor * qb), int(qb), dens, rng)
+                    src = random_source(target.widths, int(q0_factor * qb), int(qb), dens, rng, max_memory=max_memory)
                     ok += construct_slt(target, src, epsilon, max_values=max_values, sample=sample).success
                     bar.update(1)
                 rate[a, b] = ok / draws

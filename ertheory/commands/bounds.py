@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ertheory.cli_util import command_parser_kwargs
+
 THEOREMS = ("auto", "2.1", "2.2", "A.5", "2.5")
 
 
@@ -28,6 +30,12 @@ def _kernel(text: str) -> int:
 def register(subparsers: Any) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "bounds",
+        **command_parser_kwargs(
+            "ertheory bounds --target 784 128 10 --sparsity 0.9 --delta 0.001",
+            "ertheory bounds --target 784 128 128 10 --density 0.1 0.2 0.5 --json",
+            "ertheory bounds --conv --channels 3 64 10 --kernel 3x3 1 --sparsity 0.9",
+            "ertheory bounds --target 2 3 1 --density 0.5 --theorem 2.5 --epsilon 0.01",
+        ),
         help="per-layer q_l and source widths an ER network needs to contain a target (Thm 2.1/2.2/A.5/2.5)",
         description="Coverage factors q_l (real and integer) and source widths n_S,l = ceil(q_l) n_T,l that an "
         "ER source needs to contain a target network with probability at least 1 - delta.",
@@ -107,10 +115,11 @@ def _compute(args: argparse.Namespace) -> tuple[Any, list[int]]:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from ertheory.cli_util import print_json
+    from ertheory.jsonio import print_json
 
     result, n_T = _compute(args)
     L = len(n_T) - 1
+    total = sum(int(w) for w in result.widths)  # Python integers: no overflow however deep the target
     density = np.broadcast_to(np.asarray(result.inputs["density"], dtype=float), (L,))
     layers = [
         {
@@ -130,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
             sparsity=1.0 - density,
             delta=float(args.delta),
             layers=layers,
-            total_source_neurons=int(result.widths.sum()),
+            total_source_neurons=total,
         )
         print_json(out)
         return 0
@@ -145,5 +154,5 @@ def run(args: argparse.Namespace) -> int:
     for row in layers:
         p_next = "-" if row["density_next"] is None else f"{row['density_next']:.6g}"
         print(f"{row['l']:>3} {row['n_T']:>8} {p_next:>9} {row['q']:>14.6f} {row['q_int']:>10} {row['width']:>12}")
-    print(f"source neurons (layers 0..L): {int(result.widths.sum())}")
+    print(f"source neurons (layers 0..L): {total}")
     return 0
