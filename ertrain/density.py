@@ -7,8 +7,16 @@ weights kept) to per-layer densities ``p_l`` in (0, 1] whose parameter-weighted 
 other layers (the water-filling step of RigL's ERK code), so the budget is met exactly; a request
 that cannot be met raises ``ValueError`` saying why.
 
+Two options reproduce what the paper's code ran and miss the budget by design (the ``paper-code``
+protocol, ``docs/protocol.md``): ``balanced`` with ``redistribute=False`` caps layers at 1 and drops
+the excess, and ``erk`` with ``clamp_once=True`` scales the raw scores once and clamps at 1 (the
+code path of the paper's STR/IMP experiments).  Both realise an overall density below the request;
+:func:`plan_densities` returns the densities with the requested and the realised overall density.
+
 Schemes: ``dense``, ``uniform``, ``erk``, ``pyramidal``, ``balanced``, ``from_scores``.  Add one
-with ``@register_density_scheme("name")``; it receives ``(shapes, density, **opts)``.
+with ``@register_density_scheme("name")``; it receives ``(shapes, density, **opts)``.  An options
+dataclass whose property ``exact_budget`` is false for some values marks those values as missing the
+budget by design; every other result is checked against the budget.
 
 Nothing here touches torch: shapes in, numpy array out.
 """
@@ -16,7 +24,7 @@ Nothing here touches torch: shapes in, numpy array out.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, TypeVar
 
 import numpy as np
@@ -131,36 +139,83 @@ def erk_raw(shape: tuple[int, ...], form: str = "code") -> float:
     raise ValueError(f"ERK form must be 'code' or 'text', got {form!r}")
 
 
+def clamped_proportional(raw: NDArray[np.float64], sizes: NDArray[np.float64], density: float) -> NDArray[np.float64]:
+    """Densities ``p_l = min(1, C * raw_l)`` with ``C = density sum_l m_l / sum_l raw_l m_l``, scaled once.
+
+    No layer's excess is handed on, so the overall density is below ``density`` whenever a layer is
+    clamped (the ERK of the paper's STR/IMP code path).  ``raw`` must be positive.
+    """
+    if not np.all(np.isfinite(raw)) or np.any(raw <= 0):
+        raise ValueError(f"raw layer scores must be positive and finite, got {raw.tolist()!r}")
+    scale = density * sizes.sum() / np.dot(raw, sizes)
+    return np.asarray(np.minimum(scale * raw, 1.0), dtype=np.float64)
+
+
 @dataclass(frozen=True)
 class ErkOptions:
-    """Options of ``erk``: the raw score's ``form`` (``"code"`` or ``"text"``) and RigL's ``power``."""
+    """Options of ``erk``: the raw score's ``form`` (``"code"`` or ``"text"``), RigL's ``power``, and
+    ``clamp_once`` (scale once and clamp at 1 without redistributing: the paper's STR/IMP code path)."""
 
     form: str = "code"
     power: float = 1.0
+    clamp_once: bool = False
+
+    @property
+    def exact_budget(self) -> bool:
+        """Whether the densities meet the requested overall density (not with ``clamp_once``)."""
+        return not self.clamp_once
 
 
-@register_density_scheme("erk", options=ErkOptions, help="Erdos-Renyi-Kernel: density proportional to sum/product of dims")
-def erk(shapes: Shapes, density: float, form: str = "code", power: float = 1.0) -> NDArray[np.float64]:
+@register_density_scheme(
+    "erk", options=ErkOptions, help="Erdos-Renyi-Kernel: density proportional to sum/product of dims"
+)
+def erk(
+    shapes: Shapes, density: float, form: str = "code", power: float = 1.0, clamp_once: bool = False
+) -> NDArray[np.float64]:
     """Erdos-Renyi-Kernel (Evci et al. 2020): ``p_l = epsilon * raw_l ** power``, capped at 1.
 
     ``raw_l`` from :func:`erk_raw` (``form`` picks the code's or the paper text's formula);
-    ``power`` is RigL's ``erk_power_scale`` (1.0 in the paper's experiments).
+    ``power`` is RigL's ``erk_power_scale`` (1.0 in the paper's experiments).  By default capped
+    layers' excess is redistributed (the paper's ER_DST code, which produced the ratio tables);
+    ``clamp_once=True`` scales once and clamps (:func:`clamped_proportional`, the STR/IMP code path),
+    which undershoots ``density`` when a layer is clamped.
     """
     if not np.isfinite(power) or power < 0:
         raise ValueError(f"ERK power must be a finite non-negative number, got {power!r}")
+    if not isinstance(clamp_once, bool | np.bool_):
+        raise ValueError(f"ERK clamp_once must be true or false, got {clamp_once!r}")
     raw = np.array([erk_raw(tuple(s), form) for s in shapes]) ** float(power)
+    if clamp_once:
+        return clamped_proportional(raw, layer_sizes(shapes), density)
     return capped_proportional(raw, layer_sizes(shapes), density)
 
 
-@register_density_scheme("balanced", help="the same number of weights in every layer")
-def balanced(shapes: Shapes, density: float) -> NDArray[np.float64]:
+@dataclass(frozen=True)
+class BalancedOptions:
+    """Options of ``balanced``: ``redistribute`` the excess of capped layers (``False``: the paper's code)."""
+
+    redistribute: bool = True
+
+    @property
+    def exact_budget(self) -> bool:
+        """Whether the densities meet the requested overall density (not without redistribution)."""
+        return bool(self.redistribute)
+
+
+@register_density_scheme("balanced", options=BalancedOptions, help="the same number of weights in every layer")
+def balanced(shapes: Shapes, density: float, redistribute: bool = True) -> NDArray[np.float64]:
     """Balanced (the paper's, Sec. 2): every layer keeps the same number of weights ``x``.
 
-    ``p_l = x / m_l`` with ``x = p sum_k m_k / L``.  A layer with ``x >= m_l`` is made dense and,
-    unlike the reference code (which drops that excess and misses ``p``), the excess is shared
-    equally by the other layers so the overall density is exact.
+    ``p_l = x / m_l`` with ``x = p sum_k m_k / L``.  A layer with ``x >= m_l`` is made dense; by
+    default its excess is shared equally by the other layers so the overall density is exact.
+    ``redistribute=False`` is the paper's code (``ER_same_params_per_layer``): ``p_l = min(1, x / m_l)``,
+    the excess is dropped and the realised overall density is below ``p``.
     """
+    if not isinstance(redistribute, bool | np.bool_):
+        raise ValueError(f"balanced redistribute must be true or false, got {redistribute!r}")
     m = layer_sizes(shapes)
+    if not redistribute:
+        return np.minimum(density * m.sum() / m.size / m, 1.0)
     return capped_proportional(1.0 / m, m, density)
 
 
@@ -218,15 +273,44 @@ def from_scores(shapes: Shapes, density: float, scores: ArrayLike | None = None)
     return capped_proportional(s, layer_sizes(shapes), density)
 
 
-def layer_densities(scheme: str, shapes: Shapes, density: float, **opts: Any) -> NDArray[np.float64]:
-    """Per-layer densities of ``scheme`` for weight ``shapes`` at overall ``density``.
+@dataclass(frozen=True)
+class DensityPlan:
+    """Per-layer densities with the requested and the realised overall density.
 
-    The result lies in (0, 1] and its parameter-weighted mean equals ``density`` to 1e-9
-    (checked here for every scheme, registered ones included); otherwise ``ValueError``.
+    ``exact_budget`` is false for variants that miss the request by design (``balanced`` without
+    redistribution, ``erk`` with ``clamp_once``); ``realised`` is then their overall density.
+    """
+
+    layers: NDArray[np.float64]
+    requested: float
+    realised: float
+    exact_budget: bool
+
+    def differs(self, rel_tol: float = 0.005) -> bool:
+        """Whether ``realised`` differs from ``requested`` by more than ``rel_tol`` (relative)."""
+        return abs(self.realised - self.requested) > rel_tol * self.requested
+
+
+def budget_is_exact(scheme: str, opts: dict[str, Any] | None = None) -> bool:
+    """Whether ``scheme`` with ``opts`` promises the exact budget (its options' ``exact_budget``; default yes)."""
+    cls = DENSITY_SCHEMES.entry(scheme).options
+    if cls is None or not isinstance(getattr(cls, "exact_budget", None), property):
+        return True
+    names = {f.name for f in fields(cls)}
+    return bool(cls(**{k: v for k, v in (opts or {}).items() if k in names}).exact_budget)
+
+
+def plan_densities(scheme: str, shapes: Shapes, density: float, **opts: Any) -> DensityPlan:
+    """Per-layer densities of ``scheme`` for weight ``shapes`` at overall ``density``, with the realised density.
+
+    The densities lie in (0, 1].  For an exact variant their parameter-weighted mean equals
+    ``density`` to 1e-9 (checked here for every scheme, registered ones included; otherwise
+    ``ValueError``); a variant whose options say ``exact_budget = False`` is returned as computed.
     """
     fn = DENSITY_SCHEMES[scheme]
     p = float(check_density(density))
     m = layer_sizes(shapes)
+    exact = budget_is_exact(scheme, opts)
     try:
         out = np.asarray(fn(shapes, p, **opts), dtype=np.float64)
     except TypeError as exc:
@@ -236,8 +320,17 @@ def layer_densities(scheme: str, shapes: Shapes, density: float, **opts: Any) ->
     if not np.all(np.isfinite(out)) or np.any(out <= 0) or np.any(out > 1):
         raise ValueError(f"density scheme {scheme!r} gave densities outside (0, 1]: {out.tolist()!r}")
     realised = float(np.dot(m, out) / m.sum())
-    if abs(realised - p) > DENSITY_TOL:
+    if exact and abs(realised - p) > DENSITY_TOL:
         raise ValueError(
             f"density scheme {scheme!r} cannot reach density {p!r} for these layers: it gives {realised!r}"
         )
-    return out
+    return DensityPlan(layers=out, requested=p, realised=realised, exact_budget=exact)
+
+
+def layer_densities(scheme: str, shapes: Shapes, density: float, **opts: Any) -> NDArray[np.float64]:
+    """Per-layer densities of ``scheme`` (:func:`plan_densities` without the overall densities).
+
+    Exact variants meet ``density`` to 1e-9; for the paper-code variants use :func:`plan_densities`
+    or :func:`overall_density` to get the realised overall density.
+    """
+    return plan_densities(scheme, shapes, density, **opts).layers

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from functools import cache
 
 import numpy as np
@@ -10,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import brentq
 
-from ertrain.density import DENSITY_SCHEMES, erk_raw, layer_densities, layer_sizes, overall_density
+from ertrain.density import DENSITY_SCHEMES, erk_raw, layer_densities, layer_sizes, overall_density, plan_densities
 from ertrain.models import build_model, layer_weight, maskable_layers
 
 shape_st = st.lists(st.integers(1, 48), min_size=2, max_size=4).map(tuple)
@@ -148,3 +149,121 @@ def test_registry_lists_schemes() -> None:
     assert np.all(layer_densities("dense", [(3, 4)], 1.0) == 1.0)
     with pytest.raises(ValueError, match="shape"):
         layer_sizes([(3, 0)])
+
+
+# ---------------------------------------------------------------------------------------------- paper-code variants
+# The paper's code's formulas, written out in plain Python (no numpy) over the layer shapes.
+
+
+def code_balanced(shapes: list[tuple[int, ...]], density: float) -> list[float]:
+    """ER_same_params_per_layer (ER_DST/sparselearning/core.py) / 'balanced' (STR/main.py): X = p * total / L."""
+    numels = [math.prod(s) for s in shapes]
+    x = density * sum(numels) / len(numels)
+    return [x / n if x / n < 1 else 1.0 for n in numels]
+
+
+def code_str_erk(shapes: list[tuple[int, ...]], density: float) -> list[float]:
+    """'ERK' of STR/main.py: raw = sum(shape) / numel, C = kept / sum(raw * numel), clamp(C * raw, 0, 1)."""
+    raws = [sum(s) / math.prod(s) for s in shapes]
+    numels = [math.prod(s) for s in shapes]
+    c = sum(numels) * density / sum(r * n for r, n in zip(raws, numels, strict=True))
+    return [min(max(c * r, 0.0), 1.0) for r in raws]
+
+
+def code_dst_erk(shapes: list[tuple[int, ...]], density: float) -> list[float]:
+    """'ERK' of ER_DST/sparselearning/core.py: solve epsilon, make the largest raw score dense, repeat."""
+    dense: set[int] = set()
+    while True:
+        divisor, rhs, raw = 0.0, 0.0, {}
+        for i, s in enumerate(shapes):
+            n = math.prod(s)
+            if i in dense:
+                rhs -= n * (1 - density)
+            else:
+                rhs += n * density
+                raw[i] = sum(s) / n
+                divisor += raw[i] * n
+        epsilon = rhs / divisor
+        top = max(raw.values())
+        if top * epsilon > 1:
+            dense |= {i for i, r in raw.items() if r == top}
+        else:
+            return [1.0 if i in dense else epsilon * raw[i] for i in range(len(shapes))]
+
+
+def shapes_of(name: str, **options: object) -> list[tuple[int, ...]]:
+    model = build_model(name, num_classes=10, **options)  # type: ignore[arg-type]
+    return [tuple(layer_weight(m).shape) for _, m in maskable_layers(model)]
+
+
+# ResNet18 of the paper's STR code (STR/models/resnet18.py): the classifier is a 1x1 conv, so its ERK score
+# counts two more dimensions than a Linear(512, 10).
+STR_RESNET18_CLASSIFIER = (10, 512, 1, 1)
+
+PAPER_CODE_MODELS = {
+    "vgg16-paper-code": lambda: shapes_of("vgg16", variant="paper-code"),
+    "resnet18": lambda: shapes_of("resnet18"),
+    "resnet18-str": lambda: shapes_of("resnet18")[:-1] + [STR_RESNET18_CLASSIFIER],
+}
+
+
+@pytest.mark.parametrize("model", sorted(PAPER_CODE_MODELS))
+@pytest.mark.parametrize("sparsity", [0.5, 0.9, 0.95, 0.99])
+def test_paper_code_balanced_and_str_erk_equal_the_codes_formulas(model: str, sparsity: float) -> None:
+    shapes = PAPER_CODE_MODELS[model]()
+    density = 1 - sparsity
+    numels = [math.prod(s) for s in shapes]
+
+    for scheme, opts, expected in (
+        ("balanced", {"redistribute": False}, code_balanced(shapes, density)),
+        ("erk", {"clamp_once": True}, code_str_erk(shapes, density)),
+    ):
+        plan = plan_densities(scheme, shapes, density, **opts)
+        np.testing.assert_allclose(plan.layers, expected, rtol=1e-12, atol=0)
+        realised = sum(p * n for p, n in zip(expected, numels, strict=True)) / sum(numels)
+        assert plan.realised == pytest.approx(realised, rel=1e-12)
+        assert plan.requested == density and not plan.exact_budget
+        assert plan.realised <= density * (1 + 1e-12)
+        np.testing.assert_array_equal(layer_densities(scheme, shapes, density, **opts), plan.layers)
+    # the ER_DST path's ERK (used for the ratio tables) is the exact default of ``erk``
+    np.testing.assert_allclose(layer_densities("erk", shapes, density), code_dst_erk(shapes, density), rtol=1e-9)
+
+
+def test_paper_code_vgg16_balanced_misses_sparsity_09() -> None:
+    """At sparsity 0.9 the code's balanced VGG16 caps the first three convs and the classifier: 0.0794 realised."""
+    shapes = shapes_of("vgg16", variant="paper-code")
+    plan = plan_densities("balanced", shapes, 0.1, redistribute=False)
+    assert [i for i, p in enumerate(plan.layers) if p == 1.0] == [0, 1, 2, 13]
+    x = 0.1 * sum(math.prod(s) for s in shapes) / 14
+    kept = 1728 + 36864 + 73728 + 5120 + 10 * x
+    assert plan.realised == pytest.approx(kept / sum(math.prod(s) for s in shapes), rel=1e-12)
+    assert plan.differs() and plan.realised < 0.09
+    exact = plan_densities("balanced", shapes, 0.1)
+    assert exact.exact_budget and not exact.differs() and abs(exact.realised - 0.1) <= 1e-9
+
+
+@settings(max_examples=60)
+@given(shapes=shapes_st, density=density_st)
+def test_paper_code_variants_never_exceed_and_agree_when_nothing_is_capped(
+    shapes: list[tuple[int, ...]], density: float
+) -> None:
+    for scheme, opts in (("balanced", {"redistribute": False}), ("erk", {"clamp_once": True})):
+        plan = plan_densities(scheme, shapes, density, **opts)
+        assert np.all((plan.layers > 0) & (plan.layers <= 1))
+        assert plan.realised <= density * (1 + 1e-12)
+        if np.all(plan.layers < 1):  # no layer clamped: the same densities as the exact variant
+            np.testing.assert_allclose(plan.layers, layer_densities(scheme, shapes, density), rtol=1e-9)
+            assert abs(plan.realised - density) <= 1e-9
+
+
+@pytest.mark.parametrize(
+    ("scheme", "opts", "match"),
+    [
+        ("balanced", {"redistribute": "no"}, "redistribute must be true or false"),
+        ("erk", {"clamp_once": 1}, "clamp_once must be true or false"),
+        ("balanced", {"bogus": 1}, "bad options"),
+    ],
+)
+def test_paper_code_options_validated(scheme: str, opts: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        plan_densities(scheme, [(4, 4), (4, 4, 3, 3)], 0.5, **opts)

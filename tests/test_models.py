@@ -136,3 +136,63 @@ def test_bad_names_and_options() -> None:
         build_model("gcn", num_classes=7)
     with pytest.raises(ValueError, match="width"):
         build_model("mlp", num_classes=10, width=0)
+
+
+# ---------------------------------------------------------------------------------------------- paper-code VGG
+
+# The layer lists of the paper's code (ER_DST/models/vgg.py, ``defaultcfg``): four 'M' (max-pools), the
+# last block unpooled; convs 3x3 without bias, each followed by BatchNorm2d (affine); Linear(512, classes).
+PAPER_CODE_CFG = {
+    "vgg16": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512],
+    "vgg19": [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512],
+}
+
+
+def paper_code_vgg_by_hand(cfg: list[int | str], classes: int) -> int:
+    total, c_in = 0, 3
+    for v in cfg:
+        if v == "M":
+            continue
+        assert isinstance(v, int)
+        total += c_in * v * 9 + 2 * v  # conv weight (no bias) + batch-norm weight and bias
+        c_in = v
+    return total + c_in * classes + classes
+
+
+@pytest.mark.parametrize(("name", "classes"), [("vgg16", 10), ("vgg19", 100), ("vgg16", 200)])
+def test_paper_code_vgg_parameters_by_hand(name: str, classes: int) -> None:
+    model = built(name, num_classes=classes, variant="paper-code")
+    assert n_params(model) == paper_code_vgg_by_hand(PAPER_CODE_CFG[name], classes)
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    assert all(c.bias is None for c in convs)
+    assert sum(isinstance(m, nn.MaxPool2d) for m in model.modules()) == 4
+    exact = built(name, num_classes=classes)
+    assert sum(isinstance(m, nn.MaxPool2d) for m in exact.modules()) == 5
+    assert n_params(exact) - n_params(model) == sum(c.out_channels for c in convs)  # the conv biases
+
+
+def test_paper_code_vgg_forward_on_cifar_and_tiny_imagenet_sizes() -> None:
+    torch.set_num_threads(1)
+    model = built("vgg16", num_classes=7, width=0.125, variant="paper-code").eval()
+    with torch.no_grad():
+        for size in (32, 64):  # the code's AvgPool2d(2) / AvgPool2d(4) see a 2x2 / 4x4 map: a global pool
+            features = model.features(torch.randn(2, 3, size, size))
+            assert features.shape[-1] == size // 16
+            assert model(torch.randn(2, 3, size, size)).shape == (2, 7)
+    with pytest.raises(ValueError, match="input_size >= 16"):
+        built("vgg16", num_classes=10, input_size=8, variant="paper-code")
+
+
+def test_paper_code_vgg_initialisation() -> None:
+    """Kaiming-normal fan-out convs (std sqrt(2 / (c_out k^2))), N(0, 0.01^2) classifier, zero biases."""
+    torch.manual_seed(0)
+    model = built("vgg16", num_classes=10, variant="paper-code")
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    first, last = convs[0], convs[-1]
+    # first conv (64, 3, 3, 3): fan_out = 64 * 9 = 576, fan_in = 27 -- the two modes differ by a factor 4.6
+    assert float(first.weight.std()) == pytest.approx((2 / 576) ** 0.5, rel=0.1)
+    assert float(last.weight.std()) == pytest.approx((2 / (512 * 9)) ** 0.5, rel=0.01)
+    assert float(model.classifier.weight.std()) == pytest.approx(0.01, rel=0.1)
+    assert float(model.classifier.bias.abs().max()) == 0.0
+    with pytest.raises(ValueError, match="unknown vgg16 variant 'paper'; valid: exact, paper-code"):
+        built("vgg16", num_classes=10, variant="paper")
