@@ -19,7 +19,9 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import subprocess
 import sys
+import time
 import traceback
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -28,6 +30,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ertrain.registry import Registry
 from ertrain.sweep import SlurmOptions
 
 if TYPE_CHECKING:
@@ -232,12 +235,16 @@ class SubmititExecutor:
         self.disable_progress = None if progress is None else not progress
         self.jobs: list[Any] = []
 
+    def job_folder(self, runs_dir: Path) -> Path:
+        """Where submitit keeps its job files and this executor its job list (default ``RUNS/.submitit``)."""
+        return self.folder or Path(runs_dir) / JOB_FOLDER
+
     def make_executor(self, runs_dir: Path) -> Any:
         try:
             import submitit
         except ImportError as exc:
             raise ValueError("the slurm executor needs submitit: pip install 'ertoolkit[cluster]'") from exc
-        folder = self.folder or (runs_dir / ".submitit")
+        folder = self.job_folder(runs_dir)
         opts = self.options
         try:
             executor = submitit.AutoExecutor(
@@ -259,9 +266,11 @@ class SubmititExecutor:
         extra = {k: v for k, v in (("account", opts.account), ("qos", opts.qos)) if v}
         if extra:
             params["slurm_additional_parameters"] = extra
+        if not params["gpus_per_node"]:  # ask for no GPU by not asking: clusters without GRES reject a zero count
+            del params["gpus_per_node"]
         if self.cluster == "local":
             params = {k: v for k, v in params.items() if not k.startswith("slurm_")}
-            params["gpus_per_node"] = min(params["gpus_per_node"], len(visible_gpus()))
+            params["gpus_per_node"] = min(int(opts.gpus_per_node), len(visible_gpus()))
         executor.update_parameters(**params)
         return executor
 
@@ -270,6 +279,7 @@ class SubmititExecutor:
         payload = [c.to_json() for c in configs]
         hashes = [c.run_hash() for c in configs]
         self.jobs = list(executor.map_array(RunJob(), payload, [str(runs_dir)] * len(payload)))
+        record_jobs(self.job_folder(runs_dir), self.cluster, [str(j.job_id) for j in self.jobs], hashes)
         if not self.wait:
             return []
         outcomes: list[RunOutcome] = []
@@ -287,31 +297,143 @@ class SubmititExecutor:
         return outcomes
 
 
+# ---------------------------------------------------------------------------------------------- queue status
+
+#: Folder of the runs directory holding submitit's job files and the list of submitted jobs.
+JOB_FOLDER = ".submitit"
+#: One JSON object per submitted task: ``{"job_id", "run_hash", "cluster", "time"}``.
+JOB_LIST = "jobs.jsonl"
+
+#: squeue states (``%T``) of a task that waits for resources, and of one that holds them.
+PENDING_STATES = frozenset({"PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD", "SUSPENDED"})
+RUNNING_STATES = frozenset({"RUNNING", "CONFIGURING", "COMPLETING", "STAGE_OUT", "SIGNALING", "RESIZING"})
+
+
+def record_jobs(folder: Path, cluster: str, job_ids: Sequence[str], run_hashes: Sequence[str]) -> None:
+    """Append the submitted tasks (job id -> run hash) to ``folder/jobs.jsonl``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    now = time.time()
+    lines = "".join(
+        json.dumps({"job_id": j, "run_hash": h, "cluster": cluster, "time": now}) + "\n"
+        for j, h in zip(job_ids, run_hashes, strict=True)
+    )
+    with open(folder / JOB_LIST, "a") as fh:
+        fh.write(lines)
+
+
+def submitted_jobs(folder: Path, cluster: str = "slurm") -> dict[str, str]:
+    """Run hash -> id of its latest submitted task, from ``folder/jobs.jsonl`` (``{}`` if none)."""
+    path = folder / JOB_LIST
+    if not path.is_file():
+        return {}
+    latest: dict[str, str] = {}
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        try:
+            entry = json.loads(line)
+            if entry["cluster"] == cluster:
+                latest[str(entry["run_hash"])] = str(entry["job_id"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path}:{number}: not a job record ({exc}): {line[:80]!r}") from exc
+    return latest
+
+
+def squeue_states(squeue: str = "squeue") -> dict[str, str]:
+    """This user's queued tasks: job id (``<array>_<task>`` for array tasks) -> squeue state."""
+    command = [squeue, "--noheader", "--array", "--me", "--format=%i|%T"]
+    try:
+        out = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    except FileNotFoundError as exc:
+        raise ValueError(f"{squeue!r} not found: the queue status of SLURM jobs needs SLURM's client commands") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise ValueError(f"{' '.join(command)} did not answer within 60 s") from exc
+    if out.returncode != 0:
+        raise ValueError(f"{' '.join(command)} failed: {' '.join(out.stderr.split())}")
+    return dict(line.split("|", 1) for line in out.stdout.split() if "|" in line)
+
+
+@dataclass(frozen=True)
+class QueueStatus:
+    """Where a sweep's runs stand: run directories (done, failed, partial, new) and the SLURM queue."""
+
+    total: int
+    done: int
+    failed: int
+    running: int
+    pending: int
+    partial: int
+    new: int
+    job_ids: tuple[str, ...] = ()  # array job ids of the runs' latest submissions
+
+    @property
+    def queued(self) -> int:
+        return self.running + self.pending
+
+    def line(self) -> str:
+        jobs = f"; SLURM job(s) {', '.join(self.job_ids)}" if self.job_ids else ""
+        return (
+            f"{self.total} runs: {self.pending} pending, {self.running} running, {self.done} done, "
+            f"{self.failed} failed, {self.partial + self.new} not queued ({self.partial} partial, {self.new} new)"
+            + jobs
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "job_ids": list(self.job_ids), "queued": self.queued}
+
+
+def queue_status(
+    run_hashes: Sequence[str],
+    runs_dir: str | Path,
+    *,
+    folder: str | Path | None = None,
+    squeue: str = "squeue",
+) -> QueueStatus:
+    """Counts of a sweep's runs: ``done`` from ``result.json``, else pending/running from ``squeue`` for the
+    runs submitted through the slurm executor (listed in ``RUNS/.submitit/jobs.jsonl``), else the run
+    directory's state (failed, partial or new).  ``squeue`` runs only if a run was submitted to SLURM.
+    """
+    from ertrain.sweep import run_status
+
+    runs_dir = Path(runs_dir)
+    jobs = submitted_jobs(Path(folder) if folder is not None else runs_dir / JOB_FOLDER)
+    dir_states = {h: run_status(h, runs_dir).state for h in run_hashes}
+    waiting = {h: jobs[h] for h in run_hashes if dir_states[h] != "done" and h in jobs}
+    queue = squeue_states(squeue) if waiting else {}
+    counts = dict.fromkeys(("done", "failed", "running", "pending", "partial", "new"), 0)
+    for run_hash in run_hashes:
+        state = dir_states[run_hash]
+        queued = queue.get(waiting.get(run_hash, ""), "")
+        if state != "done" and queued in RUNNING_STATES:
+            state = "running"
+        elif state != "done" and queued in PENDING_STATES:
+            state = "pending"
+        counts[state] += 1
+    arrays = sorted({jobs[h].split("_")[0] for h in run_hashes if h in jobs}, key=lambda j: (len(j), j))
+    return QueueStatus(total=len(run_hashes), job_ids=tuple(arrays), **counts)
+
+
 #: Executor factories by name: ``factory(max_parallel=..., slurm=SlurmOptions, wait=..., progress=...)``.
-EXECUTORS: dict[str, Callable[..., Executor]] = {}
+EXECUTORS: Registry[Callable[..., Executor]] = Registry("executors", builtins=("ertrain.executors",))
 
 
-def register_executor(name: str) -> Callable[[Callable[..., Executor]], Callable[..., Executor]]:
-    def deco(factory: Callable[..., Executor]) -> Callable[..., Executor]:
-        EXECUTORS[name] = factory
-        return factory
-
-    return deco
+def register_executor(name: str, *, help: str = "") -> Callable[[Callable[..., Executor]], Callable[..., Executor]]:
+    """Decorator registering an executor factory under ``name`` (duplicates raise)."""
+    decorator: Callable[[Callable[..., Executor]], Callable[..., Executor]] = EXECUTORS.register(name, help=help)
+    return decorator
 
 
-@register_executor("local")
+@register_executor("local", help="a process pool on this machine (one run per GPU, CPU otherwise)")
 def _local(*, max_parallel: int | None = None, progress: bool | None = None, **_: Any) -> Executor:
     return LocalExecutor(max_parallel, progress=progress)
 
 
-@register_executor("slurm")
+@register_executor("slurm", help="one SLURM array job through submitit")
 def _slurm(
     *, slurm: SlurmOptions | None = None, wait: bool = False, progress: bool | None = None, **_: Any
 ) -> Executor:
     return SubmititExecutor(slurm, cluster="slurm", wait=wait, progress=progress)
 
 
-@register_executor("submitit-local")
+@register_executor("submitit-local", help="the slurm code path with submitit's local executor")
 def _submitit_local(
     *, slurm: SlurmOptions | None = None, wait: bool = True, progress: bool | None = None, **_: Any
 ) -> Executor:
@@ -319,7 +441,6 @@ def _submitit_local(
 
 
 def make_executor(name: str, **kwargs: Any) -> Executor:
-    """The executor registered as ``name``; unknown names raise listing the valid ones."""
-    if name not in EXECUTORS:
-        raise ValueError(f"unknown executor {name!r}; valid: {', '.join(sorted(EXECUTORS))}")
-    return EXECUTORS[name](**kwargs)
+    """The executor registered as ``name``; unknown names raise ``UnknownNameError`` listing the valid ones."""
+    factory: Callable[..., Executor] = EXECUTORS.entry(name).obj
+    return factory(**kwargs)

@@ -9,8 +9,27 @@ from typing import Any
 
 from ertheory.cli_util import print_json
 
+#: ``--slurm-<field>`` flags: ``SlurmOptions`` field -> (type, help).
+SLURM_FLAGS: dict[str, tuple[type, str]] = {
+    "partition": (str, "SLURM partition"),
+    "time_min": (int, "wall time of one array task in minutes (after it the task is requeued and resumes)"),
+    "gpus_per_node": (int, "GPUs per array task, i.e. per run (0: ask for none)"),
+    "cpus_per_task": (int, "CPU cores per array task"),
+    "mem_gb": (float, "memory per array task in GB"),
+    "array_parallelism": (int, "array tasks running at once (the array's %%N limit)"),
+    "max_requeue": (int, "requeues of a task after a time-out"),
+    "account": (str, "SLURM account"),
+    "qos": (str, "SLURM quality of service"),
+}
+#: Fields whose flag also has its older name without the ``slurm-`` prefix (``--partition``, ...).
+SHORT_SLURM_FLAGS = frozenset(
+    {"partition", "time_min", "gpus_per_node", "cpus_per_task", "mem_gb", "array_parallelism"}
+)
+
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
+    from ertrain.executors import EXECUTORS
+
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "sweep",
         help="run a sweep file (a grid over training configs), resumably, locally or on SLURM",
@@ -24,7 +43,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--executor",
         default="local",
-        choices=("local", "slurm", "submitit-local"),
+        choices=list(EXECUTORS),
         help="local: process pool (one run per GPU, CPU otherwise); slurm: submitit array job; "
         "submitit-local: the slurm code path on this machine (default: local)",
     )
@@ -34,13 +53,17 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--data-dir", default=None, help="dataset directory for every run (does not change run hashes)")
     parser.add_argument("--device", default=None, help="device for every run, e.g. cpu or cuda (default: the config's)")
     parser.add_argument("--no-validate", action="store_true", help="skip checking registry names before launching")
+    parser.add_argument(
+        "--status",
+        action="store_true",
+        help="print pending/running/done/failed counts (run directories and, for SLURM submissions, squeue); "
+        "launch nothing",
+    )
     slurm = parser.add_argument_group("slurm", "override the sweep file's [slurm] table")
-    slurm.add_argument("--partition", default=None, help="SLURM partition")
-    slurm.add_argument("--time-min", type=int, default=None, help="wall time of one array task in minutes")
-    slurm.add_argument("--gpus-per-node", type=int, default=None, help="GPUs per array task")
-    slurm.add_argument("--cpus-per-task", type=int, default=None, help="CPU cores per array task")
-    slurm.add_argument("--mem-gb", type=float, default=None, help="memory per array task in GB")
-    slurm.add_argument("--array-parallelism", type=int, default=None, help="array tasks running at once")
+    for name, (kind, text) in SLURM_FLAGS.items():
+        flag = name.replace("_", "-")
+        aliases = [f"--{flag}"] if name in SHORT_SLURM_FLAGS else []
+        slurm.add_argument(f"--slurm-{flag}", *aliases, dest=name, type=kind, default=None, help=text)
     slurm.add_argument("--wait", action="store_true", help="wait for the SLURM jobs and print the final counts")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -67,10 +90,12 @@ def run(args: argparse.Namespace) -> int:
     spec = load_sweep(args.config)
     overrides = {k: v for k, v in (("data_dir", args.data_dir), ("device", args.device)) if v is not None}
     configs = build_configs(spec, overrides)
+    runs_dir = Path(args.out)
+    if args.status:
+        return _print_status(spec.name, [c.run_hash() for c in configs], runs_dir, args.json)
     if not args.no_validate:
         for config in configs:
             validate_config(config)
-    runs_dir = Path(args.out)
     states, before = sweep_status(configs, runs_dir)
     keys = varying_fields(configs)
     todo = [(c, s) for c, s in zip(configs, states, strict=True) if s.state != "done"]
@@ -94,11 +119,7 @@ def run(args: argparse.Namespace) -> int:
             print_json(report)
         return 0
     slurm = spec.slurm
-    changes = {
-        name: getattr(args, name)
-        for name in ("partition", "time_min", "gpus_per_node", "cpus_per_task", "mem_gb", "array_parallelism")
-        if getattr(args, name) is not None
-    }
+    changes = {name: getattr(args, name) for name in SLURM_FLAGS if getattr(args, name) is not None}
     if changes:
         slurm = dataclasses.replace(slurm, **changes)
     executor = make_executor(
@@ -115,8 +136,14 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(report)
     else:
-        if jobs and args.executor == "slurm" and not args.wait:
-            print(f"submitted {len(jobs)} array tasks (job {jobs[0].job_id.split('_')[0]}); re-run to see the counts")
+        if jobs and args.executor == "slurm":
+            ids = [str(j.job_id) for j in jobs]
+            print(
+                f"submitted {len(ids)} runs as SLURM array job {ids[0].split('_')[0]} "
+                f"(at most {slurm.array_parallelism} at once): {' '.join(ids)}"
+            )
+            if not args.wait:
+                print(f"follow it with: ertrain sweep {args.config} --out {args.out} --status")
         print(f"{title}: {after.line()}")
         if after.failures:
             print("failed runs (error.json in each run directory):")
@@ -124,3 +151,14 @@ def run(args: argparse.Namespace) -> int:
                 print(f"  {f.run_hash}  {f.error}")
     sys.stdout.flush()
     return 1 if after.failures else 0
+
+
+def _print_status(name: str, run_hashes: list[str], runs_dir: Path, as_json: bool) -> int:
+    from ertrain.executors import queue_status
+
+    status = queue_status(run_hashes, runs_dir)
+    if as_json:
+        print_json({"name": name, "runs_dir": str(runs_dir), **status.to_dict()})
+    else:
+        print(f"sweep {name}: {status.line()}")
+    return 0
