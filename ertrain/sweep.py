@@ -36,7 +36,7 @@ import itertools
 import json
 import math
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     from ertrain.config import TrainConfig
 
 #: Execution-only fields a caller may override without changing any run's hash (as in TrainConfig).
-EXECUTION_FIELDS: tuple[str, ...] = ("data_dir", "device", "compile", "channels_last")
+EXECUTION_FIELDS: tuple[str, ...] = ("data_dir", "device", "compile", "channels_last", "log")
 
 #: Status of one run directory.
 STATES: tuple[str, ...] = ("done", "failed", "partial", "new")
@@ -244,6 +244,15 @@ def _as_list(key: str, values: Any) -> list[Any]:
     return values
 
 
+#: The most runs one sweep may expand to (a typo like ``seed = [0, ..., 999999]`` fails fast instead of hanging).
+MAX_RUNS = 100_000
+
+
+def grid_size(grid: Mapping[str, Any]) -> int:
+    """The number of points of ``grid`` (the product of its axis lengths), computed without expanding it."""
+    return math.prod(len(axis) for axis in _axes(grid))
+
+
 def expand_grid(grid: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The Cartesian product of the axes of ``grid`` as flat assignments (``zip`` entries move together).
 
@@ -251,6 +260,9 @@ def expand_grid(grid: Mapping[str, Any]) -> list[dict[str, Any]]:
     [{'seed': 0, 'a': 1, 'b': 2}, {'seed': 0, 'a': 3, 'b': 4},
      {'seed': 1, 'a': 1, 'b': 2}, {'seed': 1, 'a': 3, 'b': 4}]
     """
+    size = grid_size(grid)
+    if size > MAX_RUNS:
+        raise ValueError(f"the grid expands to {size:,} runs; at most {MAX_RUNS:,} per sweep (split it)")
     points: list[dict[str, Any]] = []
     for combo in itertools.product(*_axes(grid)):
         point: dict[str, Any] = {}
@@ -307,7 +319,7 @@ def make_config(fields: Mapping[str, Any]) -> TrainConfig:
         raise ValueError(f"unknown TrainConfig field(s) {unknown}; valid fields: {', '.join(sorted(valid))}")
     try:
         return TrainConfig(**dict(fields))
-    except TypeError as exc:  # a missing required field
+    except TypeError as exc:  # a missing required field or a value of the wrong type
         raise ValueError(f"cannot build a TrainConfig from {dict(fields)!r}: {exc}") from exc
 
 
@@ -333,59 +345,48 @@ def build_configs(spec: SweepSpec, overrides: Mapping[str, Any] | None = None) -
 
 
 def validate_config(config: TrainConfig) -> None:
-    """Check every registry name of ``config`` (model, dataset, scheme, method, method options).
+    """Check what a config cannot check alone, before any run is launched: the device and the data options.
 
-    Raises ``ValueError`` naming the bad value and the valid ones.  Imports torch.
+    (Registry names and method options are checked when the config is built.)  Raises ``ValueError``
+    naming the bad value and the valid ones.  Imports torch.
     """
     from ertrain.data import DATASETS
-    from ertrain.density import DENSITY_SCHEMES
-    from ertrain.methods import METHODS
-    from ertrain.models import MODELS
+    from ertrain.train import resolve_device
 
-    checks: list[tuple[str, Any, Iterable[str]]] = [
-        ("model", config.model, MODELS),
-        ("dataset", config.dataset, DATASETS),
-        ("density_scheme", config.density_scheme, DENSITY_SCHEMES),
-        ("method", config.method, METHODS),
-    ]
-    for name, value, registry in checks:
-        if value not in registry:
-            raise ValueError(f"unknown {name} {value!r}; valid: {', '.join(sorted(registry))}")
-    options_cls = getattr(METHODS[config.method], "Options", None)
-    if options_cls is not None and dataclasses.is_dataclass(options_cls):
-        valid = {f.name for f in dataclasses.fields(options_cls)}
-        unknown = sorted(set(config.method_options) - valid)
-        if unknown:
-            raise ValueError(
-                f"unknown option(s) {unknown} for method {config.method!r}; valid: {', '.join(sorted(valid))}"
-            )
+    resolve_device(config.device)
+    entry = DATASETS.entry(config.dataset) if hasattr(DATASETS, "entry") else None
+    if entry is not None and entry.options is not None:
+        entry.make_options(config.data_options)
 
 
 # ---------------------------------------------------------------------------------------------- status
 
 
 def read_json_object(path: Path) -> dict[str, Any] | None:
-    """The JSON object in a run directory's file ``path``; ``None`` if it is missing, unreadable or not an object."""
-    try:
-        with path.open() as fh:
-            data = json.load(fh)
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+    """The JSON object in a run directory's file ``path``; None if missing, unreadable or not an object."""
+    from ertrain.rundir import RunDir
+
+    return RunDir(path.parent).read_json(path.name)
 
 
 def run_status(run_hash: str, runs_dir: str | Path) -> RunStatus:
-    """State of ``runs_dir/run_hash`` from the files in it (see the module docstring)."""
-    run_dir = Path(runs_dir) / run_hash
-    if (run_dir / "result.json").is_file():
-        return RunStatus(run_hash, "done", run_dir)
-    if (run_dir / "error.json").is_file():
-        err = read_json_object(run_dir / "error.json") or {}
+    """State of ``runs_dir/run_hash`` from the files in it (see the module docstring).
+
+    A torn ``result.json`` does not count as done: the run is launched again and finishes from its
+    last checkpoint.
+    """
+    from ertrain.rundir import RunDir
+
+    rd = RunDir.of(runs_dir, run_hash)
+    if rd.read_result() is not None:
+        return RunStatus(run_hash, "done", rd.path)
+    err = rd.read_error()
+    if err is not None:
         message = f"{err.get('type', 'Error')}: {err.get('message', '(unreadable error.json)')}"
-        return RunStatus(run_hash, "failed", run_dir, " ".join(message.split()))
-    if run_dir.is_dir():
-        return RunStatus(run_hash, "partial", run_dir)
-    return RunStatus(run_hash, "new", run_dir)
+        return RunStatus(run_hash, "failed", rd.path, " ".join(message.split()))
+    if rd.path.is_dir():
+        return RunStatus(run_hash, "partial", rd.path)
+    return RunStatus(run_hash, "new", rd.path)
 
 
 def sweep_status(configs: Sequence[TrainConfig], runs_dir: str | Path) -> tuple[list[RunStatus], SweepSummary]:

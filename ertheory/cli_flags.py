@@ -1,0 +1,47 @@
+"""Command-line flags that several commands share, built in one place.
+
+Every command that takes an overall density accepts ``--density`` or ``--sparsity`` (never both);
+:func:`add_density_flags` adds the pair and :func:`density_from_args` reads it back as densities.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ertheory._validate import check_density_or_sparsity
+
+
+def add_density_flags(
+    parser: argparse.ArgumentParser | Any,
+    *,
+    required: bool = True,
+    per_layer: bool = False,
+    what: str = "overall density",
+    default: str = "",
+) -> Any:
+    """Add the mutually exclusive ``--density`` / ``--sparsity`` pair (``per_layer``: one value per layer or one)."""
+    group = parser.add_mutually_exclusive_group(required=required)
+    nargs: dict[str, Any] = {"nargs": "+"} if per_layer else {}
+    tail = " per layer (or one for all)" if per_layer else ""
+    suffix = f" (default: {default})" if default else ""
+    group.add_argument("--density", type=float, metavar="P", help=f"{what}{tail}: fraction of weights kept{suffix}",
+                       **nargs)
+    group.add_argument("--sparsity", type=float, metavar="S", help=f"1 - density{tail}; give --density or --sparsity",
+                       **nargs)
+    return group
+
+
+def density_from_args(args: argparse.Namespace) -> Any:
+    """The densities given by ``--density`` or ``--sparsity`` (validated), or None when neither was given."""
+    density, sparsity = getattr(args, "density", None), getattr(args, "sparsity", None)
+    if density is None and sparsity is None:
+        return None
+    if isinstance(density, list) or isinstance(sparsity, list):
+        values = density if density is not None else sparsity
+        return [check_density_or_sparsity(v if density is not None else None, v if sparsity is not None else None)
+                for v in values]
+    return check_density_or_sparsity(density, sparsity)
+
+
+__all__ = ["add_density_flags", "density_from_args"]
