@@ -82,7 +82,7 @@ def test_sbm_edges_distinct_and_pure_homophily() -> None:
 def test_bad_options() -> None:
     with pytest.raises(ValueError, match="homophily"):
         load_dataset("synthetic-citation", None, homophily=1.5)
-    with pytest.raises(ValueError, match="train range"):
+    with pytest.raises(ValueError, match="'train' must be a node range inside the 100 nodes"):
         load_dataset("synthetic-citation", None, num_nodes=100, num_edges=200)
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ertrain.data import DataBundle
+from ertrain.data.bundle import DataBundle
 
 
 def standardise(

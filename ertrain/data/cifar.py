@@ -8,15 +8,21 @@ CIFAR-100 (``cifar-100-binary``): ``train.bin`` (50000) and ``test.bin`` (10000)
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
 
-from ertrain.data import DataBundle, register_dataset
 from ertrain.data._common import check_labels, find_dir, make_bundle, standardise
+from ertrain.data._options import LoaderOptions
+from ertrain.data.bundle import DataBundle
+from ertrain.data.registry import register_dataset
 
+IMAGE_SHAPE = (3, 32, 32)
 IMAGE_BYTES = 3 * 32 * 32
+CIFAR10_FILES = tuple(f"data_batch_{i}.bin" for i in range(1, 6)) + ("test_batch.bin",)
+CIFAR100_FILES = ("train.bin", "test.bin")
 
 
 def read_cifar_bin(
@@ -27,7 +33,7 @@ def read_cifar_bin(
     try:
         raw = np.fromfile(path, dtype=np.uint8)
     except OSError as exc:
-        raise ValueError(f"{path}: cannot read CIFAR binary file ({exc})") from exc
+        raise ValueError(f"{path}: cannot read CIFAR binary file ({exc.strerror or exc})") from exc
     if raw.size == 0 or raw.size % record:
         raise ValueError(f"{path}: size {raw.size} bytes is not a positive multiple of the {record}-byte record")
     rows = raw.reshape(-1, record)
@@ -51,19 +57,53 @@ def _bundle(
     return make_bundle(xs_train, y_train, xs_test, test[1], num_classes=num_classes, name=name, augment="crop_flip")
 
 
-@register_dataset("cifar10")
-def load_cifar10(data_dir: str | None, *, seed: int = 0, check_counts: bool = True) -> DataBundle:
+@dataclass(frozen=True)
+class Cifar10Options(LoaderOptions):
+    """``check_counts``: require the official record counts (10000 per file)."""
+
+    dataset = "cifar10"
+    check_counts: bool = True
+
+
+@dataclass(frozen=True)
+class Cifar100Options(LoaderOptions):
+    """``check_counts``: require the official record counts (50000 train, 10000 test)."""
+
+    dataset = "cifar100"
+    check_counts: bool = True
+
+
+def _cifar10_root(data_dir: str | None) -> Path:
+    return find_dir(data_dir, "data", "cifar10", "test_batch.bin", ("cifar-10-batches-bin",))
+
+
+def _cifar100_root(data_dir: str | None) -> Path:
+    return find_dir(data_dir, "data", "cifar100", "test.bin", ("cifar-100-binary",))
+
+
+def _cifar10_files(data_dir: str | None, opts: Cifar10Options) -> tuple[Path, list[Path]]:
+    root = _cifar10_root(data_dir)
+    return root, [root / f for f in CIFAR10_FILES]
+
+
+def _cifar100_files(data_dir: str | None, opts: Cifar100Options) -> tuple[Path, list[Path]]:
+    root = _cifar100_root(data_dir)
+    return root, [root / f for f in CIFAR100_FILES]
+
+
+@register_dataset("cifar10", options=Cifar10Options, inputs="image", shape=IMAGE_SHAPE, files=_cifar10_files)
+def load_cifar10(data_dir: str | None, opts: Cifar10Options, seed: int) -> DataBundle:
     """CIFAR-10 (50000/10000 images, 10 classes) from ``data_dir`` or its ``cifar-10-batches-bin`` folder."""
-    root = find_dir(data_dir, "data", "cifar10", "test_batch.bin", ("cifar-10-batches-bin",))
-    n = 10000 if check_counts else None
+    root = _cifar10_root(data_dir)
+    n = 10000 if opts.check_counts else None
     train = [read_cifar_bin(root / f"data_batch_{i}.bin", 1, 10, n) for i in range(1, 6)]
     return _bundle(train, read_cifar_bin(root / "test_batch.bin", 1, 10, n), 10, "cifar10")
 
 
-@register_dataset("cifar100")
-def load_cifar100(data_dir: str | None, *, seed: int = 0, check_counts: bool = True) -> DataBundle:
+@register_dataset("cifar100", options=Cifar100Options, inputs="image", shape=IMAGE_SHAPE, files=_cifar100_files)
+def load_cifar100(data_dir: str | None, opts: Cifar100Options, seed: int) -> DataBundle:
     """CIFAR-100 (50000/10000 images, 100 fine classes) from ``data_dir`` or its ``cifar-100-binary`` folder."""
-    root = find_dir(data_dir, "data", "cifar100", "test.bin", ("cifar-100-binary",))
-    train = read_cifar_bin(root / "train.bin", 2, 100, 50000 if check_counts else None)
-    test = read_cifar_bin(root / "test.bin", 2, 100, 10000 if check_counts else None)
+    root = _cifar100_root(data_dir)
+    train = read_cifar_bin(root / "train.bin", 2, 100, 50000 if opts.check_counts else None)
+    test = read_cifar_bin(root / "test.bin", 2, 100, 10000 if opts.check_counts else None)
     return _bundle([train], test, 100, "cifar100")

@@ -9,25 +9,60 @@ the first 140 nodes train, the next 300 (from node 200) validate, nodes 500..149
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 import numpy as np
 
-from ertrain.data import DataBundle, register_dataset
 from ertrain.data._common import find_dir
+from ertrain.data._options import LoaderOptions
+from ertrain.data.bundle import DataBundle
+from ertrain.data.registry import register_dataset
 
 
-@register_dataset("cora")
-def load_cora(
-    data_dir: str | None,
-    *,
-    seed: int = 0,
-    train: tuple[int, int] = (0, 140),
-    val: tuple[int, int] = (200, 500),
-    test: tuple[int, int] = (500, 1500),
-) -> DataBundle:
+@dataclass(frozen=True)
+class NodeSplitOptions(LoaderOptions):
+    """Node index ranges ``[start, stop)`` of the training, validation and test splits (non-empty)."""
+
+    train: tuple[int, int] = (0, 140)
+    val: tuple[int, int] = (200, 500)
+    test: tuple[int, int] = (500, 1500)
+
+    def check(self) -> None:
+        for name in ("train", "val", "test"):
+            lo, hi = getattr(self, name)
+            if not 0 <= lo < hi:
+                self.fail(name, "a non-empty node range [start, stop) with 0 <= start < stop")
+
+
+@dataclass(frozen=True)
+class CoraOptions(NodeSplitOptions):
+    dataset = "cora"
+
+
+def _root(data_dir: str | None) -> Path:
+    return find_dir(data_dir, "data", "cora", "cora.content", ("cora",))
+
+
+def _files(data_dir: str | None, opts: CoraOptions) -> tuple[Path, list[Path]]:
+    root = _root(data_dir)
+    return root, [root / "cora.content", root / "cora.cites"]
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: cannot read ({exc})") from exc
+
+
+@register_dataset("cora", options=CoraOptions, inputs="graph", shape=(None,), files=_files)
+def load_cora(data_dir: str | None, opts: CoraOptions, seed: int) -> DataBundle:
     """Cora (2708 nodes, 1433 features, 7 classes) as a transductive :class:`DataBundle` with ``adj``."""
-    root = find_dir(data_dir, "data", "cora", "cora.content", ("cora",))
+    train, val, test = opts.train, opts.val, opts.test
+    root = _root(data_dir)
     content, cites = root / "cora.content", root / "cora.cites"
-    rows = [line.split() for line in content.read_text().splitlines() if line.strip()]
+    rows = [line.split() for line in _read_text(content).splitlines() if line.strip()]
     if not rows:
         raise ValueError(f"{content}: no nodes")
     width = len(rows[0])
@@ -55,7 +90,7 @@ def load_cora(
         raise ValueError(f"cora: missing {cites}")
     src: list[int] = []
     dst: list[int] = []
-    for lineno, line in enumerate(cites.read_text().splitlines(), 1):
+    for lineno, line in enumerate(_read_text(cites).splitlines(), 1):
         parts = line.split()
         if not parts:
             continue

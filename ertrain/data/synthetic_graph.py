@@ -18,11 +18,13 @@ random, so each range is a random sample of the classes).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from ertheory._validate import check_positive_int
-from ertrain.data import DataBundle, register_dataset
-from ertrain.data.cora import graph_bundle
+from ertrain.data.bundle import DataBundle
+from ertrain.data.cora import NodeSplitOptions, graph_bundle
+from ertrain.data.registry import register_dataset
 
 #: Cora's class sizes (out of 2708 nodes), the class proportions of the default graph.
 CORA_CLASS_SIZES = (818, 426, 418, 351, 298, 217, 180)
@@ -84,40 +86,52 @@ def bag_of_words(
     return (rng.random(prob.shape) < np.clip(prob, 0.0, 1.0)).astype(np.float32)
 
 
-@register_dataset("synthetic-citation")
-def load_synthetic_citation(
-    data_dir: str | None = None,
-    *,
-    seed: int = 0,
-    num_nodes: int = 2708,
-    num_classes: int = 7,
-    num_features: int = 1433,
-    num_edges: int = 5429,
-    homophily: float = 0.81,
-    words_per_node: float = 18.0,
-    topic_fraction: float = 0.4,
-    train: tuple[int, int] = (0, 140),
-    val: tuple[int, int] = (200, 500),
-    test: tuple[int, int] = (500, 1500),
-) -> DataBundle:
+@dataclass(frozen=True)
+class SyntheticCitationOptions(NodeSplitOptions):
+    """The graph's sizes and statistics (see the module docstring) and the node ranges of the splits."""
+
+    dataset = "synthetic-citation"
+    num_nodes: int = 2708
+    num_classes: int = 7
+    num_features: int = 1433
+    num_edges: int = 5429
+    homophily: float = 0.81
+    words_per_node: float = 18.0
+    topic_fraction: float = 0.4
+
+    def check(self) -> None:
+        super().check()
+        n = self.num_nodes
+        for name in ("num_nodes", "num_features", "num_edges"):
+            if getattr(self, name) < 1:
+                self.fail(name, "a positive integer")
+        if not 2 <= self.num_classes <= n:
+            self.fail("num_classes", f"in [2, num_nodes={n}]")
+        if self.num_features < self.num_classes:
+            self.fail("num_features", f">= num_classes={self.num_classes}")
+        for name in ("homophily", "topic_fraction"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                self.fail(name, "in [0, 1]")
+        if not 0.0 < self.words_per_node <= self.num_features:
+            self.fail("words_per_node", f"in (0, {self.num_features}]")
+        for name in ("train", "val", "test"):
+            if getattr(self, name)[1] > n:
+                self.fail(name, f"a node range inside the {n} nodes")
+
+
+def _citation_bytes(o: SyntheticCitationOptions) -> float:
+    """The dense word probabilities and features (float64, three temporaries) dominate."""
+    return float(o.num_nodes) * float(o.num_features) * 8 * 4 + float(o.num_edges) * 8 * 16
+
+
+@register_dataset("synthetic-citation", options=SyntheticCitationOptions, inputs="graph",
+                  shape=lambda o: (o.num_features,), memory=_citation_bytes)
+def load_synthetic_citation(data_dir: str | None, opts: SyntheticCitationOptions, seed: int) -> DataBundle:
     """A Cora-shaped stochastic-block-model graph (see the module docstring); ``data_dir`` is unused."""
-    n = int(check_positive_int(num_nodes, "num_nodes"))
-    num_classes = int(check_positive_int(num_classes, "num_classes"))
-    num_features = int(check_positive_int(num_features, "num_features"))
-    num_edges = int(check_positive_int(num_edges, "num_edges"))
-    if not 2 <= num_classes <= n:
-        raise ValueError(f"num_classes must lie in [2, num_nodes={n}], got {num_classes!r}")
-    if num_features < num_classes:
-        raise ValueError(f"num_features must be >= num_classes={num_classes}, got {num_features!r}")
-    if not 0.0 <= homophily <= 1.0:
-        raise ValueError(f"homophily must be in [0, 1], got {homophily!r}")
-    if not 0.0 <= topic_fraction <= 1.0:
-        raise ValueError(f"topic_fraction must be in [0, 1], got {topic_fraction!r}")
-    if not 0.0 < words_per_node <= num_features:
-        raise ValueError(f"words_per_node must be in (0, {num_features}], got {words_per_node!r}")
-    for name, (lo, hi) in (("train", train), ("val", val), ("test", test)):
-        if not 0 <= lo < hi <= n:
-            raise ValueError(f"synthetic-citation: {name} range {(lo, hi)} outside the {n} nodes")
+    n, num_classes, num_features = opts.num_nodes, opts.num_classes, opts.num_features
+    num_edges, homophily = opts.num_edges, opts.homophily
+    words_per_node, topic_fraction = opts.words_per_node, opts.topic_fraction
+    train, val, test = opts.train, opts.val, opts.test
 
     rng = np.random.default_rng(seed)
     labels = class_labels(n, num_classes, rng)

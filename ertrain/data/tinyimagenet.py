@@ -9,14 +9,17 @@ the test set.  Images are decoded with Pillow (grey images are converted to RGB)
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from ertrain.data import DataBundle, register_dataset
 from ertrain.data._common import find_dir, make_bundle, standardise
+from ertrain.data._options import LoaderOptions
+from ertrain.data.bundle import DataBundle
+from ertrain.data.registry import register_dataset
 
 SIZE = 64
 
@@ -36,27 +39,54 @@ def _read_image(path: Path) -> NDArray[np.uint8]:
 
 def _read_wnids(root: Path) -> list[str]:
     path = root / "wnids.txt"
-    wnids = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: cannot read the class list ({exc})") from exc
+    wnids = [line.strip() for line in text.splitlines() if line.strip()]
     if len(set(wnids)) != len(wnids) or not wnids:
         raise ValueError(f"{path}: expected distinct class ids, got {len(wnids)} lines ({len(set(wnids))} distinct)")
     return wnids
 
 
-@register_dataset("tiny-imagenet")
-def load_tiny_imagenet(
-    data_dir: str | None, *, seed: int = 0, expected_classes: int | None = 200, cache: bool = True
-) -> DataBundle:
+@dataclass(frozen=True)
+class TinyImageNetOptions(LoaderOptions):
+    """``expected_classes``: the number of classes ``wnids.txt`` must list (None: any); ``cache``: keep the
+    decoded arrays next to the data (see :func:`load_tiny_imagenet`)."""
+
+    dataset = "tiny-imagenet"
+    expected_classes: int | None = 200
+    cache: bool = True
+
+    def check(self) -> None:
+        if self.expected_classes is not None and self.expected_classes < 1:
+            self.fail("expected_classes", "a positive integer (or null)")
+
+
+def _root(data_dir: str | None) -> Path:
+    return find_dir(data_dir, "data", "tiny-imagenet", "wnids.txt", ("tiny-imagenet-200",))
+
+
+def _files(data_dir: str | None, opts: TinyImageNetOptions) -> tuple[Path, list[Path]]:
+    root = _root(data_dir)
+    listed = [root / "wnids.txt", root / "val" / "val_annotations.txt"]
+    images = list(root.glob("train/*/images/*.JPEG")) + list(root.glob("val/images/*.JPEG"))
+    return root, [p for p in listed if p.exists()] + images
+
+
+@register_dataset("tiny-imagenet", options=TinyImageNetOptions, inputs="image", shape=(3, SIZE, SIZE), files=_files)
+def load_tiny_imagenet(data_dir: str | None, opts: TinyImageNetOptions, seed: int) -> DataBundle:
     """Tiny ImageNet from ``data_dir`` (or its ``tiny-imagenet-200`` folder); the val split is the test set.
 
     Decoding the 110k JPEGs takes minutes, so with ``cache=True`` the decoded uint8 arrays are kept in
     ``ertrain-cache-<key>.npz`` next to ``wnids.txt`` (where writable; plain arrays, no pickle).  The key
     hashes the names and sizes of every image and annotation file, so any change to them rebuilds it.
     """
-    root = find_dir(data_dir, "data", "tiny-imagenet", "wnids.txt", ("tiny-imagenet-200",))
+    root = _root(data_dir)
     wnids = _read_wnids(root)
-    if expected_classes is not None and len(wnids) != expected_classes:
-        raise ValueError(f"{root / 'wnids.txt'}: {len(wnids)} classes, expected {expected_classes}")
-    cache_path = root / f"ertrain-cache-{_cache_key(root, wnids)}.npz" if cache else None
+    if opts.expected_classes is not None and len(wnids) != opts.expected_classes:
+        raise ValueError(f"{root / 'wnids.txt'}: {len(wnids)} classes, expected {opts.expected_classes}")
+    cache_path = root / f"ertrain-cache-{_cache_key(root, wnids)}.npz" if opts.cache else None
     if cache_path is not None and cache_path.exists():
         try:
             with np.load(cache_path, allow_pickle=False) as z:
