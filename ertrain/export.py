@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -194,18 +195,22 @@ def export_run(
     without ``result.json``, or a model with more than one input for a graph format.
     """
     from ertrain import __version__
-    from ertrain.train import load_run
+    from ertrain.rundir import RunDir
+    from ertrain.runner import load_run
 
     if fmt not in EXPORT_FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; valid formats: {', '.join(EXPORT_FORMATS)}")
     if packed and fmt != "safetensors":
         raise ValueError(f"packed storage is for the safetensors format, got format {fmt!r}")
-    if check_batch < 1:
-        raise ValueError(f"check_batch must be >= 1, got {check_batch!r}")
+    if not 1 <= check_batch <= MAX_CHECK_BATCH:
+        raise ValueError(f"check_batch must be in [1, {MAX_CHECK_BATCH}], got {check_batch!r}")
     spec = EXPORT_FORMATS[fmt]
     run_dir, out = Path(run_dir), Path(out)
-    if not (run_dir / "result.json").exists():
-        raise ValueError(f"{run_dir}: the run is not finished (no result.json)")
+    _check_out(out)
+    if RunDir(run_dir).read_config() is None:
+        raise ValueError(f"{run_dir}: not a run directory (no config.json holding a JSON object)")
+    if RunDir(run_dir).read_result() is None:
+        raise ValueError(f"{run_dir}: the run is not finished (no readable result.json)")
     config, model, masking, result = load_run(run_dir)
     masks = {k: v.detach().cpu() for k, v in masking.masks.items()} if masking is not None else None
     plain = fold_masks(model, masks).cpu().eval()
@@ -251,6 +256,23 @@ def export_run(
     text = json.dumps(sidecar, indent=2, sort_keys=True, allow_nan=False) + "\n"
     atomic_write(sidecar_path(out), lambda tmp: Path(tmp).write_text(text))
     return sidecar
+
+
+#: Largest batch of the output check (its inputs are held in memory at once).
+MAX_CHECK_BATCH = 4096
+
+
+def _check_out(out: Path) -> None:
+    """``out`` must be a file path in an existing, writable folder (never a folder itself)."""
+    if str(out) in ("", "."):
+        raise ValueError("--out must name a file, got an empty path")
+    if out.is_dir():
+        raise ValueError(f"--out {str(out)!r} is a directory; give a file name")
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise ValueError(f"--out {str(out)!r}: folder {str(parent)!r} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {str(out)!r}: folder {str(parent)!r} is not writable")
 
 
 def sidecar_path(out: str | Path) -> Path:

@@ -442,15 +442,15 @@ def _register_saliency_schemes() -> None:
 
 def imp_ratios(run: str) -> list[float]:
     """The final per-layer densities of a finished IMP run's ``result.json``, in forward layer order."""
-    import json
     from pathlib import Path
 
+    from ertrain.rundir import RESULT, RunDir
+
     path = Path(run)
-    if path.is_dir():
-        path = path / "result.json"
-    if not path.is_file():
-        raise ValueError(f"no IMP result at {str(path)!r}")
-    result = json.loads(path.read_text())
+    rd = RunDir(path) if path.is_dir() or path.name != RESULT else RunDir(path.parent)
+    result = rd.read_result()
+    if result is None:
+        raise ValueError(f"no readable IMP result.json in {str(rd.path)!r}")
     if result.get("method") != "imp" or "layer_densities" not in result or "layer_order" not in result:
         raise ValueError(f"{str(path)!r} is not the result of an IMP run (method {result.get('method')!r})")
     densities = result["layer_densities"]
