@@ -310,3 +310,19 @@ def test_crop_flip_draws_all_offsets_and_flips() -> None:
     assert 0.45 < flips.float().mean().item() < 0.55
     with pytest.raises(ValueError, match="shape"):
         crop_flip(torch.zeros(3, 4, 4))
+
+
+def test_datasets_is_a_registry_of_declared_datasets() -> None:
+    from ertrain.data import INPUT_KINDS, Dataset, declared_shape
+    from ertrain.registry import Registry
+
+    assert isinstance(DATASETS, Registry)
+    names = {"fashion-mnist", "digits", "cifar10", "cifar100", "tiny-imagenet", "cora", "synthetic-citation",
+             "teacher", "synthetic-cifar", "modular-addition", "tabular"}
+    assert names <= set(DATASETS)
+    for name in names:
+        spec = DATASETS[name]
+        assert isinstance(spec, Dataset) and spec.inputs in INPUT_KINDS
+        assert declared_shape(name) is not None
+    data = DATASETS["teacher"](None, seed=1, n_train=5, n_test=3)  # a registered dataset loads when called
+    assert data.num_train == 5 and torch.equal(data.x_train, load_dataset("teacher", seed=1, n_train=5, n_test=3).x_train)

@@ -120,8 +120,8 @@ class ModularAdditionOptions(LoaderOptions):
 
 
 def _modular_bytes(o: ModularAdditionOptions) -> float:
-    """``modulus**2`` one-hot rows of ``2 modulus`` float32, built once and copied per split."""
-    return float(o.modulus) ** 3 * 2 * 4 * 2
+    """``modulus**2`` one-hot rows of ``2 modulus`` float32: the two halves, their concatenation, a margin."""
+    return float(o.modulus) ** 3 * 4 * 5
 
 
 @register_dataset("modular-addition", options=ModularAdditionOptions, inputs="flat",
