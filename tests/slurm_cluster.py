@@ -5,9 +5,10 @@
 foreground as child processes, waits until ``sinfo`` shows the node idle, and on exit cancels every
 job, waits for the queue to empty and stops each daemon it started by its PID.
 
-The pytest fixture ``slurm_cluster`` (session scope) yields one :class:`SlurmCluster` for a test
-session.  Under ``CI=true`` a missing or broken SLURM installation fails the tests; elsewhere a
-missing ``slurmctld`` (or not being root, which ``slurmd`` needs) skips them with a one-line reason.
+The pytest fixture ``slurm_cluster`` (session scope; a test module imports ``slurm_cluster_fixture``)
+yields one :class:`SlurmCluster` for a test session.  Under ``CI=true`` a missing or broken SLURM
+installation fails the tests; elsewhere a missing ``slurmctld`` (or not being root, which ``slurmd``
+needs) skips them with a one-line reason.
 """
 
 from __future__ import annotations
@@ -115,6 +116,11 @@ def _check_alive(cluster: SlurmCluster) -> None:
             raise RuntimeError(f"{name} exited with status {proc.returncode}:\n{tail}")
 
 
+def _alive(cluster: SlurmCluster) -> bool:
+    _check_alive(cluster)
+    return True
+
+
 def _node_idle(cluster: SlurmCluster) -> bool:
     _check_alive(cluster)
     out = cluster.run("sinfo", "--noheader", "--Node", "--format=%N %t", check=False)
@@ -153,7 +159,7 @@ def start_cluster(root: Path, cpus: int = 4, timeout: float = 60.0) -> Iterator[
             ["munged", "--foreground", "--force", f"--socket={root}/munge.socket", f"--key-file={key}",
              f"--pid-file={root}/munged.pid", f"--log-file={root}/munged.log", f"--seed-file={root}/munged.seed"],
         )
-        wait_for(lambda: _check_alive(cluster) or (root / "munge.socket").exists(), timeout, "the munge socket")
+        wait_for(lambda: _alive(cluster) and (root / "munge.socket").exists(), timeout, "the munge socket")
         _start(cluster, "slurmctld", ["slurmctld", "-D", "-f", str(conf)])
         _start(cluster, "slurmd", ["slurmd", "-D", "-N", NODE, "-f", str(conf)])
         wait_for(lambda: _node_idle(cluster), timeout, f"sinfo to show node {NODE} idle", interval=0.25)
@@ -172,8 +178,8 @@ def _ci() -> bool:
     return os.environ.get("CI", "").lower() == "true"
 
 
-@pytest.fixture(scope="session")
-def slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmCluster]:
+@pytest.fixture(scope="session", name="slurm_cluster")
+def slurm_cluster_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmCluster]:
     """A running single-node cluster for the whole session (skipped without SLURM outside CI)."""
     missing = [d for d in DAEMONS if shutil.which(d) is None]
     reason = ""
