@@ -5,7 +5,7 @@ groups them by every varying field except ``seed`` and ``sparsity`` (or by ``--h
 mean test accuracy with its Student-t 95% confidence band (as in the paper's Figure 3).  Writes
 ``accuracy_vs_sparsity.png`` and ``.csv`` (mean, CI, n per line and sparsity) into ``--out``.
 
-    python figures/accuracy_vs_sparsity.py --runs runs/ --out figures/out
+    python3 figures/accuracy_vs_sparsity.py --runs runs/ --out figures/out
 """
 
 from __future__ import annotations
@@ -21,8 +21,29 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ertrain.report import aggregate, config_keys, load_runs, varying_keys  # noqa: E402
+from figures._common import layout, save_png, write_csv  # noqa: E402
 
 NAME = "accuracy_vs_sparsity"
+
+#: Readable names of the fields a plot may show; others are written with spaces for underscores.
+FIELD_LABELS: dict[str, str] = {
+    "density_scheme": "layerwise density",
+    "flow_repair": "flow repair",
+    "method": "method",
+    "model": "model",
+    "dataset": "dataset",
+    "width": "width multiplier",
+    "test_accuracy": "test accuracy",
+    "test_loss": "test loss",
+    "density": "realised density",
+    "lr": "learning rate",
+    "epochs": "epochs",
+}
+
+
+def field_label(name: str) -> str:
+    """How a config or result field is named on a plot."""
+    return FIELD_LABELS.get(name, name.replace("_", " "))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     stats = aggregate(df, [*hue, "sparsity"], args.value)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    stats.to_csv(out / f"{NAME}.csv", index=False)
+    write_csv(out / f"{NAME}.csv", list(stats.columns), stats.itertuples(index=False, name=None))
 
     scale = 100.0 if args.value.endswith("accuracy") else 1.0
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
@@ -71,14 +92,17 @@ def main(argv: list[str] | None = None) -> int:
     ax.set_xticklabels([f"{1 - t:.3g}" for t in ticks], rotation=45)
     ax.minorticks_off()
     ax.set_xlabel("sparsity (1 - density)")
-    ax.set_ylabel("test accuracy (%)" if scale == 100.0 else args.value)
+    value = field_label(args.value)
+    ax.set_ylabel(f"{value} (%)" if scale == 100.0 else value)
     n_lo, n_hi = int(stats["n"].min()), int(stats["n"].max())
     seeds = f"{n_lo}" if n_lo == n_hi else f"{n_lo}-{n_hi}"
-    ax.set_title(args.title or f"{args.value} vs sparsity (mean ± 95% CI over {seeds} seeds)", fontsize=10)
+    ax.set_title(args.title or f"{value} vs sparsity (mean ± 95% CI over {seeds} seeds)", fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, title=", ".join(hue) if hue else None, title_fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / f"{NAME}.png", dpi=150)
+    ax.legend(fontsize=8, title=", ".join(field_label(h) for h in hue) if hue else None, title_fontsize=8)
+    layout(fig, f"Drawn: mean {value} of the finished runs in {args.runs} against sparsity, one line per "
+                f"{', '.join(field_label(h) for h in hue) or 'group'}; bands: 95% Student-t intervals over seeds.",
+           height=0.09)
+    save_png(fig, out / f"{NAME}.png", dpi=150)
     plt.close(fig)
     print(f"wrote {out / (NAME + '.png')} and .csv ({len(df)} runs)")
     return 0

@@ -12,10 +12,7 @@ output of a one-hidden-layer ER(p) source) against the hidden width.  Writes ``m
 from __future__ import annotations
 
 import argparse
-import csv
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -25,6 +22,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ertheory import construct, exact, montecarlo  # noqa: E402
+from figures._common import layout, save_png, write_csv  # noqa: E402
 
 NAME = "mc_vs_exact"
 
@@ -106,25 +104,9 @@ def main(argv: list[str] | None = None) -> int:
         for n, e in zip(ns, ests, strict=True):
             rows.append(["theorem_2_3", name, int(n), "", e.estimate, "", "", e.ci_low, e.ci_high])
 
-    fd, tmp = tempfile.mkstemp(dir=out, suffix=".tmp")
-    with os.fdopen(fd, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(
-            [
-                "setting",
-                "source",
-                "q_or_n",
-                "proof_probability",
-                "probability",
-                "proof_ci_low",
-                "proof_ci_high",
-                "ci_low",
-                "ci_high",
-            ]
-        )
-        w.writerows(rows)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, out / f"{NAME}.csv")
+    header = ["setting", "source", "q_or_n", "proof_probability", "probability", "proof_ci_low", "proof_ci_high",
+              "ci_low", "ci_high"]
+    write_csv(out / f"{NAME}.csv", header, rows)
 
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4.4))
     ax.plot(q_all, exact_proof, "-", color="tab:blue", label="exact, proofs' event")
@@ -148,12 +130,10 @@ def main(argv: list[str] | None = None) -> int:
     bx.grid(alpha=0.3)
     bx.legend(fontsize=7.5, loc="lower right")
     fig.suptitle("Monte-Carlo (95% Clopper-Pearson intervals) vs exact probabilities", fontsize=11)
-    fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(dir=out, suffix=".png")
-    os.close(fd)
-    fig.savefig(tmp, dpi=130, format="png")
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, out / f"{NAME}.png")
+    layout(fig, "Drawn: probability that the proofs' event (left: every target edge finds a connecting copy; right: "
+                "every input reaches the output) holds, exact (lines) and estimated by two samplers and by building "
+                "the construction (points).")
+    save_png(fig, out / f"{NAME}.png", dpi=130)
     plt.close(fig)
     print(f"wrote {out / (NAME + '.png')} and .csv")
     return 0

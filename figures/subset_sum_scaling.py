@@ -10,24 +10,13 @@ Writes ``subset_sum_scaling.png``, ``subset_sum_scaling.csv`` (one row per (epsi
 from __future__ import annotations
 
 import argparse
-import csv
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from ertheory.subsetsum import scaling_experiment
-
-
-def _write_csv(path: Path, header: list[str], rows: list[list[object]]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(header)
-        w.writerows(rows)
-    os.replace(tmp, path)
+from figures._common import layout, save_png, write_csv
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,19 +66,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     ax2.set_ylim(bottom=0)
     ax2.legend(fontsize=8)
-    fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(dir=out, suffix=".png")
-    os.close(fd)
-    fig.savefig(tmp, dpi=120, format="png")
-    os.replace(tmp, out / "subset_sum_scaling.png")
+    layout(fig, f"Drawn: left, the smallest n whose ER-masked uniform values cover [-1, 1] to epsilon w.p. 1 - delta "
+                f"({res.draws} draws per point) against eq. (1)'s term, with the fitted C_1; right, n divided by "
+                "each candidate law.")
+    save_png(fig, out / "subset_sum_scaling.png", dpi=120)
     plt.close(fig)
 
     rows: list[list[object]] = []
     for r in range(res.epsilon.size):
         for j, pj in enumerate(p):
             rows.append([res.epsilon[r], res.delta[r], pj, int(res.n_required[r, j]), res.x_log[r, j], logm[r] / pj])
-    _write_csv(out / "subset_sum_scaling.csv", ["epsilon", "delta", "density", "n_required", "x_log", "x_inv_p"], rows)
-    _write_csv(
+    write_csv(out / "subset_sum_scaling.csv", ["epsilon", "delta", "density", "n_required", "x_log", "x_inv_p"], rows)
+    write_csv(
         out / "subset_sum_scaling_fit.csv",
         ["model", "constant", "ci_low", "ci_high", "rel_rmse", "draws", "confidence"],
         [
