@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-import ertrain.train as train_mod
+import ertrain.rundir as rundir_mod
+from ertrain import runner
 from ertrain.config import TrainConfig
 
 # (method, start scheme, start density, options, checkpoint after which the run is stopped)
@@ -32,26 +33,26 @@ def test_resume_matches_uninterrupted(
     cfg = TrainConfig(model="mlp", dataset="digits", epochs=2, lr=0.1, weight_decay=1e-4, method=method,
                       density_scheme=scheme, density=density, method_options=options,
                       model_options={"hidden": [32, 16]})
-    reference = train_mod.run(cfg, tmp_path / "a", progress=False)
-    real_save = train_mod.save_checkpoint
+    reference = runner.run(cfg, tmp_path / "a", progress=False)
+    real_save = rundir_mod.save_checkpoint
     calls = {"n": 0}
 
-    def save_then_stop(run_dir: Path, state: dict[str, Any]) -> Path:
-        path = real_save(run_dir, state)
+    def save_then_stop(run_dir: Path, state: dict[str, Any], run_hash: str | None = None) -> Path:
+        path = real_save(run_dir, state, run_hash)
         calls["n"] += 1
         if calls["n"] == stop:
             raise Interrupt
         return path
 
-    monkeypatch.setattr(train_mod, "save_checkpoint", save_then_stop)
+    monkeypatch.setattr(rundir_mod, "save_checkpoint", save_then_stop)
     with pytest.raises(Interrupt):
-        train_mod.run(cfg, tmp_path / "b", progress=False)
-    monkeypatch.setattr(train_mod, "save_checkpoint", real_save)
-    resumed = train_mod.run(cfg, tmp_path / "b", progress=False)
+        runner.run(cfg, tmp_path / "b", progress=False)
+    monkeypatch.setattr(rundir_mod, "save_checkpoint", real_save)
+    resumed = runner.run(cfg, tmp_path / "b", progress=False)
     for key in ("test_accuracy", "test_loss", "density", "layer_densities", "mask_changes", "epochs_done"):
         assert resumed[key] == reference[key], key
-    _, model_a, mask_a, _ = train_mod.load_run(tmp_path / "a" / cfg.run_hash())
-    _, model_b, mask_b, _ = train_mod.load_run(tmp_path / "b" / cfg.run_hash())
+    _, model_a, mask_a, _ = runner.load_run(tmp_path / "a" / cfg.run_hash())
+    _, model_b, mask_b, _ = runner.load_run(tmp_path / "b" / cfg.run_hash())
     assert mask_a is not None and mask_b is not None
     assert all((mask_a.masks[n] == mask_b.masks[n]).all() for n in mask_a.masks)
     sa, sb = model_a.state_dict(), model_b.state_dict()
