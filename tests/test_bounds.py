@@ -233,7 +233,10 @@ def test_widths_grow_with_target_size(widths: list[int], data: st.DataObject, p:
 def test_lower_bound_proof_form_is_sharper(d: int, p: float, delta: float) -> None:
     lb = bounds.theorem_2_3(d, p, delta)
     assert lb.proof_bound >= lb.paper_bound and lb.proof_width >= lb.paper_width
-    term = math.log(1.0 / (1.0 - (1.0 - delta) ** (1.0 / d)))
+    import mpmath
+
+    with mpmath.workdps(50):  # the cancellation in 1 - (1 - delta)^(1/d) needs more than float64
+        term = float(mpmath.log(1 / (1 - (1 - mpmath.mpf(delta)) ** (mpmath.mpf(1) / d))))
     if p < 1.0:
         assert float(lb.paper_bound) == pytest.approx(term / math.log(1.0 / (1.0 - p)), rel=1e-6)
     assert bounds.theorem_2_3(d + 1, p, delta).paper_bound >= lb.paper_bound
@@ -294,3 +297,52 @@ def test_as_dict_is_json() -> None:
     assert again["theorem"] == "2.5" and again["widths"] == r.widths.tolist()
     lb = json.loads(json.dumps(bounds.theorem_2_3([1, 10], 0.2, 0.05).as_dict()))
     assert lb["paper_width"] == [int(w) for w in bounds.theorem_2_3([1, 10], 0.2, 0.05).paper_width]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# huge targets: exact integer widths, or a refusal -- never a wrapped width below the target
+
+
+def test_widths_beyond_int64_products_by_hand() -> None:
+    # m_{T,1} = 1e22 does not fit int64; q_1 = log(2 * 1e12 / 1e-3) / log 2 = 50.83, q_0 = log(2e22 * 51 / 1e-3) / log 2
+    r = bounds.theorem_2_1(10**11, 10**11, 10, 0.5, 0.001)
+    q1 = math.log(2 * 10**12 / 0.001) / math.log(2)
+    q0 = math.log(2 * 10**22 * 51 / 0.001) / math.log(2)
+    np.testing.assert_allclose(r.q, [q0, q1, 1.0], rtol=1e-12)
+    assert r.widths.tolist() == [90 * 10**11, 51 * 10**11, 10]
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: bounds.theorem_2_2([99999999999999999999, 10], 0.5, 0.01), r"at most 2\*\*53 .* 99999999999999999999"),
+        (lambda: bounds.theorem_2_2([2**52, 10], 0.5, 0.01), r"ceil\(q_l\) \* n_T,l = \d+ \* 4503599627370496"),
+        (lambda: bounds.theorem_2_5([2**52, 4, 2], 0.5, 0.01, 0.1), r"exceeds the largest representable width"),
+        (lambda: bounds.theorem_2_3(10**30, 0.5, 0.1), r"d must be integers at most 2\*\*53"),
+    ],
+)
+def test_unrepresentable_widths_are_refused(call: Callable[[], object], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    widths=st.lists(st.integers(min_value=1, max_value=2**53), min_size=2, max_size=4),
+    p=st.floats(min_value=1e-3, max_value=1.0),
+    delta=deltas,
+)
+def test_huge_targets_give_exact_widths_or_refuse(widths: list[int], p: float, delta: float) -> None:
+    q = direct_q(widths, [p] * (len(widths) - 1), delta)
+    q_int = [math.ceil(v * (1 - 1e-12)) for v in q]
+    needed = [a * n for a, n in zip(q_int, widths, strict=True)]  # Python integers: exact
+    try:
+        r = bounds.theorem_2_2(widths, p, delta)
+    except ValueError as exc:
+        assert "2**53" in str(exc)
+        assert max(needed) > 2**53 * (1 - 1e-9)  # a refusal only where a width really is that large
+        return
+    got = r.widths.tolist()
+    assert got == [a * n for a, n in zip(r.q_int.tolist(), widths, strict=True)]
+    assert all(w >= n for w, n in zip(got, widths, strict=True))
+    np.testing.assert_allclose(r.q, q, rtol=1e-9)

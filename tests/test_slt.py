@@ -89,3 +89,45 @@ def test_cli_slt_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert out["success"] == (out["bound"][0] <= 0.1)
     rc = cli.main(["slt", "--density", "0.5", "--sparsity", "0.5"])
     assert rc == 2 and len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_sweep_needs_positive_draws() -> None:
+    target = slt.random_target(2, 2, 1, rng=np.random.default_rng(0))
+    for draws in (0, -3):
+        with pytest.raises(ValueError, match=f"draws must be positive integers, got {draws}"):
+            slt.width_sweep(target, 0.5, [4], 0.1, draws=draws)
+
+
+def test_memory_estimate_bounds_the_measured_peak() -> None:
+    import tracemalloc
+
+    rng = np.random.default_rng(1)
+    target = slt.random_target(2, 2, 1, rng=rng)
+    q0, q1 = 400, 200
+    tracemalloc.start()
+    try:
+        source = slt.random_source(target.widths, q0, q1, 0.5, rng)
+        slt.construct_slt(target, source, 0.1, max_values=16, rng=rng)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    weights = sum(w.nbytes for w in source.weights)
+    estimate = slt.source_memory(target.widths, q0, q1, max_values=16)
+    assert weights <= peak <= estimate  # an upper bound of what the construction really allocates
+
+
+def test_huge_block_sizes_are_refused_before_allocation(capsys: pytest.CaptureFixture[str]) -> None:
+    from ertheory._validate import MemoryLimitError
+
+    with pytest.raises(MemoryLimitError, match=r"block sizes q0=200000000, q1=100000000 would need about .* EiB"):
+        slt.random_source((2, 3, 1), 2 * 10**8, 10**8, 0.5, np.random.default_rng(0))
+    assert cli.main(["slt", "--q", "100000000"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "above the limit of 4.0 GiB" in err[0] and "--max-memory" in err[0]
+    # the limit can be raised, and lowered
+    assert cli.main(["slt", "--q", "4", "--max-memory", "1KiB"]) == 2
+    assert "above the limit of 1.0 KiB" in capsys.readouterr().err
+    for argv in (["--sweep", "4", "--draws", "0"], ["--seed", "-1"], ["--max-values", "0"], ["--q", "0"]):
+        assert cli.main(["slt", *argv]) == 2
+        err = capsys.readouterr().err.splitlines()
+        assert len(err) == 1 and "error:" in err[0]
