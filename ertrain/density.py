@@ -29,7 +29,6 @@ from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.optimize import brentq
 
 from ertheory._validate import as_float_array, check_density
 from ertrain.registry import Registry
@@ -235,6 +234,8 @@ def pyramidal(shapes: Shapes, density: float) -> NDArray[np.float64]:
 
     def excess(p1: float) -> float:
         return float(np.dot(frac, p1**powers)) - density
+
+    from scipy.optimize import brentq  # imported here: scipy.optimize costs ~1 s of start-up for every command
 
     p1 = brentq(excess, 0.0, 1.0, xtol=1e-15, rtol=4 * np.finfo(float).eps, maxiter=500)
     out = np.asarray(p1**powers, dtype=np.float64)
