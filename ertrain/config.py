@@ -318,6 +318,11 @@ def _check_names(config: TrainConfig) -> None:
     MODELS.check(config.model)
     if config.dataset not in DATASETS:
         raise ValueError(f"unknown dataset {config.dataset!r}; valid names: {', '.join(sorted(DATASETS))}")
+    from ertrain.data.identity import check_compatible
+    from ertrain.data.registry import dataset_options
+
+    check_compatible(config.model, config.dataset)
+    dataset_options(config.dataset, config.data_options)
     entry = DENSITY_SCHEMES.entry(config.density_scheme)
     if entry.options is not None:
         entry.make_options(config.density_options)

@@ -9,6 +9,7 @@
 ``checkpoint.pt``      the newest checkpoint; ``checkpoint.prev.pt`` the one before
 ``result.json``        the result, written atomically and last: its presence means "done"
 ``error.json``         why the last attempt failed (removed when the run finishes)
+``data.json``          the dataset and the fingerprint of its files the run was trained on
 ``.lock``              held (``flock``) by the process training the run; the kernel releases it
 =====================  =========================================================================
 
@@ -47,6 +48,7 @@ CHECKPOINT = "checkpoint.pt"
 PREVIOUS_CHECKPOINT = "checkpoint.prev.pt"
 RESULT = "result.json"
 ERROR = "error.json"
+DATA_IDENTITY = "data.json"
 LOCK = ".lock"
 TORN_SUFFIX = ".torn"
 
@@ -172,6 +174,18 @@ class RunDir:
 
     def write_provenance(self) -> None:
         self.write_json(PROVENANCE, provenance())
+
+    def check_data_identity(self, identity: dict[str, Any]) -> None:
+        """Refuse a run whose recorded data differ from ``identity`` (changed files never return old results)."""
+        stored = self.read_json(DATA_IDENTITY)
+        if stored is not None and stored != identity:
+            raise ValueError(
+                f"the data of run {str(self.path)!r} changed since it was trained (recorded {stored}, now {identity}); "
+                "train into another --out or remove that run directory"
+            )
+
+    def write_data_identity(self, identity: dict[str, Any]) -> None:
+        self.write_json(DATA_IDENTITY, identity)
 
     # -- metrics -----------------------------------------------------------------------------------
     def append_metrics(self, record: dict[str, Any]) -> None:
@@ -347,7 +361,7 @@ def _git_commit() -> str | None:
 
 
 __all__ = [
-    "CHECKPOINT", "CONFIG", "ERROR", "LOCK", "METRICS", "PREVIOUS_CHECKPOINT", "PROVENANCE", "RESULT", "STATUSES",
-    "ForeignCheckpointError", "RunDir", "RunLockedError", "provenance", "read_checkpoint", "save_checkpoint",
+    "CHECKPOINT", "CONFIG", "DATA_IDENTITY", "ERROR", "LOCK", "METRICS", "PREVIOUS_CHECKPOINT", "PROVENANCE",
+    "RESULT", "STATUSES", "ForeignCheckpointError", "RunDir", "RunLockedError", "provenance", "read_checkpoint", "save_checkpoint",
     "state_digest",
 ]

@@ -64,10 +64,12 @@ def run_config(
 ) -> RunOutcome:
     """:func:`run` with the run directory and whether the result came from the cache."""
     rd = locate(config, runs_dir)
+    identity = data_identity(config)  # missing or changed data fail here, before anything is written
+    rd.check_data_identity(identity)
     finished = rd.read_result()
     if finished is not None:
         return RunOutcome(finished, rd.path, cached=True)
-    data = _load_data(config)  # bad data fails here, before anything is created on disk
+    data = _load_data(config)
     if not _is_root():
         return RunOutcome(_train(config, rd, data, resume, progress, device), rd.path, cached=False)
     with rd.lock():
@@ -76,7 +78,16 @@ def run_config(
             return RunOutcome(finished, rd.path, cached=True)
         if rd.set_aside_torn_result():
             sys.stderr.write(f"ertrain: {rd.path}: unreadable result.json set aside; finishing the run again\n")
+        rd.write_data_identity(identity)
         return RunOutcome(_train(config, rd, data, resume, progress, device), rd.path, cached=False)
+
+
+def data_identity(config: TrainConfig) -> dict[str, Any]:
+    """The dataset, its options and the fingerprint of its files (``ertrain.data.data_fingerprint``)."""
+    from ertrain.data.identity import data_fingerprint
+
+    fingerprint = data_fingerprint(config.dataset, config.data_dir, config.data_options)
+    return {"dataset": config.dataset, "data_options": config.data_options, "fingerprint": fingerprint}
 
 
 def _load_data(config: TrainConfig) -> Any:

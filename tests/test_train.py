@@ -216,7 +216,7 @@ def test_save_checkpoint_keeps_two_and_detects_tampering(tmp_path: Path) -> None
 
 
 def test_missing_data_fails_before_creating_the_run_directory(tmp_path: Path) -> None:
-    cfg = tiny(dataset="cora", data_dir=str(tmp_path / "missing"), data_options={})
+    cfg = tiny(model="gcn", model_options={}, dataset="cora", data_dir=str(tmp_path / "missing"), data_options={})
     with pytest.raises(ValueError, match="cora.content"):
         run(cfg, tmp_path / "runs")
     assert not (tmp_path / "runs").exists()
