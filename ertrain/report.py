@@ -10,6 +10,12 @@ realised density is ``result_density`` and ``final_sparsity = 1 - result_density
 ``t_{0.975, n-1} * s / sqrt(n)`` (``scipy.stats.t``; undefined for one seed).  Nothing else is averaged:
 any varying field that a layout does not place becomes an extra row key.
 
+Every run records the overall density it realised (``result.json``: ``start_density`` for methods
+whose density changes during training, else ``density``) beside the requested one (the config's
+``density``).  :func:`density_check` compares them per table row and column (seeds pooled); a group
+whose realised density differs from the requested one by more than ``DENSITY_TOLERANCE`` (0.5%)
+relative, for any seed, is marked with a dagger (†) in the rendered tables.
+
 ``TABLES`` maps layout names to :class:`TableLayout` (rows, columns, value); they follow the paper's
 tables (DIGEST §10): ``ratios`` (Tables 1, 8-11, 23, 25, 26), ``rewiring`` (Tables 2, 27),
 ``sparse_to_sparse`` (Tables 4, 5, 15, 17, 18, 20, 22, 24, 28-32), ``str`` (Tables 3, 13, 14, 16),
@@ -38,6 +44,11 @@ IGNORED_KEYS: frozenset[str] = frozenset({"seed", "data_dir", "device", "compile
 
 #: Formats ``render`` writes.
 FORMATS: tuple[str, ...] = ("md", "latex", "csv")
+
+#: Relative difference |realised - requested| / requested above which a run's density is marked.
+DENSITY_TOLERANCE = 0.005
+#: The mark of a table cell or density row whose realised density misses the requested one.
+DENSITY_MARK = "†"
 
 
 @dataclass(frozen=True)
@@ -166,8 +177,21 @@ def run_record(run_dir: str | Path) -> dict[str, Any] | None:
     realised = row.get("result_density")
     if isinstance(realised, (int, float)):
         row["final_sparsity"] = round(1.0 - float(realised), 3)
+    start = realised_density(result)
+    if start is not None:
+        row["realised_density"] = start
     row["run_hash"] = result.get("run_hash", run_dir.name)
     return row
+
+
+def realised_density(result: Mapping[str, Any]) -> float | None:
+    """The overall density a run realised for its requested one: ``start_density`` if the method
+    records one (its density changes while training), else ``density``; ``None`` if neither."""
+    for key in ("start_density", "density"):
+        value = result.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    return None
 
 
 def stage_rows(row: Mapping[str, Any], result: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -300,6 +324,51 @@ def aggregate(df: pd.DataFrame, by: Sequence[str], value: str = "test_accuracy")
     return out
 
 
+def density_check(df: pd.DataFrame, by: Sequence[str], tolerance: float = DENSITY_TOLERANCE) -> pd.DataFrame:
+    """Requested vs realised overall density for each combination of ``by`` (one row per run; seeds pooled).
+
+    Columns: ``requested`` (the config's density), ``realised`` (mean over runs), ``realised_min``,
+    ``realised_max``, ``rel_diff`` (the largest |realised - requested| / requested over the runs), ``n``
+    and ``flagged`` (``rel_diff > tolerance``).  Runs without a realised density count as not flagged.
+    """
+    if "density" not in df.columns:
+        raise ValueError("no requested density in the results (no 'density' column)")
+    runs = df.drop_duplicates("run_hash") if "run_hash" in df.columns else df
+    keyed = runs.copy()
+    if "realised_density" not in keyed.columns:
+        keyed["realised_density"] = np.nan
+    for key in by:
+        if keyed[key].dtype.kind == "O":
+            keyed[key] = keyed[key].map(_none_label)
+    requested = keyed["density"].astype(float)
+    realised = keyed["realised_density"].astype(float)
+    keyed["_rel_diff"] = (realised - requested).abs() / requested
+    grouped = keyed.groupby(list(by), dropna=False, sort=True)
+    out = grouped.agg(
+        requested=("density", "first"),
+        requested_max=("density", "max"),
+        requested_min=("density", "min"),
+        realised=("realised_density", "mean"),
+        realised_min=("realised_density", "min"),
+        realised_max=("realised_density", "max"),
+        rel_diff=("_rel_diff", "max"),
+        n=("realised_density", "count"),
+    ).reset_index()
+    if (out["requested_max"] != out["requested_min"]).any():
+        raise ValueError(f"runs with different requested densities share a row of {list(by)}; add 'sparsity'")
+    out = out.drop(columns=["requested_max", "requested_min"])
+    out["flagged"] = out["rel_diff"].fillna(0.0) > tolerance
+    return out
+
+
+def _density_keys(df: pd.DataFrame, row_keys: Sequence[str], col_keys: Sequence[str]) -> list[str]:
+    """The table's keys that describe a run rather than a stage of it, plus ``sparsity`` (the request)."""
+    keys = [k for k in (*row_keys, *col_keys) if k not in ("final_sparsity", "stage")]
+    if "sparsity" in df.columns and "sparsity" not in keys:
+        keys.append("sparsity")
+    return keys
+
+
 # ---------------------------------------------------------------------------------------------- tables
 
 
@@ -316,9 +385,22 @@ class Table:
     best: tuple[tuple[bool, ...], ...]
     n_range: tuple[int, int]
     stats: pd.DataFrame
+    density: pd.DataFrame | None = None  # :func:`density_check` by ``density_keys``
+    density_keys: tuple[str, ...] = ()
+
+    def density_flagged(self, row: tuple[Any, ...], col: tuple[Any, ...]) -> bool:
+        """Whether the runs of one cell realised a density off the requested one (see :func:`density_check`)."""
+        if self.density is None or self.density.empty:
+            return False
+        where = dict(zip(self.row_keys + self.col_keys, row + col, strict=True))
+        mask = np.ones(len(self.density), dtype=bool)
+        for key in self.density_keys:
+            if key in where:
+                mask &= (self.density[key].astype(str) == str(where[key])).to_numpy()
+        return bool(self.density.loc[mask, "flagged"].any())
 
 
-def _fmt_label(value: Any) -> str:
+def format_label(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     return str(value)
@@ -390,6 +472,8 @@ def make_table(df: pd.DataFrame, layout: TableLayout | str = "auto", value: str 
         cells.append(tuple(cell_row))
         best.append(tuple(best_row))
     n = agg["n"].to_numpy()
+    density_keys = _density_keys(df, row_keys, col_keys)
+    density = density_check(df, density_keys) if "density" in df.columns and density_keys else None
     return Table(
         layout=layout,
         row_keys=tuple(row_keys),
@@ -400,62 +484,176 @@ def make_table(df: pd.DataFrame, layout: TableLayout | str = "auto", value: str 
         best=tuple(best),
         n_range=(int(n.min()), int(n.max())),
         stats=agg,
+        density=density,
+        density_keys=tuple(density_keys),
     )
 
 
-def _caption(table: Table, value: str) -> str:
+def table_caption(table: Table, value: str) -> str:
     lo, hi = table.n_range
     seeds = f"n = {lo}" if lo == hi else f"n = {lo}-{hi}"
     what = table.layout.title if value == table.layout.value else f"{value} by {', '.join(table.col_keys)}"
     return f"{what}; mean ± 95% CI over seeds (Student t, {seeds}); best per column marked"
 
 
-def _col_header(table: Table, col: tuple[Any, ...]) -> str:
-    return " / ".join(_fmt_label(v) for v in col)
+def column_header(table: Table, col: tuple[Any, ...]) -> str:
+    return " / ".join(format_label(v) for v in col)
+
+
+def marked_cells(table: Table) -> list[list[str]]:
+    """The cell texts, with :data:`DENSITY_MARK` after each non-empty cell whose runs missed their density."""
+    out = []
+    for row, cells in zip(table.row_labels, table.cells, strict=True):
+        flags = [bool(c) and table.density_flagged(row, col) for c, col in zip(cells, table.col_labels, strict=True)]
+        out.append([c + f" {DENSITY_MARK}" if flag else c for c, flag in zip(cells, flags, strict=True)])
+    return out
+
+
+#: Column titles of the density check as rendered.
+DENSITY_COLUMNS = ("requested", "realised", "realised range", "max rel. diff", "")
+
+
+def density_rows(table: Table) -> list[list[str]]:
+    """The density check as text rows: the group's labels, then :data:`DENSITY_COLUMNS`."""
+    if table.density is None:
+        return []
+    rows = []
+    for rec in table.density.to_dict(orient="records"):
+        labels = [format_label(rec[k]) for k in table.density_keys]
+        if pd.isna(rec["realised"]):
+            rows.append([*labels, f"{rec['requested']:.6g}", "n/a", "", "", ""])
+            continue
+        rows.append(
+            [
+                *labels,
+                f"{rec['requested']:.6g}",
+                f"{rec['realised']:.6g}",
+                f"{rec['realised_min']:.6g} – {rec['realised_max']:.6g}",
+                f"{100 * rec['rel_diff']:.2f}%",
+                DENSITY_MARK if rec["flagged"] else "",
+            ]
+        )
+    return rows
+
+
+def density_caption() -> str:
+    return (
+        "Requested vs realised overall density (realised: mean and range over seeds; "
+        f"{DENSITY_MARK}: differs from the requested density by more than {100 * DENSITY_TOLERANCE:g}% relative)"
+    )
 
 
 def render(table: Table, fmt: str = "md", value: str | None = None) -> str:
-    """``table`` as Markdown (best in bold), LaTeX (booktabs, best in ``\\textbf``) or CSV (best with ``*``)."""
+    """``table`` as Markdown (best in bold), LaTeX (booktabs, best in ``\\textbf``) or CSV (best with ``*``).
+
+    Cells whose runs realised a density off the requested one carry :data:`DENSITY_MARK`; Markdown
+    and LaTeX add the density check (:func:`density_rows`) as a second table.
+    """
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; valid: {', '.join(FORMATS)}")
     value = value or table.layout.value
-    header_cols = [_col_header(table, c) for c in table.col_labels]
+    header_cols = [column_header(table, c) for c in table.col_labels]
     col_title = " / ".join(table.col_keys)
+    cells_shown = marked_cells(table)
+    density = density_rows(table)
     if fmt == "csv":
         df = pd.DataFrame(
             [
-                [*map(_fmt_label, row), *[c + (" *" if b and c else "") for c, b in zip(cells, best, strict=True)]]
-                for row, cells, best in zip(table.row_labels, table.cells, table.best, strict=True)
+                [*map(format_label, row), *[c + (" *" if b and c else "") for c, b in zip(cells, best, strict=True)]]
+                for row, cells, best in zip(table.row_labels, cells_shown, table.best, strict=True)
             ],
             columns=[*table.row_keys, *(f"{col_title}={h}" for h in header_cols)],
         )
         return str(df.to_csv(index=False))
     if fmt == "md":
-        lines = [f"**{_caption(table, value)}** (columns: {col_title})", ""]
+        lines = [f"**{table_caption(table, value)}** (columns: {col_title})", ""]
         lines.append("| " + " | ".join([*table.row_keys, *header_cols]) + " |")
         lines.append("|" + "|".join(["---"] * len(table.row_keys) + ["---:"] * len(header_cols)) + "|")
-        for row, cells, best in zip(table.row_labels, table.cells, table.best, strict=True):
+        for row, cells, best in zip(table.row_labels, cells_shown, table.best, strict=True):
             shown = [f"**{c}**" if b and c else c for c, b in zip(cells, best, strict=True)]
-            lines.append("| " + " | ".join([*map(_fmt_label, row), *shown]) + " |")
+            lines.append("| " + " | ".join([*map(format_label, row), *shown]) + " |")
+        if density:
+            lines += ["", density_caption(), ""]
+            lines.append("| " + " | ".join([*table.density_keys, *DENSITY_COLUMNS]) + " |")
+            lines.append("|" + "|".join(["---"] * len(table.density_keys) + ["---:"] * 4 + [":-:"]) + "|")
+            lines += ["| " + " | ".join(r) + " |" for r in density]
         return "\n".join(lines) + "\n"
 
     def esc(text: str) -> str:
         return text.replace("\\", r"\textbackslash{}").replace("_", r"\_").replace("%", r"\%").replace("&", r"\&")
 
+    def tex(text: str) -> str:
+        return esc(text).replace("±", r"$\pm$").replace(DENSITY_MARK, r"$\dagger$").replace("–", "--")
+
     lines = [
         r"\begin{table}[t]",
         r"\centering",
-        r"\caption{" + esc(_caption(table, value)) + "}",
+        r"\caption{" + esc(table_caption(table, value)) + "}",
         r"\begin{tabular}{" + "l" * len(table.row_keys) + "r" * len(header_cols) + "}",
         r"\toprule",
         " & ".join([*(esc(k) for k in table.row_keys), *(esc(h) for h in header_cols)]) + r" \\",
         r"\midrule",
     ]
-    for row, cells, best in zip(table.row_labels, table.cells, table.best, strict=True):
-        shown = []
-        for c, b in zip(cells, best, strict=True):
-            tex = c.replace("±", r"$\pm$")
-            shown.append(r"\textbf{" + tex + "}" if b and c else tex)
-        lines.append(" & ".join([*(esc(_fmt_label(v)) for v in row), *shown]) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    for row, cells, best in zip(table.row_labels, cells_shown, table.best, strict=True):
+        shown = [r"\textbf{" + tex(c) + "}" if b and c else tex(c) for c, b in zip(cells, best, strict=True)]
+        lines.append(" & ".join([*(esc(format_label(v)) for v in row), *shown]) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    if density:
+        lines += [
+            r"\par\medskip",
+            tex(density_caption()),
+            r"\par\smallskip",
+            r"\begin{tabular}{" + "l" * len(table.density_keys) + "rrrrc}",
+            r"\toprule",
+            " & ".join(tex(k) for k in (*table.density_keys, *DENSITY_COLUMNS)) + r" \\",
+            r"\midrule",
+            *(" & ".join(tex(c) for c in r) + r" \\" for r in density),
+            r"\bottomrule",
+            r"\end{tabular}",
+        ]
+    lines.append(r"\end{table}")
     return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------- one call
+
+
+@dataclass(frozen=True)
+class Report:
+    """What ``ertrain report`` shows: the long-form runs, their table, and a title."""
+
+    runs: pd.DataFrame
+    table: Table
+    value: str
+    title: str
+
+
+def build_report(
+    runs_dir: str | Path, *, table: str | None = None, sweep: str | Path | None = None, value: str | None = None
+) -> Report:
+    """Load the finished runs of ``runs_dir`` (only those of the sweep file ``sweep``, if given) into the
+    layout ``table`` (default: the sweep file's ``table``, else ``auto``)."""
+    if table is not None and table not in TABLES:
+        raise ValueError(f"unknown table {table!r}; valid: {', '.join(sorted(TABLES))}")
+    hashes = None
+    title = Path(runs_dir).resolve().name
+    if sweep is not None:
+        from ertrain.sweep import build_configs, load_sweep
+
+        spec = load_sweep(sweep)
+        hashes = [c.run_hash() for c in build_configs(spec)]
+        title = spec.name
+        if table is None and spec.table is not None:
+            table = spec.table
+    layout = TABLES[table or "auto"]
+    df = load_runs(runs_dir, hashes, stages=layout.stages)
+    made = make_table(df, layout, value)
+    return Report(runs=df, table=made, value=value or layout.value, title=title)
+
+
+def frame_records(df: pd.DataFrame | None) -> list[dict[str, Any]]:
+    """A frame as JSON-ready records (NaN as ``None``)."""
+    if df is None:
+        return []
+    records: list[dict[str, Any]] = df.astype(object).where(df.notna(), None).to_dict(orient="records")
+    return records

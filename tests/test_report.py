@@ -128,7 +128,8 @@ def test_table_marks_the_best_cell_of_each_column(tmp_path: Path) -> None:
     assert md.count("**") == 2 * 2 + 2  # two bold cells, plus the bold caption
     assert "| balanced | **92.67 ± " in md
     tex = render(table, "latex")
-    assert r"\textbf{72.00 $\pm$" in tex and r"density\_scheme" in tex and tex.count(r"\\") == 3
+    results_tabular = tex.split(r"\end{tabular}")[0]
+    assert r"\textbf{72.00 $\pm$" in tex and r"density\_scheme" in tex and results_tabular.count(r"\\") == 3
     csv = pd.read_csv(io.StringIO(render(table, "csv")))
     assert list(csv.columns) == ["density_scheme", "sparsity=0.9", "sparsity=0.99"]
     assert csv.iloc[0, 1].endswith(" *") and not csv.iloc[1, 1].endswith("*")
@@ -208,3 +209,63 @@ def test_accuracy_vs_sparsity_figure(tmp_path: Path) -> None:
     assert len(plotted) == 4  # one point per scheme and sparsity
     erk = plotted[(plotted.density_scheme == "erk") & (plotted.sparsity == 0.99)].iloc[0]
     assert erk["mean"] == pytest.approx(0.72) and erk["ci95"] == pytest.approx(ci95_halfwidth([0.70, 0.74, 0.72]))
+
+
+def _density_runs(tmp_path: Path) -> Path:
+    """Runs whose realised densities are set by hand: 0.4% / 0.3% off (kept), 0.6% off (marked), start density
+    recorded by a method whose density falls while training, and a run that recorded no density."""
+    from ertrain.config import TrainConfig
+
+    realised: dict[tuple[str, float, int], dict[str, float]] = {
+        ("erk", 0.9, 0): {"density": 0.1 * 1.004},
+        ("erk", 0.9, 1): {"density": 0.1 * 0.997},
+        ("balanced", 0.9, 0): {"density": 0.1 * 1.006},
+        ("balanced", 0.9, 1): {"density": 0.1},
+        ("erk", 0.99, 0): {"start_density": 0.01 * 1.001, "density": 0.002},
+        ("balanced", 0.99, 0): {},
+    }
+    runs = tmp_path / "runs"
+    for (scheme, sparsity, seed), extra in realised.items():
+        config = TrainConfig(model="mlp", dataset="digits", density_scheme=scheme, density=round(1 - sparsity, 12),
+                             seed=seed)
+        run_dir = runs / config.run_hash()
+        run_dir.mkdir(parents=True)
+        (run_dir / "config.json").write_text(config.to_json())
+        result = {"run_hash": config.run_hash(), "test_accuracy": 0.5 + seed / 10, **extra}
+        (run_dir / "result.json").write_text(json.dumps(result))
+    return runs
+
+
+def test_requested_and_realised_density_per_row(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from ertrain.report import density_check, marked_cells
+
+    df = load_runs(_density_runs(tmp_path))
+    check = density_check(df, ["density_scheme", "sparsity"]).set_index(["density_scheme", "sparsity"])
+    # by hand: means, ranges and the largest |realised - requested| / requested over the seeds
+    erk = check.loc[("erk", 0.9)]
+    assert (erk.requested, erk.realised, erk.realised_min, erk.realised_max, erk.n) == pytest.approx(
+        (0.1, 0.10005, 0.0997, 0.1004, 2)
+    )
+    assert erk.rel_diff == pytest.approx(0.004) and not erk.flagged
+    balanced = check.loc[("balanced", 0.9)]
+    assert balanced.realised == pytest.approx(0.1003) and balanced.rel_diff == pytest.approx(0.006) and balanced.flagged
+    start = check.loc[("erk", 0.99)]  # the start density is compared, not the final one
+    assert start.realised == pytest.approx(0.01001) and start.rel_diff == pytest.approx(0.001) and not start.flagged
+    missing = check.loc[("balanced", 0.99)]
+    assert math.isnan(missing.realised) and missing.n == 0 and not missing.flagged
+
+    table = make_table(df, "ratios")
+    assert table.row_labels == (("balanced",), ("erk",)) and table.col_labels == ((0.9,), (0.99,))
+    marks = [[cell.endswith(" †") for cell in row] for row in marked_cells(table)]
+    assert marks == [[True, False], [False, False]]
+    md = render(table, "md")
+    assert "| balanced | 0.9 | 0.1 | 0.1003 | 0.1 – 0.1006 | 0.60% | † |" in md
+    assert "| erk | 0.9 | 0.1 | 0.10005 | 0.0997 – 0.1004 | 0.40% |  |" in md
+    assert "| balanced | 0.99 | 0.01 | n/a |" in md
+    assert md.count("†") == 1 + 1 + 1  # the cell, the density row, the caption's legend
+    assert r"$\dagger$" in render(table, "latex")
+
+    assert main(["report", str(tmp_path / "runs"), "--table", "ratios", "--json", "--no-save"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    flagged = [(r["density_scheme"], r["sparsity"]) for r in out["density_check"] if r["flagged"]]
+    assert flagged == [("balanced", 0.9)]

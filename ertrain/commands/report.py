@@ -16,8 +16,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         help="tabulate finished runs: mean ± 95%% CI over seeds, best per column marked",
         description=(
             "Aggregate the finished runs of RUNS_DIR (every <run_hash>/result.json) with pandas into a table: "
-            "mean ± 95%% confidence interval over seeds (Student t), best per column marked. The long-form "
-            "results (one row per run) are also written as results.parquet and results.csv."
+            "mean ± 95%% confidence interval over seeds (Student t), best per column marked, followed by the "
+            "requested and realised overall density per row († where they differ by more than 0.5%% relative). "
+            "The long-form results (one row per run) are also written as results.parquet and results.csv."
         ),
     )
     parser.add_argument("runs_dir", metavar="RUNS_DIR", help="runs directory written by `ertrain sweep`/`train`")
@@ -32,46 +33,47 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--sweep", default=None, help="only the runs of this sweep file (and its table layout)")
     parser.add_argument("--save", default=None, help="directory for results.parquet/.csv (default RUNS_DIR)")
     parser.add_argument("--no-save", action="store_true", help="do not write the long-form files")
+    parser.add_argument(
+        "--html",
+        default=None,
+        metavar="OUT.html",
+        help="also write a self-contained HTML summary (tables, figures as embedded PNGs) to OUT.html",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object (cells and per-cell statistics)")
     parser.set_defaults(func=run)
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
-    from ertrain.report import TABLES, load_runs, make_table, render, save_long_form
+    from ertrain.report import build_report, frame_records, render, save_long_form
+    from ertrain.report_html import check_html_path, write_html
 
-    if args.table is not None and args.table not in TABLES:
-        raise ValueError(f"unknown table {args.table!r}; valid: {', '.join(sorted(TABLES))}")
-    table_name = args.table
-    hashes = None
-    if args.sweep is not None:
-        from ertrain.sweep import build_configs, load_sweep
-
-        spec = load_sweep(args.sweep)
-        hashes = [c.run_hash() for c in build_configs(spec)]
-        if table_name is None and spec.table is not None:
-            table_name = spec.table
-    layout = TABLES[table_name or "auto"]
-    df = load_runs(args.runs_dir, hashes, stages=layout.stages)
-    table = make_table(df, layout, args.value)
-    saved: list[Path] = []
-    if not args.no_save:
-        saved = save_long_form(df, args.save or args.runs_dir)
-    value = args.value or table.layout.value
+    if args.html is not None:
+        check_html_path(args.html)
+    report = build_report(args.runs_dir, table=args.table, sweep=args.sweep, value=args.value)
+    table, df = report.table, report.runs
+    saved: list[Path] = [] if args.no_save else save_long_form(df, args.save or args.runs_dir)
+    html_path = None
+    if args.html is not None:
+        html_path = write_html(args.html, table, df, title=f"Sweep report: {report.title}", value=report.value)
     if args.json:
         print_json(
             {
                 "table": table.layout.name,
-                "value": value,
+                "value": report.value,
                 "runs": int(len(df)),
                 "row_keys": list(table.row_keys),
                 "col_keys": list(table.col_keys),
-                "cells": table.stats.astype(object).where(table.stats.notna(), None).to_dict(orient="records"),
+                "cells": frame_records(table.stats),
+                "density_check": frame_records(table.density),
                 "saved": [str(p) for p in saved],
+                "html": None if html_path is None else str(html_path),
             }
         )
         return 0
-    sys.stdout.write(render(table, args.format, value))
+    sys.stdout.write(render(table, args.format, report.value))
     if saved:
         sys.stderr.write(f"long-form results ({len(df)} runs): {', '.join(map(str, saved))}\n")
+    if html_path is not None:
+        sys.stderr.write(f"HTML report: {html_path}\n")
     return 0
