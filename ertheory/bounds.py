@@ -52,8 +52,22 @@ _CEIL_RTOL = 1e-12
 
 
 def _fields_as_json(result: Any) -> dict[str, Any]:
-    """A result dataclass as a JSON-able dict: its fields in order, numpy arrays as nested lists."""
-    return {f.name: to_jsonable(getattr(result, f.name)) for f in fields(result)}
+    """A result dataclass as a JSON-able dict: its fields in order, numpy arrays as nested lists.
+
+    A value beyond the float range (Theorem 2.5's ``rho`` for huge targets; its logarithm is recorded too)
+    becomes ``None``.
+    """
+    return {f.name: _finite_or_none(to_jsonable(getattr(result, f.name))) for f in fields(result)}
+
+
+def _finite_or_none(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if np.isfinite(obj) else None
+    if isinstance(obj, list):
+        return [_finite_or_none(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: _finite_or_none(v) for k, v in obj.items()}
+    return obj
 
 
 @dataclass(frozen=True)
@@ -107,14 +121,14 @@ def width_factor(density: ArrayLike) -> FloatArray:
     ``-1 / log1p(-p)``, accurate for tiny ``p``.
     """
     p = check_density(density)
-    with np.errstate(divide="ignore"):
+    with np.errstate(divide="ignore", over="ignore"):  # p = 1 gives 0; a denormal p gives inf (refused later)
         out: FloatArray = -1.0 / np.log1p(-p)
     return out
 
 
 def _proof_width_factor(density: FloatArray) -> FloatArray:
     """``1 / log(1 / (1 - p^2))``: the factor of the sharper bound in the proof of Theorem 2.3."""
-    with np.errstate(divide="ignore"):
+    with np.errstate(divide="ignore", over="ignore", under="ignore"):
         out: FloatArray = -1.0 / np.log1p(-np.square(density))
     return out
 
@@ -150,14 +164,16 @@ def _check_m_T(m_T: ArrayLike | None, dense: FloatArray, name: str = "m_T") -> F
     return m_f
 
 
-def _to_int(q: FloatArray, name: str) -> IntArray:
+def _to_int(q: FloatArray, advice: str) -> IntArray:
     """``ceil(q)``, with a relative tolerance ``_CEIL_RTOL`` so that a bound equal to an integer up to
-    floating-point rounding (e.g. ``q_1 = log(2.56e6) / log(40) = 4``) is not bumped to the next integer."""
-    big = q > _MAX_Q
+    floating-point rounding (e.g. ``q_1 = log(2.56e6) / log(40) = 4``) is not bumped to the next integer.
+
+    ``q`` above 2**40 (or NaN) is refused with ``advice`` (what to change)."""
+    big = ~(q <= _MAX_Q)  # NaN counts as too large
     if big.any():
         raise ValueError(
-            f"{name} gives a coverage factor q = {float(q[big].flat[0]):.6g}, too large for integer widths "
-            f"(at most 2**40); use a larger density"
+            f"the bound gives a coverage factor q = {float(q[big].flat[0]):.6g}, too large for integer widths "
+            f"(at most 2**40); {advice}"
         )
     return np.ceil(q * (1.0 - _CEIL_RTOL)).astype(np.int64)
 
@@ -197,8 +213,10 @@ def _backward_recursion(
     q_int = np.ones(batch + (L + 1,), dtype=np.int64)
     for l in range(L - 1, -1, -1):
         feed = q_int[..., l + 1] if recursion == "integer" else q[..., l + 1]
-        q[..., l] = np.maximum(1.0, factor[..., l] * np.log(log_coeff[..., l] * feed / delta))
-        q_int[..., l] = _to_int(q[..., l], "density")
+        log_arg = np.log(log_coeff[..., l]) + np.log(feed) - np.log(delta)  # no overflow for tiny delta
+        with np.errstate(over="ignore", invalid="ignore"):
+            q[..., l] = np.maximum(1.0, factor[..., l] * log_arg)
+        q_int[..., l] = _to_int(q[..., l], "use a larger density or delta")
     return q, q_int
 
 
@@ -340,14 +358,18 @@ def theorem_2_3(d: ArrayLike, density: ArrayLike, delta: ArrayLike) -> LowerBoun
     d_arr = check_positive_int(d, "d").astype(np.float64)
     p = check_density(density)
     dlt = check_open_unit(delta, "delta")
-    log_term = -np.log(-np.expm1(np.log1p(-dlt) / d_arr))
-    paper = width_factor(p) * log_term
-    proof = _proof_width_factor(p) * log_term
+    x = np.log1p(-dlt) / d_arr
+    tiny = x > -1e-300  # 1 - (1 - delta)^(1/d) ~ delta / d below float range: use the logarithm directly
+    with np.errstate(divide="ignore"):
+        log_term = np.where(tiny, np.log(d_arr) - np.log(dlt), -np.log(-np.expm1(np.where(tiny, -1.0, x))))
+    with np.errstate(over="ignore"):
+        paper = width_factor(p) * log_term
+        proof = _proof_width_factor(p) * log_term
     return LowerBound(
         paper_bound=paper,
         proof_bound=proof,
-        paper_width=np.maximum(1, _to_int(paper, "density")),
-        proof_width=np.maximum(1, _to_int(proof, "density")),
+        paper_width=np.maximum(1, _to_int(paper, "use a larger density or delta")),
+        proof_width=np.maximum(1, _to_int(proof, "use a larger density or delta")),
         inputs={"d": d_arr.astype(np.int64), "density": p, "delta": dlt},
     )
 
@@ -382,7 +404,8 @@ def lemma_2_4(
         factor = np.maximum(1.0, factor)
     elif form != "stated":
         raise ValueError(f"form must be 'stated' or 'uniform', got {form!r}")
-    out: FloatArray = c * factor * -np.log(np.minimum(dlt, eps))
+    with np.errstate(over="ignore"):
+        out: FloatArray = c * factor * -np.log(np.minimum(dlt, eps))
     return out
 
 
@@ -390,7 +413,8 @@ def lemma_2_4_width(
     density: ArrayLike, epsilon: ArrayLike, delta: ArrayLike, C: float = 1.0, form: LemmaForm = "stated"
 ) -> IntArray:
     """The integer ``n`` of Lemma 2.4: ``max(1, ceil(lemma_2_4(...)))``."""
-    return np.maximum(1, _to_int(lemma_2_4(density, epsilon, delta, C, form), "density"))
+    advice = "use a larger density, epsilon or delta, or a smaller C"
+    return np.maximum(1, _to_int(lemma_2_4(density, epsilon, delta, C, form), advice))
 
 
 def epsilon_l(epsilon: ArrayLike, weight_norms: ArrayLike, B: ArrayLike, n_out: int) -> FloatArray:
@@ -419,7 +443,8 @@ def epsilon_l(epsilon: ArrayLike, weight_norms: ArrayLike, B: ArrayLike, n_out: 
     e = eps[..., None] / L
     downstream = np.cumprod((w + e)[..., ::-1], axis=-1)[..., ::-1]  # prod_{k >= l}
     tail = np.concatenate([downstream[..., 1:], np.ones_like(downstream[..., :1])], axis=-1)  # prod_{k > l}
-    bracket = (1.0 + b) * (1.0 + e) ** (L - 1) * tail
+    with np.errstate(over="ignore"):
+        bracket = (1.0 + b) * (1.0 + e) ** (L - 1) * tail
     out: FloatArray = eps[..., None] / (n * L) / bracket
     return out
 
@@ -468,11 +493,17 @@ def theorem_2_5(
     eps = np.broadcast_to(eps, batch + (L,))
     dlt = np.broadcast_to(dlt, batch)
     wf_min = width_factor(p.min(axis=-1))
-    rho = c * N_T ** (1.0 + g) * wf_min ** (1.0 + g) * -np.log(np.minimum(eps.min(axis=-1), dlt))
-    rho = np.maximum(rho, 1.0)
-    q = np.ones(batch + (L + 1,), dtype=np.float64)
-    q[..., :L] = np.maximum(1.0, c * width_factor(p) * -np.log(np.minimum(eps, (dlt / rho)[..., None])))
-    q_int = _to_int(q, "density")
+    # rho and 1 / min(eps, delta / rho) in logarithms: rho itself may exceed the float range
+    with np.errstate(over="ignore", divide="ignore"):
+        log_rho = (np.log(c) + (1.0 + g) * (np.log(N_T) + np.log(wf_min))
+                   + np.log(-np.log(np.minimum(eps.min(axis=-1), dlt))))
+        log_rho = np.maximum(log_rho, 0.0)
+        log_inverse = np.maximum(-np.log(eps), (log_rho - np.log(dlt))[..., None])
+        q = np.ones(batch + (L + 1,), dtype=np.float64)
+        q[..., :L] = np.maximum(1.0, c * width_factor(p) * log_inverse)
+        rho = np.exp(log_rho)
+    q_int = _to_int(q, "use a larger density or delta, or a smaller C or gamma")
     widths = _source_widths(q_int, n_T)
-    record = {"target_widths": n_T, "density": p, "delta": dlt, "epsilon_l": eps, "C": c, "gamma": g, "rho": rho}
+    record = {"target_widths": n_T, "density": p, "delta": dlt, "epsilon_l": eps, "C": c, "gamma": g,
+              "rho": np.where(np.isfinite(rho), rho, np.nan), "log_rho": log_rho}
     return WidthBound("2.5", q, q_int, widths, record)

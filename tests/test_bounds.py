@@ -346,3 +346,26 @@ def test_huge_targets_give_exact_widths_or_refuse(widths: list[int], p: float, d
     assert got == [a * n for a, n in zip(r.q_int.tolist(), widths, strict=True)]
     assert all(w >= n for w, n in zip(got, widths, strict=True))
     np.testing.assert_allclose(r.q, q, rtol=1e-9)
+
+
+def test_tiny_delta_and_density_stay_in_logarithms_without_warnings() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        r = bounds.theorem_2_1(784, 128, 10, 0.5, 1e-320)  # L m q / delta exceeds the float range
+        q1 = (math.log(2 * 1280) - math.log(1e-320)) / math.log(2)
+        q0 = (math.log(2 * 100352) + math.log(math.ceil(q1)) - math.log(1e-320)) / math.log(2)
+        np.testing.assert_allclose(r.q, [q0, q1, 1.0], rtol=1e-12)
+        lb = bounds.theorem_2_3(5, 0.5, 1e-320)  # 1 - (1 - delta)^(1/d) = delta / d below float range
+        assert float(lb.paper_bound) == pytest.approx((math.log(5) - math.log(1e-320)) / math.log(2), rel=1e-12)
+        big = bounds.theorem_2_5([5, 4, 2], 0.5, 0.01, 0.1, gamma=300.0)  # rho = e^1115 overflows, q does not
+        # rho = C N_T^(1+g) (1/log 2)^(1+g) log(1/min(eps, delta)), N_T = 5*4 + 4*2 = 28
+        log_rho = 301.0 * (math.log(28) - math.log(math.log(2))) + math.log(math.log(100))
+        assert float(big.inputs["log_rho"]) == pytest.approx(log_rho, rel=1e-12)
+        assert big.as_dict()["inputs"]["rho"] is None  # beyond the float range; JSON stays valid
+        expected = (log_rho - math.log(0.01)) / math.log(2)
+        np.testing.assert_allclose(big.q[:2], [expected, expected], rtol=1e-12)
+        for call in (lambda: bounds.theorem_2_5([5, 4, 2], 0.5, 0.01, 0.1, gamma=1e308),
+                     lambda: bounds.theorem_2_5([5, 4, 2], 0.5, 0.01, 0.1, C=1e308),
+                     lambda: bounds.theorem_2_2([5, 4, 2], 1e-320, 0.01)):
+            with pytest.raises(ValueError, match=r"coverage factor q = .*, too large for integer widths"):
+                call()
