@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from ertrain.models import MODELS, build_model, layer_weight, maskable_layers
+from ertrain.models.vgg import VGG
 
 
 def n_params(model: nn.Module) -> int:
@@ -142,7 +143,7 @@ def test_bad_names_and_options() -> None:
 
 # The layer lists of the paper's code (ER_DST/models/vgg.py, ``defaultcfg``): four 'M' (max-pools), the
 # last block unpooled; convs 3x3 without bias, each followed by BatchNorm2d (affine); Linear(512, classes).
-PAPER_CODE_CFG = {
+PAPER_CODE_CFG: dict[str, list[int | str]] = {
     "vgg16": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512],
     "vgg19": [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512],
 }
@@ -174,6 +175,7 @@ def test_paper_code_vgg_parameters_by_hand(name: str, classes: int) -> None:
 def test_paper_code_vgg_forward_on_cifar_and_tiny_imagenet_sizes() -> None:
     torch.set_num_threads(1)
     model = built("vgg16", num_classes=7, width=0.125, variant="paper-code").eval()
+    assert isinstance(model, VGG)
     with torch.no_grad():
         for size in (32, 64):  # the code's AvgPool2d(2) / AvgPool2d(4) see a 2x2 / 4x4 map: a global pool
             features = model.features(torch.randn(2, 3, size, size))
@@ -187,6 +189,7 @@ def test_paper_code_vgg_initialisation() -> None:
     """Kaiming-normal fan-out convs (std sqrt(2 / (c_out k^2))), N(0, 0.01^2) classifier, zero biases."""
     torch.manual_seed(0)
     model = built("vgg16", num_classes=10, variant="paper-code")
+    assert isinstance(model, VGG)
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
     first, last = convs[0], convs[-1]
     # first conv (64, 3, 3, 3): fan_out = 64 * 9 = 576, fan_in = 27 -- the two modes differ by a factor 4.6
