@@ -45,3 +45,16 @@ def test_a_failing_cell_fails_the_run(tmp_path: Path) -> None:
     bad.write_text("# %%\nx = 1\n\n# %%\nraise RuntimeError('broken cell')\n")
     with pytest.raises(nbclient.exceptions.CellExecutionError, match="broken cell"):
         _runner().execute(bad, write=False)
+
+
+@pytest.mark.slow
+def test_the_kernel_runs_without_the_tcp_warning(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """The kernel is reached over private Unix sockets, so it prints no warning about unencrypted TCP."""
+    pytest.importorskip("jupytext")
+    pytest.importorskip("nbclient")
+    source = tmp_path / "01_tiny.py"
+    source.write_text("# %%\nimport sys\nprint('ran', file=sys.stderr)\n")
+    _runner().execute(source, write=False)
+    err = capfd.readouterr().err
+    assert "without encryption" not in err
+    assert "TCP" not in err
