@@ -8,7 +8,8 @@ next run skips the figure while the hash is the same and its outputs exist.
 
 ``figures/out/`` is not tracked.  The README and ``docs/`` show the committed copies in ``docs/figures/``;
 ``--publish`` brings every published figure up to date (the full teacher-student study takes minutes),
-copies its files there and regenerates ``docs/teacher_student.md``.
+copies its files there and regenerates ``docs/teacher_student.md``.  The reproduction study's figures are
+made with its results (``figures/reproduction_claims.py``), not here.
 
     python3 figures/make_all.py                     # the default figures, each only when stale
     python3 figures/make_all.py --only slt_width --force
@@ -66,11 +67,6 @@ FIGURES: tuple[Figure, ...] = (
     Figure("mc_vs_exact", "mc_vs_exact", _files("mc_vs_exact", ".png", ".csv")),
     Figure("subset_sum_scaling", "subset_sum_scaling", _files("subset_sum_scaling", ".png", ".csv", "_fit.csv")),
     Figure("slt_width", "slt_width", _files("slt_width", ".png", ".csv")),
-    Figure(
-        "reproduction_claims", "reproduction_claims", _files("reproduction_claims", ".png", ".csv"),
-        args=("--mode", "quick"),
-        data=("results/reproduction/quick_claim1.csv", "results/reproduction/quick_claim2.csv"),
-    ),
     Figure(
         "teacher_student", "teacher_student", _files("teacher_student", ".png", ".csv", "_summary.csv"),
         args=("--small",), default=False, published=False,
