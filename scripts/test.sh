@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
-# Install with the dev tools, then lint (ruff), type-check (mypy) and run the whole test suite.
+# Create/update .venv with the dev tools (scripts/install.sh dev), then lint (ruff), type-check (mypy) and run the
+# test suite.  Arguments go to pytest, e.g. `bash scripts/test.sh tests/test_bounds.py -x`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh dev
-python3 -m ruff check .
-python3 -m mypy
-python3 -m pytest -n 2 --hypothesis-profile=ci "$@"
+py=.venv/bin/python
+echo "[test] ruff check ."
+"$py" -m ruff check .
+echo "[test] mypy"
+"$py" -m mypy
+echo "[test] pytest -n 2 --hypothesis-profile=ci $*"
+"$py" -m pytest -n 2 --hypothesis-profile=ci "$@"
