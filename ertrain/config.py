@@ -33,7 +33,9 @@ from typing import Any, ClassVar
 from ertheory._validate import check_density, check_density_or_sparsity
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
-SCHEDULES = ("cosine", "multistep", "constant")
+SCHEDULES = ("cosine", "multistep", "constant", "step")
+SELECT_CHOICES = ("final", "best_val", "best_test")
+SCALE_FAN_PER = ("neuron", "layer", "global")
 FLOW_REPAIR_MODES = ("random_add", "rejection")
 
 
@@ -85,9 +87,37 @@ class TrainConfig:
     device: str = field(
         default="auto", metadata=_meta("'auto' (CUDA if present), 'cpu', 'cuda', 'cuda:1'", execution=True)
     )
+    nesterov: bool = field(default=False, metadata=_meta("SGD with Nesterov momentum"))
+    schedule_options: dict[str, Any] = field(
+        default_factory=dict, metadata=_meta("JSON options of the schedule, e.g. '{\"milestones\": [0.5, 0.75]}'")
+    )
+    warmup_epochs: int = field(default=0, metadata=_meta("epochs of linear warm-up before the schedule"))
+    val_fraction: float = field(
+        default=0.0, metadata=_meta("fraction of the training set held out as a validation split (not trained on)")
+    )
+    select: str = field(
+        default="final",
+        metadata=_meta("the reported accuracy: final epoch, test at the best validation epoch, or best test",
+                       choices=("final", "best_val", "best_test")),
+    )
+    select_from_epoch: int = field(default=0, metadata=_meta("epochs before this one are not selected"))
+    init_scale_fan: bool = field(default=False, metadata=_meta("rescale initial weights by the kept fan-in"))
+    init_scale_fan_per: str = field(
+        default="neuron", metadata=_meta("kept fan-in per neuron, per layer or global (the paper's code)")
+    )
+    protocol: str = field(
+        default="exact",
+        metadata=_meta("how the paper's settings are read: 'exact' (corrected) or 'paper-code' (what its code ran)"),
+    )
+    recipe: str | None = field(
+        default=None, metadata=_meta("the recipe whose values filled the unset fields (recorded, not hashed)")
+    )
+    log: tuple[str, ...] = field(
+        default=(), metadata=_meta("experiment trackers besides metrics.jsonl: tensorboard, wandb", execution=True)
+    )
 
     #: Fields that never enter the run hash.
-    EXECUTION_FIELDS: ClassVar[tuple[str, ...]] = ("data_dir", "device", "compile", "channels_last")
+    EXECUTION_FIELDS: ClassVar[tuple[str, ...]] = ("data_dir", "device", "compile", "channels_last", "log", "recipe")
 
     def __post_init__(self) -> None:
         for name in ("model", "dataset", "density_scheme", "method"):
@@ -110,18 +140,26 @@ class TrainConfig:
             raise ValueError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {self.device!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        from ertrain.schedules import LR_SCHEDULES
+
+        if self.schedule not in LR_SCHEDULES:
+            raise ValueError(f"schedule must be one of {tuple(LR_SCHEDULES)}, got {self.schedule!r}")
+        if self.flow_repair == "none":  # written out as "off" (sweep files cannot hold a null)
+            object.__setattr__(self, "flow_repair", None)
         if self.flow_repair is not None and self.flow_repair not in FLOW_REPAIR_MODES:
             raise ValueError(f"flow_repair must be one of {FLOW_REPAIR_MODES} or None, got {self.flow_repair!r}")
         if self.density_scheme == "dense" and self.density != 1.0:
             raise ValueError(f"density_scheme 'dense' needs density 1, got {self.density!r} (choose a scheme)")
-        for name in ("data_options", "density_options", "model_options", "method_options"):
+        _check_protocol_fields(self)
+        for name in ("data_options", "density_options", "model_options", "method_options", "schedule_options"):
             value = getattr(self, name)
             if not isinstance(value, dict):
                 raise ValueError(f"{name} must be a dict, got {value!r}")
             object.__setattr__(self, name, _jsonable(value, name))
         object.__setattr__(self, "method_options", _method_options(self.method, self.method_options))
+        if isinstance(self.log, str) or not all(isinstance(k, str) for k in self.log):
+            raise ValueError(f"log must be a list of tracker names, got {self.log!r}")
+        object.__setattr__(self, "log", tuple(self.log))
         _check_names(self)
 
     # -- serialisation ---------------------------------------------------------------------------
@@ -192,94 +230,154 @@ class TrainConfig:
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
         """Add one flag per field (``--batch-size``...), ``--sparsity``/``--density`` and method options."""
-        from ertrain.data import DATASETS
-        from ertrain.density import DENSITY_SCHEMES
-        from ertrain.methods import METHODS
+        from ertheory.cli_flags import add_density_flags
 
-        registry_choices = {
-            "dataset": tuple(sorted(DATASETS)),
-            "density_scheme": tuple(sorted(DENSITY_SCHEMES)),
-            "method": tuple(sorted(METHODS)),
-        }
         hints = typing.get_type_hints(cls)
+        names = _registry_choices()
         for f in dataclasses.fields(cls):
-            if f.name in ("density", "method_options"):
-                continue
-            flag = "--" + f.name.replace("_", "-")
-            tp = hints[f.name]
-            help_text = f.metadata.get("help", "")
-            choices = registry_choices.get(f.name, f.metadata.get("choices"))
-            required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-            default_text = "" if f.default in (dataclasses.MISSING, None) else f" (default: {f.default})"
-            if tp is bool:
-                parser.add_argument(
-                    flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None,
-                    help=help_text + default_text,
-                )
-            elif _is_dict(tp):
-                parser.add_argument(flag, dest=f.name, type=_json_object(f.name), default=None,
-                                    metavar="JSON", help=help_text)
-            else:
-                base = _base_type(tp)
-                parser.add_argument(
-                    flag, dest=f.name, type=base, choices=choices, default=None, required=required,
-                    help=help_text + default_text,
-                )
-        group = parser.add_mutually_exclusive_group()
-        group.add_argument("--density", dest="density", type=float, default=None,
-                           help="overall density of the masked layers (fraction kept)")
-        group.add_argument("--sparsity", dest="sparsity", type=float, default=None,
-                           help="overall sparsity (1 - density); give --density or --sparsity, not both")
-
-        for mname, mcls in sorted(METHODS.items()):
-            ohints = typing.get_type_hints(mcls.Options)
-            fields = dataclasses.fields(mcls.Options)
-            if not fields:
-                continue
-            ogroup = parser.add_argument_group(f"options of --method {mname}")
-            for of in fields:
-                otp = ohints[of.name]
-                oflag = f"--{mname}-{of.name.replace('_', '-')}"
-                odest = f"method_opt__{mname}__{of.name}"
-                ohelp = of.metadata.get("help", "") + f" (default: {of.default})"
-                if otp is bool:
-                    ogroup.add_argument(oflag, dest=odest, action=argparse.BooleanOptionalAction, default=None,
-                                        help=ohelp)
-                elif _sequence_item(otp) is not None:
-                    ogroup.add_argument(oflag, dest=odest, type=_sequence_item(otp), nargs="+", default=None,
-                                        metavar=of.name.upper(), help=ohelp)
-                else:
-                    choices = of.metadata.get("choices")
-                    ogroup.add_argument(oflag, dest=odest, type=_base_type(otp), default=None, choices=choices,
-                                        metavar=None if choices else of.name.upper(), help=ohelp)
+            if f.name not in ("density", "method_options"):
+                _add_field_flag(parser, f, hints[f.name], names.get(f.name))
+        add_density_flags(parser, required=False, what="overall density of the masked layers")
+        _add_method_flags(parser)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> TrainConfig:
-        """Build the config from parsed flags; flags left out keep the dataclass defaults."""
-        kwargs: dict[str, Any] = {}
+        """Build the config from parsed flags with :meth:`build` (the recipe fills what the flags leave out)."""
+        fields: dict[str, Any] = {}
         for f in dataclasses.fields(cls):
             if f.name in ("density", "method_options"):
                 continue
             value = getattr(args, f.name, None)
             if value is not None:
-                kwargs[f.name] = value
+                fields[f.name] = value
         density = getattr(args, "density", None)
         sparsity = getattr(args, "sparsity", None)
         if density is not None or sparsity is not None:
-            kwargs["density"] = check_density_or_sparsity(density, sparsity)
-        elif kwargs.get("density_scheme", "dense") != "dense":
-            raise ValueError(f"density scheme {kwargs['density_scheme']!r} needs --density or --sparsity")
-        method = kwargs.get("method", "static")
-        options: dict[str, Any] = {}
-        for key, value in vars(args).items():
-            if not key.startswith("method_opt__") or value is None:
-                continue
-            _, mname, oname = key.split("__", 2)
-            if mname != method:
-                raise ValueError(f"--{mname}-{oname.replace('_', '-')} given but --method is {method!r}")
-            options[oname] = list(value) if isinstance(value, list) else value
-        kwargs["method_options"] = options
-        return cls(**kwargs)
+            fields["density"] = check_density_or_sparsity(density, sparsity)
+            fields.setdefault("density_scheme", "uniform")
+        elif fields.get("density_scheme", "dense") != "dense":
+            raise ValueError(f"density scheme {fields['density_scheme']!r} needs --density or --sparsity")
+        method = fields.get("method", "static")
+        fields["method_options"] = _method_flags(args, method)
+        return cls.build(fields, default_recipe=True)
+
+    @classmethod
+    def build(cls, fields: dict[str, Any], *, default_recipe: bool = False) -> TrainConfig:
+        """A config from explicit ``fields``, the unset ones filled by the protocol, then by the recipe.
+
+        Precedence: explicit fields > the protocol's values > the recipe's values > the dataclass
+        defaults (option dicts merge entry by entry).  The recipe is ``fields["recipe"]``, else
+        (``default_recipe=True``, as on the command line) the default recipe of the model and dataset.
+        The resolved values are stored in the config, so a run never depends on a file that may change.
+        """
+        from ertrain.protocol import resolve_protocol
+        from ertrain.recipes import default_recipe as pick_recipe
+        from ertrain.recipes import load_recipe
+
+        fields = dict(fields)
+        for name in ("model", "dataset"):
+            if name not in fields:
+                raise ValueError(f"a training config needs {name!r}")
+        recipe = fields.get("recipe") or (pick_recipe(fields["model"], fields["dataset"]) if default_recipe else None)
+        base: dict[str, Any] = dict(load_recipe(recipe)) if recipe is not None else {}
+        protocol = resolve_protocol(
+            fields.get("protocol", "exact"), model=fields["model"], dataset=fields["dataset"],
+            method=fields.get("method", "static"), density_scheme=fields.get("density_scheme", "dense"),
+            explicit=fields,
+        )
+        merged = {**base, **protocol}
+        for key in ("data_options", "density_options", "model_options", "method_options", "schedule_options"):
+            if isinstance(base.get(key), dict) and isinstance(protocol.get(key), dict):
+                merged[key] = {**base[key], **protocol[key]}
+        if recipe is not None:
+            merged["recipe"] = recipe
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(merged) - known)
+        if unknown:
+            raise ValueError(f"unknown TrainConfig fields {unknown}; valid fields: {', '.join(sorted(known))}")
+        return cls(**merged)
+
+
+def _registry_choices() -> dict[str, tuple[str, ...]]:
+    from ertrain.data import DATASETS
+    from ertrain.density import DENSITY_SCHEMES
+    from ertrain.methods import METHODS
+    from ertrain.models import MODELS
+    from ertrain.protocol import PROTOCOLS
+    from ertrain.recipes import RECIPES
+    from ertrain.schedules import LR_SCHEDULES
+    from ertrain.tracking import TRACKERS
+
+    return {"model": tuple(MODELS), "dataset": tuple(sorted(DATASETS)), "density_scheme": tuple(DENSITY_SCHEMES),
+            "schedule": tuple(LR_SCHEDULES),
+            "method": tuple(METHODS), "protocol": tuple(PROTOCOLS), "recipe": tuple(RECIPES), "log": tuple(TRACKERS)}
+
+
+def _add_field_flag(parser: Any, f: dataclasses.Field[Any], tp: Any, names: tuple[str, ...] | None) -> None:
+    """One ``--field-name`` flag: booleans get ``--no-...``, dicts take JSON, sequences take several values.
+
+    Registry names (``names``) are listed in the help and checked when the config is built, so an
+    unknown one gets the registry's message (the bad name and the valid ones).
+    """
+    flag = "--" + f.name.replace("_", "-")
+    help_text = f.metadata.get("help", "")
+    if names:
+        help_text += f" [{', '.join(names)}]"
+    required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    if f.default not in (dataclasses.MISSING, None, ()):
+        help_text += f" (default: {f.default}, or the recipe's)"
+    choices = None if names else f.metadata.get("choices")
+    meta = {"metavar": f.name.upper()} if names or choices else {}
+    if tp is bool:
+        parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+    elif _is_dict(tp):
+        parser.add_argument(flag, dest=f.name, type=_json_object(f.name), default=None, metavar="JSON",
+                            help=help_text)
+    elif _sequence_item(tp) is not None:
+        parser.add_argument(flag, dest=f.name, type=_sequence_item(tp), nargs="+", default=None, help=help_text,
+                            **meta)
+    else:
+        parser.add_argument(flag, dest=f.name, type=_base_type(tp), choices=choices, default=None, required=required,
+                            help=help_text, **meta)
+
+
+def _add_method_flags(parser: Any) -> None:
+    """``--<method>-<option>`` flags from every method's ``Options`` dataclass, one group per method."""
+    from ertrain.methods import METHODS
+
+    for mname, mcls in sorted(METHODS.items()):
+        ohints = typing.get_type_hints(mcls.Options)
+        fields = dataclasses.fields(mcls.Options)
+        if not fields:
+            continue
+        ogroup = parser.add_argument_group(f"options of --method {mname}")
+        for of in fields:
+            otp = ohints[of.name]
+            oflag = f"--{mname}-{of.name.replace('_', '-')}"
+            odest = f"method_opt__{mname}__{of.name}"
+            ohelp = of.metadata.get("help", "") + f" (default: {of.default})"
+            if otp is bool:
+                ogroup.add_argument(oflag, dest=odest, action=argparse.BooleanOptionalAction, default=None, help=ohelp)
+            elif _sequence_item(otp) is not None:
+                ogroup.add_argument(oflag, dest=odest, type=_sequence_item(otp), nargs="+", default=None,
+                                    metavar=of.name.upper(), help=ohelp)
+            else:
+                ochoices = of.metadata.get("choices")
+                ogroup.add_argument(oflag, dest=odest, type=_base_type(otp), default=None, choices=ochoices,
+                                    metavar=None if ochoices else of.name.upper(), help=ohelp)
+
+
+def _method_flags(args: argparse.Namespace, method: str) -> dict[str, Any]:
+    """The ``--<method>-<option>`` flags given (an option of another method is an error)."""
+    options: dict[str, Any] = {}
+    for key, value in vars(args).items():
+        if not key.startswith("method_opt__") or value is None:
+            continue
+        _, mname, oname = key.split("__", 2)
+        if mname != method:
+            raise ValueError(f"--{mname}-{oname.replace('_', '-')} given but --method is {method!r}")
+        options[oname] = list(value) if isinstance(value, list) else value
+    return options
 
 
 #: Version of the run-name scheme; bump it only when a change must rename every run.
@@ -314,8 +412,19 @@ def _check_names(config: TrainConfig) -> None:
     from ertrain.data import DATASETS
     from ertrain.density import DENSITY_SCHEMES
     from ertrain.models import MODELS
+    from ertrain.protocol import PROTOCOLS
 
     MODELS.check(config.model)
+    PROTOCOLS.check(config.protocol)
+    if config.recipe is not None:
+        from ertrain.recipes import RECIPES
+
+        RECIPES.check(config.recipe)
+    if config.log:
+        from ertrain.tracking import TRACKERS
+
+        for kind in config.log:
+            TRACKERS.check(kind)
     if config.dataset not in DATASETS:
         raise ValueError(f"unknown dataset {config.dataset!r}; valid names: {', '.join(sorted(DATASETS))}")
     from ertrain.data.identity import check_compatible
@@ -326,6 +435,22 @@ def _check_names(config: TrainConfig) -> None:
     entry = DENSITY_SCHEMES.entry(config.density_scheme)
     if entry.options is not None:
         entry.make_options(config.density_options)
+
+
+def _check_protocol_fields(config: TrainConfig) -> None:
+    """The fields the protocols set: warm-up, validation split, selection, sparsity-aware initialisation."""
+    _check_int(config.warmup_epochs, "warmup_epochs", 0)
+    _check_int(config.select_from_epoch, "select_from_epoch", 0)
+    if not 0.0 <= float(config.val_fraction) < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {config.val_fraction!r}")
+    if config.select not in SELECT_CHOICES:
+        raise ValueError(f"select must be one of {SELECT_CHOICES}, got {config.select!r}")
+    if config.select == "best_val" and config.val_fraction == 0.0:
+        raise ValueError("select 'best_val' needs a validation split: set val_fraction > 0")
+    if config.init_scale_fan_per not in SCALE_FAN_PER:
+        raise ValueError(f"init_scale_fan_per must be one of {SCALE_FAN_PER}, got {config.init_scale_fan_per!r}")
+    if config.nesterov and (config.optimizer != "sgd" or config.momentum <= 0):
+        raise ValueError("nesterov needs optimizer 'sgd' with momentum > 0")
 
 
 def _check_int(value: Any, name: str, minimum: int) -> None:

@@ -362,6 +362,6 @@ def _git_commit() -> str | None:
 
 __all__ = [
     "CHECKPOINT", "CONFIG", "DATA_IDENTITY", "ERROR", "LOCK", "METRICS", "PREVIOUS_CHECKPOINT", "PROVENANCE",
-    "RESULT", "STATUSES", "ForeignCheckpointError", "RunDir", "RunLockedError", "provenance", "read_checkpoint", "save_checkpoint",
-    "state_digest",
+    "RESULT", "STATUSES", "ForeignCheckpointError", "RunDir", "RunLockedError", "provenance", "read_checkpoint",
+    "save_checkpoint", "state_digest",
 ]

@@ -64,22 +64,28 @@ def test_flags_cover_every_field() -> None:
         "--model", "resnet20", "--dataset", "cifar100", "--data-dir", "/d", "--data-options", '{"check_counts": false}',
         "--data-seed", "3", "--density-scheme", "erk", "--sparsity", "0.9", "--density-options", '{"form": "text"}',
         "--flow-repair", "rejection", "--method", "static", "--epochs", "7", "--batch-size", "64", "--lr", "0.2",
-        "--momentum", "0.5", "--weight-decay", "0.001", "--optimizer", "adamw", "--schedule", "multistep",
+        "--momentum", "0.5", "--weight-decay", "0.001", "--schedule", "multistep",
         "--lr-min", "0.01", "--label-smoothing", "0.1", "--no-augment", "--seed", "5", "--width", "2",
         "--model-options", '{"shortcut": "A"}', "--no-amp", "--no-channels-last", "--compile", "--device", "cpu",
+        "--nesterov", "--optimizer", "sgd", "--schedule-options", '{"milestones": [0.3, 0.6]}', "--warmup-epochs", "2",
+        "--val-fraction", "0.1", "--select", "best_val", "--select-from-epoch", "3", "--init-scale-fan",
+        "--init-scale-fan-per", "layer", "--protocol", "paper-code", "--recipe", "digits-mlp", "--log", "tensorboard",
     )
     expected = TrainConfig(
         model="resnet20", dataset="cifar100", data_dir="/d", data_options={"check_counts": False}, data_seed=3,
         density_scheme="erk", density=0.1, density_options={"form": "text"}, flow_repair="rejection", epochs=7,
-        batch_size=64, lr=0.2, momentum=0.5, weight_decay=0.001, optimizer="adamw", schedule="multistep",
+        batch_size=64, lr=0.2, momentum=0.5, weight_decay=0.001, optimizer="sgd", schedule="multistep",
         lr_min=0.01, label_smoothing=0.1, augment=False, seed=5, width=2.0, model_options={"shortcut": "A"},
-        amp=False, channels_last=False, compile=True, device="cpu",
+        amp=False, channels_last=False, compile=True, device="cpu", nesterov=True,
+        schedule_options={"milestones": [0.3, 0.6], "gamma": 0.1}, warmup_epochs=2, val_fraction=0.1, select="best_val",
+        select_from_epoch=3, init_scale_fan=True, init_scale_fan_per="layer", protocol="paper-code",
+        recipe="digits-mlp", log=("tensorboard",),
     )
     assert cfg == expected
     # every field except the method options was set away from its default by a flag
     defaults = TrainConfig(model="mlp", dataset="digits")
     unchanged = [f.name for f in dataclasses.fields(TrainConfig) if getattr(cfg, f.name) == getattr(defaults, f.name)]
-    assert unchanged == ["method", "method_options"]
+    assert sorted(unchanged) == ["method", "method_options", "optimizer"]
 
 
 def test_sparsity_and_density_name_the_same_run() -> None:
@@ -107,7 +113,7 @@ def test_sparsity_and_density_together_exit_2(capsys: pytest.CaptureFixture[str]
         ({"batch_size": 0}, "batch_size"),
         ({"lr": 0.0}, "lr"),
         ({"optimizer": "lbfgs"}, "lbfgs"),
-        ({"schedule": "step"}, "step"),
+        ({"schedule": "steps"}, "steps"),
         ({"flow_repair": "magic"}, "magic"),
         ({"method": "nosuch"}, "static"),
         ({"method_options": {"cycles": 3}}, "cycles"),

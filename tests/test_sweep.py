@@ -26,8 +26,10 @@ from ertrain.sweep import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-SHIPPED = sorted((ROOT / "configs").rglob("*.toml"))
-EXPERIMENTS = sorted({p.parent for p in (ROOT / "configs").glob("*/*.toml")})
+# configs/reproduction/{quick,cpu,full}.toml are study designs (ertrain.study), not sweep files
+STUDY_DESIGNS = {ROOT / "configs" / "reproduction" / f"{v}.toml" for v in ("quick", "cpu", "full")}
+SHIPPED = sorted(p for p in (ROOT / "configs").rglob("*.toml") if p not in STUDY_DESIGNS)
+EXPERIMENTS = sorted({p.parent for p in SHIPPED if p.parent.parent == ROOT / "configs"})
 
 TINY = """
 name = "tiny"

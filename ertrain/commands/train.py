@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from typing import Any
 
-from ertheory.cli_util import print_json
+EPILOG = """examples:
+  ertrain train --model mlp --dataset digits --density-scheme balanced --sparsity 0.9
+  ertrain train --model mlp --dataset fashion-mnist --density-scheme erk --sparsity 0.95 --out runs/
+  ertrain train --model vgg16 --dataset cifar10 --protocol paper-code --print-config
+  ertrain train --model mlp --dataset digits --method rigl --density-scheme erk --sparsity 0.9 --rigl-update-every 20
+
+Unset hyper-parameters come from the recipe of the model and dataset (--recipe NAME picks another;
+--print-config shows what was resolved), then from --protocol.
+"""
 
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
@@ -17,36 +26,44 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         help="train one model (dense or ER-sparse) and write its run directory",
         description=(
             "Train one configuration in OUT/<run hash>/ (config.json, metrics.jsonl, checkpoint.pt, result.json). "
-            "Re-running the same command resumes from the last good checkpoint; a finished run is not re-run. "
-            "Optimiser defaults are the paper's CIFAR settings (SGD 0.1, momentum 0.9, wd 5e-4, batch 128, "
-            "160 epochs, cosine schedule)."
+            "Re-running the same command resumes from the last good checkpoint; a finished run is not re-run."
         ),
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     TrainConfig.add_arguments(parser)
     parser.add_argument("--out", default="runs", help="runs directory (default: runs/)")
     parser.add_argument("--no-resume", action="store_true", help="ignore existing checkpoints and start over")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                        help="progress bar on stderr (default: only on a terminal)")
+                        help="progress bar on a terminal, one line per epoch otherwise (default: on)")
+    parser.add_argument("--print-config", action="store_true",
+                        help="print the fully resolved configuration as JSON and exit without training")
     parser.add_argument("--json", action="store_true", help="print result.json as one JSON object")
     parser.set_defaults(func=run)
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
+    from ertheory.jsonio import print_json
     from ertrain.config import TrainConfig
-    from ertrain.train import run as run_training
+    from ertrain.runner import run_config
 
     config = TrainConfig.from_args(args)
-    result = run_training(config, args.out, resume=not args.no_resume, progress=args.progress)
+    if args.print_config:
+        print(config.to_json())
+        return 0
+    if not str(args.out):
+        raise ValueError("--out must name a directory, got an empty path")
+    outcome = run_config(config, args.out, resume=not args.no_resume, progress=args.progress)
     if int(os.environ.get("RANK", "0")) != 0:  # under torchrun only rank 0 reports
         return 0
+    if outcome.cached:
+        sys.stderr.write(f"already finished: {outcome.run_dir} (remove it to train again)\n")
     if args.json:
-        print_json(result)
-    else:
-        from pathlib import Path
-
-        acc = result.get("test_accuracy")
-        acc_text = "n/a" if acc is None else f"{acc:.4f}"
-        print(f"run directory: {Path(args.out) / config.run_hash()}")
-        print(f"test accuracy: {acc_text}  density: {result['density']:.4f}  epochs: {result['epochs_done']}")
+        print_json(outcome.result)
+        return 0
+    result = outcome.result
+    acc = result.get("test_accuracy")
+    print(f"run directory: {outcome.run_dir}")
+    print(f"test accuracy: {'n/a' if acc is None else f'{acc:.4f}'}  density: {result['density']:.4f}  "
+          f"epochs: {result['epochs_done']}")
     return 0

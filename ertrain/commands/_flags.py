@@ -1,0 +1,50 @@
+"""Flags that several ``ertrain`` commands share; their help lists the registries' names.
+
+Names are not argparse ``choices``: the registry checks them, and its message names the bad value
+and every valid one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from typing import Any
+
+
+def add_scheme_flag(parser: argparse.ArgumentParser | Any, *, default: str | None) -> None:
+    """``--density-scheme`` with the registered schemes as choices."""
+    from ertrain.density import DENSITY_SCHEMES
+
+    names = DENSITY_SCHEMES.names()
+    parser.add_argument("--density-scheme", default=default, metavar="SCHEME",
+                        help=f"layerwise density scheme: {', '.join(names)}" + (f" (default: {default})" if default
+                                                                                 else ""))
+
+
+def add_protocol_flag(parser: argparse.ArgumentParser | Any, *, default: str | None = "exact") -> None:
+    """``--protocol`` with the registered protocols as choices."""
+    from ertrain.protocol import PROTOCOLS
+
+    names = PROTOCOLS.names()
+    parser.add_argument("--protocol", default=default, metavar="PROTOCOL",
+                        help=f"how the paper's settings are read: {', '.join(names)} (default: exact = the corrected "
+                             "reading; paper-code = what the paper's code ran)")
+
+
+def json_object(flag: str) -> Callable[[str], dict[str, Any]]:
+    """An argparse type: a JSON object (the error names the flag and the bad text)."""
+
+    def parse(text: str) -> dict[str, Any]:
+        try:
+            value = json.loads(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"{flag} must be a JSON object, got {text!r}") from exc
+        if not isinstance(value, dict):
+            raise argparse.ArgumentTypeError(f"{flag} must be a JSON object, got {text!r}")
+        return value
+
+    return parse
+
+
+__all__ = ["add_protocol_flag", "add_scheme_flag", "json_object"]
