@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,6 +87,13 @@ class Placement:
         """This rank's slice of ``size`` items."""
         return rank_slice(size, self.rank, self.world_size)
 
+    def barrier(self) -> None:
+        """Wait for every rank (no-op in a single process)."""
+        if self.world_size > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
+
     def all_reduce(self, t: torch.Tensor) -> torch.Tensor:
         """Sum ``t`` over the ranks in place (no-op in a single process)."""
         if self.world_size > 1:
@@ -127,6 +134,18 @@ def graph_batch(data: DataBundle, place: Placement) -> tuple[torch.Tensor, torch
     return data.x_train, data.y_train[idx[lo:hi]], int(idx.numel()), idx[lo:hi]
 
 
+def step_batches(
+    data: DataBundle, place: Placement, batches: Callable[[], Iterator[tuple[torch.Tensor, torch.Tensor, int]]]
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, int, torch.Tensor | None]]:
+    """The batches of one epoch as ``(x, y, global_batch_size, nodes)``: ``batches()`` with ``nodes`` None, or
+    the one full batch of graph data with the node indices of this rank."""
+    if data.is_graph:
+        yield graph_batch(data, place)
+        return
+    for x, y, size in batches():
+        yield x, y, size, None
+
+
 def steps_per_epoch(data: DataBundle, batch_size: int) -> int:
     """Optimizer steps per epoch: one per batch, one for full-batch graph data."""
     if data.is_graph:
@@ -136,5 +155,5 @@ def steps_per_epoch(data: DataBundle, batch_size: int) -> int:
 
 __all__ = [
     "AUGMENT_PADDING", "Placement", "derive_seed", "epoch_generator", "epoch_rng", "graph_batch", "rank_slice",
-    "resolve_device", "steps_per_epoch", "train_batches",
+    "resolve_device", "step_batches", "steps_per_epoch", "train_batches",
 ]

@@ -36,8 +36,8 @@ from ertrain.batches import (
     Placement,
     derive_seed,
     epoch_rng,
-    graph_batch,
     resolve_device,
+    step_batches,
     steps_per_epoch,
     train_batches,
 )
@@ -50,7 +50,6 @@ if TYPE_CHECKING:
     from ertrain.masks import Masking
 
 Scheduler = torch.optim.lr_scheduler.LRScheduler
-Batch = tuple[torch.Tensor, torch.Tensor, int, torch.Tensor | None]
 
 
 class TrainHook(Protocol):
@@ -121,14 +120,9 @@ class Trainer:
         progress: bool | None = None,
     ) -> Trainer:
         """Load the data, build the model (initialised from ``config.seed``) and sample its ER masks."""
-        from ertrain.models import build_model
-
         if data is None:
             data = load_dataset(config.dataset, config.data_dir, seed=config.data_seed, **config.data_options)
-        model_kwargs = model_kwargs_for(data)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(derive_seed(config.seed, 1))
-            model = build_model(config.model, width=config.width, **model_kwargs, **config.model_options)
+        model, model_kwargs = build_seeded_model(config, data)
         generator = torch.Generator().manual_seed(config.seed)
         masking = build_masking(config, model, data, generator)
         return cls(config, model, data, masking=masking, device=device, generator=generator,
@@ -243,14 +237,6 @@ class Trainer:
         return train_batches(self.data, self.config.batch_size, self.placement, seed=self.config.seed,
                              epoch=self.epoch, augment=self.config.augment)
 
-    def _batches(self) -> Iterator[Batch]:
-        """Training batches ``(x, y, global_batch_size, nodes)``; graphs give one full batch with node indices."""
-        if self.data.is_graph:
-            yield graph_batch(self.data, self.placement)
-            return
-        for x, y, size in self.train_batches():
-            yield x, y, size, None
-
     def _train_epoch(
         self, opt: torch.optim.Optimizer, hooks: Sequence[TrainHook], show: Silent | None = None
     ) -> tuple[float, float | None]:
@@ -262,7 +248,7 @@ class Trainer:
         loss_total = torch.zeros((), device=self.device, dtype=torch.float64)
         correct = torch.zeros((), device=self.device, dtype=torch.float64)
         seen = 0
-        for x, y, global_size, nodes in self._batches():
+        for x, y, global_size, nodes in step_batches(self.data, place, self.train_batches):
             with place.autocast():
                 out = self.net(x, self.data.adj)[nodes] if nodes is not None else self.net(x)
             batch_loss = loss_sum(out, y, task, self.config.label_smoothing)
@@ -289,10 +275,7 @@ class Trainer:
 
     def barrier(self) -> None:
         """Wait for every rank (no-op in a single process)."""
-        if self.world_size > 1:
-            import torch.distributed as dist
-
-            dist.barrier()
+        self.placement.barrier()
 
     # -- checkpoint state -----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -364,6 +347,17 @@ def wrap_model(model: nn.Module, device: torch.device, world_size: int, compile:
     return net
 
 
+def build_seeded_model(config: TrainConfig, data: DataBundle) -> tuple[nn.Module, dict[str, Any]]:
+    """``config.model`` for ``data``'s shapes, initialised from ``config.seed``; and its ``build_model`` arguments."""
+    from ertrain.models import build_model
+
+    model_kwargs = model_kwargs_for(data)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derive_seed(config.seed, 1))
+        model = build_model(config.model, width=config.width, **model_kwargs, **config.model_options)
+    return model, model_kwargs
+
+
 def build_masking(
     config: TrainConfig, model: nn.Module, data: DataBundle, generator: torch.Generator
 ) -> Masking | None:
@@ -415,5 +409,5 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'ertrain.train' has no attribute {name!r}")
 
 
-__all__ = ["TrainHook", "Trainer", "build_masking", "derive_seed", "model_kwargs_for", "resolve_device",
-           "wrap_model"]
+__all__ = ["TrainHook", "Trainer", "build_masking", "build_seeded_model", "derive_seed", "model_kwargs_for",
+           "resolve_device", "wrap_model"]

@@ -117,7 +117,7 @@ def test_pruned_weights_stay_exactly_zero_on_fast_path(data: DataBundle, device:
     x = trainer.data.x_train[:BATCH]
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
-    with trainer._autocast():
+    with trainer.placement.autocast():
         assert trainer.net(x).dtype == (torch.bfloat16 if amp else torch.float32)  # the path is really taken
     losses = run_epochs(trainer, 2)  # SGD with momentum 0.9 and weight decay: both would revive pruned weights
     assert all(math.isfinite(v) for v in losses)
@@ -143,7 +143,7 @@ def test_fast_path_close_to_float32_path(data: DataBundle, device: str) -> None:
     x = data.x_train[:32].to(fast.device)
     fast.model.eval()
     plain.model.eval()
-    with torch.no_grad(), fast._autocast():
+    with torch.no_grad(), fast.placement.autocast():
         out_fast = fast.model(x.contiguous(memory_format=torch.channels_last)).float()
     with torch.no_grad():
         out_plain = plain.model(x)

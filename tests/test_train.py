@@ -255,15 +255,52 @@ def test_cli_train_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert len(err) == 2 and "valid names" in err[-1]
 
 
-def test_progress_bar_shows_epoch_loss_accuracy_time(capsys: pytest.CaptureFixture[str]) -> None:
-    trainer = Trainer.from_config(tiny(epochs=2), progress=True)
-    trainer.fit(2, desc="static")
-    err = capsys.readouterr().err
-    for needle in ("static", "2/2", "loss=", "acc=", "test_acc=", "s_per_epoch=", "epoch 2/2"):
-        assert needle in err, needle
+def test_progress_lines_when_not_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
+    """Captured stderr is not a terminal: one concise line per epoch (progress None or True); False is silent."""
+    import re
+
+    for progress in (None, True):
+        trainer = Trainer.from_config(tiny(epochs=2), progress=progress)
+        records = trainer.fit(2, desc="static")
+        lines = capsys.readouterr().err.splitlines()
+        assert len(lines) == 2
+        for i, (line, rec) in enumerate(zip(lines, records, strict=True)):
+            m = re.fullmatch(r"static epoch (\d+)/2 loss (\S+) acc (\S+) test (\S+) (\d+\.\d)s", line)
+            assert m is not None, line
+            assert int(m[1]) == i + 1
+            assert float(m[2]) == pytest.approx(rec["train_loss"], rel=1e-3)
+            assert float(m[3]) == pytest.approx(rec["train_accuracy"], abs=6e-4)
+            assert float(m[4]) == pytest.approx(rec["test_accuracy"], abs=6e-4)
     quiet = Trainer.from_config(tiny(epochs=1), progress=False)
     quiet.fit(1)
     assert capsys.readouterr().err == ""
+
+
+def test_progress_bars_on_a_terminal() -> None:
+    import io
+
+    from ertrain.progress import Bars, Lines, Silent, epoch_line, progress_for
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    term = Terminal()
+    show = progress_for(None, 0, desc="static", epochs=2, start=0, steps=3, stream=term)
+    assert isinstance(show, Bars)
+    record = {"train_loss": 0.41234, "train_accuracy": 0.8731, "test_accuracy": None, "time_s": 2.06}
+    show.start_epoch(0)
+    for _ in range(3):
+        show.step()
+    show.end_epoch(0, record)
+    show.close()
+    text = term.getvalue()
+    for needle in ("static", "1/2", "loss=0.4123", "acc=0.873", "test_acc=-", "s_per_epoch=2.06", "epoch 1/2"):
+        assert needle in text, needle
+    assert isinstance(progress_for(None, 0, desc="", epochs=1, start=0, steps=1, stream=io.StringIO()), Lines)
+    assert type(progress_for(False, 0, desc="", epochs=1, start=0, steps=1, stream=term)) is Silent
+    assert type(progress_for(True, 1, desc="", epochs=1, start=0, steps=1, stream=term)) is Silent
+    assert epoch_line("", 2, 20, record) == "epoch 3/20 loss 0.4123 acc 0.873 test - 2.1s"
 
 
 @pytest.mark.gpu

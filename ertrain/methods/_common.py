@@ -1,14 +1,13 @@
-"""Helpers shared by the sparse-to-sparse methods: the masked layers of a trainer, a mask for a
-dense start, per-layer densities and the FLOPs accounting every method reports."""
+"""Helpers shared by the sparse-to-sparse methods: a mask for a dense start, the masked layers, copies
+of the masks and the FLOPs accounting every method reports.  They use only the trainer interface
+listed in :mod:`ertrain.methods.base`."""
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from ertrain.flops import FlopsMeter, inference_flops_ratio, layer_macs
+from ertrain.methods.maskops import densities_of, mask_difference, overall
 from ertrain.scores import weight_of
 
 if TYPE_CHECKING:
@@ -28,14 +27,24 @@ def ensure_masking(trainer: Trainer) -> Masking:
 
         layers = maskable_layers(trainer.model)
         masks = {name: torch.ones_like(weight_of(m), dtype=torch.bool) for name, m in layers}
-        trainer.masking = Masking(trainer.model, masks)
+        trainer.use_masking(Masking(trainer.model, masks))
+    assert trainer.masking is not None
     return trainer.masking
 
 
-def masked_modules(trainer: Trainer, masking: Masking) -> list[tuple[str, nn.Module]]:
+def masked_start(
+    trainer: Trainer, saved: dict[str, Tensor] | None = None
+) -> tuple[Masking, list[tuple[str, nn.Module]], list[Tensor]]:
+    """The trainer's masking (all ones for a dense start) with ``saved`` masks loaded (a resumed run),
+    its masked layers and copies of its masks."""
+    masking = ensure_masking(trainer)
+    restore_masks(masking, saved or {})
+    return masking, masked_modules(masking), mask_list(masking)
+
+
+def masked_modules(masking: Masking) -> list[tuple[str, nn.Module]]:
     """``(name, module)`` of every masked layer, in the order of ``masking.masks``."""
-    modules = dict(trainer.model.named_modules())
-    return [(name, modules[name]) for name in masking.masks]
+    return list(masking.layers.items())
 
 
 def mask_list(masking: Masking) -> list[Tensor]:
@@ -43,17 +52,9 @@ def mask_list(masking: Masking) -> list[Tensor]:
     return [m.detach().bool().clone() for m in masking.masks.values()]
 
 
-def densities_of(masks: list[Tensor]) -> np.ndarray:
-    return np.array([float(m.sum()) / m.numel() for m in masks], dtype=np.float64)
-
-
-def mask_difference(a: list[Tensor], b: list[Tensor]) -> int:
-    """How many entries are kept in the masks ``a`` but not in ``b`` (layer by layer, same order)."""
-    return sum(int((x & ~y).sum()) for x, y in zip(a, b, strict=True))
-
-
-def overall(masks: list[Tensor]) -> float:
-    return float(sum(int(m.sum()) for m in masks)) / float(sum(m.numel() for m in masks))
+def cpu_masks(names: list[str], masks: list[Tensor]) -> dict[str, Tensor]:
+    """CPU copies of ``masks`` by layer name (for a method's state)."""
+    return {n: m.detach().cpu().clone() for n, m in zip(names, masks, strict=True)}
 
 
 def example_input(trainer: Trainer) -> Tensor | tuple[Tensor, ...]:
@@ -83,12 +84,16 @@ def accounting(meter: FlopsMeter, names: list[str], masks: list[Tensor], mask_ch
     }
 
 
-def steps_per_epoch(trainer: Trainer) -> int:
-    """Optimizer steps per epoch of ``trainer.fit`` (one per batch; one for full-batch graph data)."""
-    data = trainer.data
-    if data.is_graph:
-        return 1
-    return max(1, math.ceil(data.num_train / trainer.config.batch_size))
+def per_epoch_accounting(
+    trainer: Trainer, layers: list[tuple[str, nn.Module]], masks: list[Tensor], mask_changes: int,
+    phases: list[tuple[int, list[float]]], *, dense_weight_grad: bool = False,
+) -> dict[str, Any]:
+    """:func:`accounting` for methods whose density changes between epochs: ``phases`` lists
+    ``(epochs, layer densities)`` in the order trained."""
+    meter = make_meter(trainer, layers)
+    for epochs, dens in phases:
+        meter.add_steps(trainer.steps_per_epoch * epochs, dens, dense_weight_grad=dense_weight_grad)
+    return accounting(meter, [n for n, _ in layers], masks, mask_changes)
 
 
 def plain_state_dict_hook(model: nn.Module, names: list[str]) -> Any:
@@ -115,3 +120,10 @@ def restore_masks(masking: Masking, masks: dict[str, Tensor]) -> None:
     """Load masks saved in a method's state (a resumed run) into ``masking``."""
     for name, m in masks.items():
         masking.set_mask(name, m)
+
+
+__all__ = [
+    "accounting", "cpu_masks", "densities_of", "ensure_masking", "example_input", "make_meter", "mask_difference",
+    "mask_list", "masked_modules", "masked_start", "overall", "per_epoch_accounting", "plain_state_dict_hook",
+    "restore_masks",
+]

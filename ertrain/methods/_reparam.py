@@ -1,11 +1,30 @@
-"""Weight reparameterisations (``torch.nn.utils.parametrize``) used by edge-popup and STR."""
+"""Weight reparameterisations (``torch.nn.utils.parametrize``) used by edge-popup and STR, and the
+context that installs them on the masked layers of a trainer's model (:func:`reparametrised`)."""
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
+
+from ertrain.methods._common import (
+    ensure_masking,
+    mask_difference,
+    mask_list,
+    masked_start,
+    per_epoch_accounting,
+    plain_state_dict_hook,
+    restore_masks,
+)
+from ertrain.methods.base import Method
+
+if TYPE_CHECKING:
+    from ertrain.masks import Masking
+    from ertrain.train import Trainer
 
 
 class _TopK(torch.autograd.Function):
@@ -61,3 +80,89 @@ class SoftThreshold(nn.Module):
     def forward(self, weight: Tensor) -> Tensor:
         out = torch.sign(weight) * torch.relu(weight.abs() - self.threshold().to(weight.dtype))
         return out * self.start_mask.to(weight.dtype)
+
+
+@contextlib.contextmanager
+def reparametrised(
+    trainer: Trainer,
+    masking: Masking,
+    params: Sequence[nn.Module],
+    *,
+    final_mask: Callable[[nn.Module, nn.Module], Tensor],
+    leave_parametrized: bool,
+) -> Iterator[None]:
+    """Train the masked layers of ``masking`` with ``params[l]`` as the parametrisation of layer ``l``'s weight.
+
+    Inside the context the trainer re-applies no mask (the parametrisations apply the start mask) and
+    ``trainer.model.state_dict()`` looks unparametrised (:func:`~ertrain.methods._common.plain_state_dict_hook`).
+    On exit, also after an error, each layer's new mask is ``final_mask(module, param)`` (evaluated with
+    the parametrisation in place), the parametrisations are removed (``leave_parametrized``: the weight
+    keeps the parametrised value, else the original), and ``masking`` holds the new masks again.
+    """
+    from torch.nn.utils import parametrize
+
+    layers = list(masking.layers.items())
+    for (_, module), p in zip(layers, params, strict=True):
+        parametrize.register_parametrization(module, "weight", p)
+    hook = plain_state_dict_hook(trainer.model, [n for n, _ in layers])
+    trainer.use_masking(None)
+    try:
+        yield
+    finally:
+        hook.remove()
+        with torch.no_grad():
+            final = [final_mask(module, p).bool() for (_, module), p in zip(layers, params, strict=True)]
+        for _, module in layers:
+            parametrize.remove_parametrizations(module, "weight", leave_parametrized=leave_parametrized)
+        trainer.use_masking(masking)
+        for (name, _), m in zip(layers, final, strict=True):
+            masking.set_mask(name, m)
+
+
+class ReparametrisedMethod(Method):
+    """Base of the methods that train through weight parametrisations (STR, edge-popup).
+
+    The parametrisations are gone once a run finished, so the result and the final masks are kept
+    in the state: a run resumed after its end restores the masks and returns the saved result.
+    """
+
+    @dataclass
+    class State:
+        result: dict[str, Any] | None = None  # set once finished
+        final: dict[str, Any] = field(default_factory=dict)  # the final masks
+
+    def __init__(self, options: Any = None) -> None:
+        super().__init__(options)
+        self.layers: list[tuple[str, nn.Module]] = []
+        self.start_masks: list[Tensor] = []
+        self._masking: Masking | None = None
+
+    @property
+    def masking(self) -> Masking:
+        """The trainer's masking (set by :meth:`start`)."""
+        if self._masking is None:
+            raise ValueError(f"{self.name}: start(trainer) must run first")
+        return self._masking
+
+    def saved_start(self) -> dict[str, Tensor]:
+        """Start masks kept in the state, loaded when a run resumes (none by default)."""
+        return {}
+
+    def start(self, trainer: Trainer) -> None:
+        """The masked layers and the start masks (all ones for a dense start)."""
+        self._masking, self.layers, self.start_masks = masked_start(trainer, self.saved_start())
+
+    def accounting(self, trainer: Trainer, phases: list[tuple[int, list[float]]], *, mask_changes: int | None = None,
+                   dense_weight_grad: bool = False) -> dict[str, Any]:
+        """The common result fields for the final masks (changes: against the start masks unless given)."""
+        final = mask_list(self.masking)
+        changes = mask_difference(self.start_masks, final) if mask_changes is None else mask_changes
+        return per_epoch_accounting(trainer, self.layers, final, changes, phases, dense_weight_grad=dense_weight_grad)
+
+    def run(self, trainer: Trainer) -> dict[str, Any]:
+        if self.state.result is not None:
+            restore_masks(ensure_masking(trainer), self.state.final)
+            return dict(self.state.result)
+        out = super().run(trainer)
+        self.state.final, self.state.result = ensure_masking(trainer).state_dict(), out
+        return out

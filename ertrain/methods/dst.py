@@ -9,6 +9,9 @@ each layer drops the ``k_l = round(alpha_t * nnz_l)`` kept weights of smallest m
 * ``rigl``: those with the largest dense gradient ``|dL/dw|`` of the current batch;
 * ``set``: chosen uniformly at random (with the trainer's generator).
 
+Both scores are methods of :class:`DST` (:meth:`DST.drop_score`, :meth:`DST.grow_score`): a new
+variant is a subclass overriding one of them plus a ``register_method`` call.
+
 ``alpha_t = prune_fraction * (1 + cos(pi t / T_end)) / 2`` (RiGL's cosine decay). Grown weights
 start at 0 and their optimizer state (momentum) is zeroed. Each layer's number of non-zeros, and
 so the overall density, is exactly preserved by every update.
@@ -29,20 +32,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ertrain.methods import register_method
-from ertrain.methods._common import (
-    accounting,
-    densities_of,
-    make_meter,
-    mask_list,
-    masked_modules,
-    restore_masks,
-    steps_per_epoch,
-)
+from ertrain.methods._common import accounting, densities_of, make_meter, mask_list, masked_start
 from ertrain.methods.base import Method
-from ertrain.methods.imp import magnitude_prune
+from ertrain.methods.maskops import drop_and_grow, magnitude_prune, random_scores, regrow_count, update_mask
 from ertrain.scores import weight_of
 
 if TYPE_CHECKING:
@@ -66,111 +61,16 @@ def gradual_target(step: int, t_end: int, start_nnz: int, final_nnz: int) -> int
     return int(round(final_nnz + (start_nnz - final_nnz) * (1.0 - frac) ** 3))
 
 
-def update_mask(
-    weight: Tensor,
-    mask: Tensor,
-    fraction: float,
-    *,
-    grad: Tensor | None = None,
-    generator: torch.Generator | None = None,
-) -> tuple[Tensor, int]:
-    """One drop-and-grow update of one layer; returns the new mask and the number of changed connections.
+class DST(Method):
+    """Drop-and-grow dynamic sparse training (see the module docstring).
 
-    Drops ``round(fraction * nnz)`` kept entries of smallest ``|weight|`` and grows as many among
-    the entries not kept after the drop: by largest ``|grad|`` when ``grad`` is given (RiGL), else
-    uniformly at random from ``generator`` (SET). The number of kept entries is unchanged.
+    Subclasses choose the scores: :meth:`drop_score` (kept entries of smallest score are dropped;
+    default ``|w|``) and :meth:`grow_score` (entries of largest score are grown).  Set
+    ``uses_gradient`` when :meth:`grow_score` reads the dense gradient of the update's batch.
     """
-    import torch
 
-    flat_mask = mask.reshape(-1).bool()
-    nnz = int(flat_mask.sum())
-    k = min(int(round(fraction * nnz)), flat_mask.numel() - nnz)
-    if k <= 0:
-        return mask.bool().clone(), 0
-    inf = torch.tensor(math.inf, dtype=torch.float64, device=mask.device)
-    magnitude = torch.where(flat_mask, weight.detach().reshape(-1).abs().double(), inf)
-    drop = torch.topk(magnitude, k, largest=False, sorted=False).indices
-    after_drop = flat_mask.clone()
-    after_drop[drop] = False
-    if grad is not None:
-        score = grad.detach().reshape(-1).abs().double()
-    else:
-        score = torch.rand(flat_mask.numel(), generator=generator, dtype=torch.float64).to(mask.device)
-    score = torch.where(after_drop, -inf, score)
-    grow = torch.topk(score, k, largest=True, sorted=False).indices
-    new = after_drop.clone()
-    new[grow] = True
-    changed = int((new & ~flat_mask).sum())
-    return new.reshape(mask.shape), changed
-
-
-class _UpdateHook:
-    """Train-loop hook: keeps RiGL's dense gradients (``after_backward``) and updates the masks."""
-
-    def __init__(self, method: _DST, trainer: Trainer, t_end: int, final_nnz: int | None) -> None:
-        self.m = method
-        masking = trainer.masking
-        assert masking is not None
-        self.masking = masking
-        layers = masked_modules(trainer, masking)
-        self.names = [n for n, _ in layers]
-        self.weights = [weight_of(mod) for _, mod in layers]
-        self.t_end, self.final_nnz = t_end, final_nnz
-        self.generator = trainer.generator
-        self.grads: list[Tensor] | None = None
-
-    def is_update(self, done: int) -> bool:
-        return done % self.m.options.update_every == 0 and 0 < done < self.t_end
-
-    def after_backward(self, trainer: Trainer, step: int) -> None:
-        if self.m.growth == "gradient" and self.is_update(step + 1):
-            import torch
-
-            self.grads = [w.grad.detach().clone() if w.grad is not None else torch.zeros_like(w) for w in self.weights]
-
-    def after_step(self, trainer: Trainer, step: int) -> None:
-        done = step + 1
-        if not self.is_update(done):
-            return
-        import torch
-
-        o = self.m.options
-        old = mask_list(self.masking)
-        masks = old
-        if self.final_nnz is not None:
-            nnz = sum(int(m.sum()) for m in masks)
-            last = done + o.update_every >= self.t_end
-            target = self.final_nnz if last else gradual_target(done, self.t_end, self.m.start_nnz, self.final_nnz)
-            if target < nnz:
-                masks = magnitude_prune(self.weights, masks, target, "global")
-        alpha = drop_fraction(done, o.prune_fraction, self.t_end)
-        changed = 0
-        for i, (name, w, m) in enumerate(zip(self.names, self.weights, masks, strict=True)):
-            grad = self.grads[i] if self.grads is not None else None
-            new, c = update_mask(w, m, alpha, grad=grad, generator=self.generator)
-            changed += c
-            self.masking.set_mask(name, new)
-            with torch.no_grad():
-                w[new & ~old[i]] = 0.0
-        self.grads = None
-        new_masks = mask_list(self.masking)
-        opt = trainer.optimizer
-        if opt is not None:
-            self.masking.mask_optimizer_state_(opt)
-            for w, a, b in zip(self.weights, old, new_masks, strict=True):
-                for value in opt.state.get(w, {}).values():
-                    if isinstance(value, torch.Tensor) and value.shape == w.shape:
-                        value[b & ~a] = 0
-        self.m.changes += changed
-        self.m.updates.append({"step": done, "alpha": alpha, "changed": changed,
-                               "nnz": sum(int(m.sum()) for m in new_masks),
-                               "layer_densities": densities_of(new_masks).tolist()})
-
-
-class _DST(Method):
-    """Drop-and-grow dynamic sparse training (see the module docstring); ``growth`` picks the variant."""
-
-    growth = "gradient"
+    #: Whether the update reads the dense gradient (kept after backward; FLOPs ``2 f_S + f_D`` per update).
+    uses_gradient: ClassVar[bool] = False
 
     @dataclass(frozen=True)
     class Options:
@@ -183,7 +83,16 @@ class _DST(Method):
             default=0.0, metadata={"help": "prune gradually to this overall density (0: keep the start density)"}
         )
 
+    @dataclass
+    class State:
+        changes: int = 0
+        updates: list[dict[str, Any]] = field(default_factory=list)
+        start_nnz: int = 0
+        start_densities: list[float] = field(default_factory=list)
+        masks: dict[str, Any] = field(default_factory=dict)
+
     options: Options
+    state: State
 
     def __init__(self, options: Any = None) -> None:
         super().__init__(options)
@@ -193,100 +102,176 @@ class _DST(Method):
         for key in ("prune_fraction", "stop_fraction", "final_density"):
             if not 0.0 <= getattr(o, key) <= 1.0:
                 raise ValueError(f"{self.name} {key} must be in [0, 1], got {getattr(o, key)!r}")
-        self.changes = 0
-        self.updates: list[dict[str, Any]] = []
-        self.start_nnz = 0
-        self.start_densities: list[float] = []
+        self.t_end = 0
+        self.final_nnz: int | None = None
+        self.grads: list[Tensor] | None = None
         self._masking: Masking | None = None
-        self._saved_masks: dict[str, Tensor] = {}
+        self.layers: list[tuple[str, torch.nn.Module]] = []
+        self.weights: list[Tensor] = []
 
-    def state_dict(self) -> dict[str, Any]:
-        masks = self._masking.state_dict() if self._masking is not None else self._saved_masks
-        return {"changes": self.changes, "updates": list(self.updates), "start_nnz": self.start_nnz,
-                "start_densities": list(self.start_densities), "masks": masks}
+    @property
+    def masking(self) -> Masking:
+        """The trainer's masks this method updates (set by :meth:`start`)."""
+        if self._masking is None:
+            raise ValueError(f"{self.name}: start(trainer) must run before the mask updates")
+        return self._masking
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if state:
-            self.changes = int(state["changes"])
-            self.updates = list(state["updates"])
-            self.start_nnz = int(state["start_nnz"])
-            self.start_densities = list(state["start_densities"])
-            self._saved_masks = dict(state["masks"])
+    # -- the variation points -------------------------------------------------------------------------
+    def drop_score(self, weight: Tensor, mask: Tensor) -> Tensor:
+        """Score of each kept entry of one layer; the ``k`` smallest are dropped (RiGL, SET: ``|w|``)."""
+        return weight.detach().abs()
 
-    def run(self, trainer: Trainer) -> dict[str, Any]:
+    def grow_score(self, weight: Tensor, grad: Tensor | None, mask: Tensor, generator: torch.Generator) -> Tensor:
+        """Score of each entry of one layer; the ``k`` largest among those not kept after the drop are grown.
+
+        ``grad`` is the dense gradient of the update's batch when ``uses_gradient`` is set (else None);
+        ``generator`` is the run's CPU generator.
+        """
+        raise NotImplementedError(f"{type(self).__name__} must define grow_score")
+
+    # -- the run --------------------------------------------------------------------------------------
+    def start(self, trainer: Trainer) -> None:
         o = self.options
-        if trainer.masking is None:
-            if o.final_density <= 0.0 and not self._saved_masks:
-                raise ValueError(
-                    f"method {self.name!r} from a dense start needs --{self.name}-final-density "
-                    "(or start from an ER mask: --density-scheme with --sparsity/--density)"
-                )
-            from ertrain.methods._common import ensure_masking
-
-            ensure_masking(trainer)
-        masking = trainer.masking
-        assert masking is not None
-        restore_masks(masking, self._saved_masks)
+        if trainer.masking is None and o.final_density <= 0.0 and not self.state.masks:
+            raise ValueError(
+                f"method {self.name!r} from a dense start needs --{self.name}-final-density "
+                "(or start from an ER mask: --density-scheme with --sparsity/--density)"
+            )
+        masking, self.layers, masks = masked_start(trainer, self.state.masks)
         self._masking = masking
-        layers = masked_modules(trainer, masking)
-        names = [n for n, _ in layers]
-        masks = mask_list(masking)
-        total = sum(m.numel() for m in masks)
-        if not self.start_densities:
-            self.start_nnz = sum(int(m.sum()) for m in masks)
-            self.start_densities = densities_of(masks).tolist()
-        epochs = int(trainer.config.epochs)
-        spe = steps_per_epoch(trainer)
-        total_steps = epochs * spe
-        t_end = int(o.stop_fraction * total_steps)
-        final_nnz = None
-        if o.final_density > 0.0:
-            final_nnz = int(round(o.final_density * total))
-            if not 0 < final_nnz <= self.start_nnz:
-                raise ValueError(
-                    f"{self.name} final_density {o.final_density!r} must be positive and at most the start "
-                    f"density {self.start_nnz / total!r}"
-                )
-            if final_nnz < self.start_nnz and t_end <= o.update_every:
-                raise ValueError(
-                    f"{self.name}: no mask update before step {t_end} (stop_fraction * {total_steps} steps) to reach "
-                    f"final_density; lower --{self.name}-update-every (now {o.update_every})"
-                )
-        hook = _UpdateHook(self, trainer, t_end, final_nnz)
-        optimizer = trainer.make_optimizer()
-        scheduler = trainer.make_scheduler(optimizer, epochs)
-        trainer.fit(epochs, optimizer=optimizer, scheduler=scheduler, hooks=(hook,), desc=self.name)
+        self.weights = [weight_of(mod) for _, mod in self.layers]
+        if not self.state.start_densities:
+            self.state.start_nnz = sum(int(m.sum()) for m in masks)
+            self.state.start_densities = densities_of(masks).tolist()
+        self.state.masks = masking.state_dict()
+        self._schedule(trainer, sum(m.numel() for m in masks))
+
+    def _schedule(self, trainer: Trainer, total: int) -> None:
+        """``T_end`` and the final number of kept weights (None: the density stays)."""
+        o = self.options
+        total_steps = int(trainer.config.epochs) * trainer.steps_per_epoch
+        self.t_end = int(o.stop_fraction * total_steps)
+        self.final_nnz = None
+        if o.final_density <= 0.0:
+            return
+        start_nnz = self.state.start_nnz
+        self.final_nnz = int(round(o.final_density * total))
+        if not 0 < self.final_nnz <= start_nnz:
+            raise ValueError(f"{self.name} final_density {o.final_density!r} must be positive and at most the "
+                             f"start density {start_nnz / total!r}")
+        if self.final_nnz < start_nnz and self.t_end <= o.update_every:
+            raise ValueError(
+                f"{self.name}: no mask update before step {self.t_end} (stop_fraction * {total_steps} steps) to reach "
+                f"final_density; lower --{self.name}-update-every (now {o.update_every})"
+            )
+
+    def is_update(self, done: int) -> bool:
+        """Whether the mask changes after ``done`` optimizer steps."""
+        return done % self.options.update_every == 0 and 0 < done < self.t_end
+
+    def after_backward(self, trainer: Trainer, step: int) -> None:
+        if self.uses_gradient and self.is_update(step + 1):
+            import torch
+
+            self.grads = [w.grad.detach().clone() if w.grad is not None else torch.zeros_like(w) for w in self.weights]
+
+    def after_step(self, trainer: Trainer, step: int) -> None:
+        done = step + 1
+        if not self.is_update(done):
+            return
+        old = mask_list(self.masking)
+        masks = self._gradual_prune(done, old)
+        alpha = drop_fraction(done, self.options.prune_fraction, self.t_end)
+        changed = self._drop_and_grow(trainer, masks, old, alpha)
+        self.grads = None
+        new_masks = mask_list(self.masking)
+        if trainer.optimizer is not None:
+            self._reset_optimizer_state(trainer.optimizer, old, new_masks)
+        self.state.changes += changed
+        self.state.masks = self.masking.state_dict()
+        self.state.updates.append({"step": done, "alpha": alpha, "changed": changed,
+                                   "nnz": sum(int(m.sum()) for m in new_masks),
+                                   "layer_densities": densities_of(new_masks).tolist()})
+
+    def _gradual_prune(self, done: int, masks: list[Tensor]) -> list[Tensor]:
+        """The masks after the cubic schedule's global magnitude pruning (unchanged without ``final_density``)."""
+        if self.final_nnz is None:
+            return masks
+        nnz = sum(int(m.sum()) for m in masks)
+        last = done + self.options.update_every >= self.t_end
+        target = self.final_nnz if last else gradual_target(done, self.t_end, self.state.start_nnz, self.final_nnz)
+        return magnitude_prune(self.weights, masks, target, "global") if target < nnz else masks
+
+    def _drop_and_grow(self, trainer: Trainer, masks: list[Tensor], old: list[Tensor], alpha: float) -> int:
+        """Update every layer's mask in place; grown weights start at 0. The number of changed connections."""
+        import torch
+
+        changed = 0
+        for i, ((name, _), w, m) in enumerate(zip(self.layers, self.weights, masks, strict=True)):
+            new, c = m.bool().clone(), 0
+            k = regrow_count(m, alpha)
+            if k > 0:
+                grad = self.grads[i] if self.grads is not None else None
+                new, c = drop_and_grow(m, k, self.drop_score(w, m), self.grow_score(w, grad, m, trainer.generator))
+            changed += c
+            self.masking.set_mask(name, new)
+            with torch.no_grad():
+                w[new & ~old[i]] = 0.0
+        return changed
+
+    def _reset_optimizer_state(self, opt: torch.optim.Optimizer, old: list[Tensor], new: list[Tensor]) -> None:
+        """Zero the optimizer state of pruned weights and of grown ones (their momentum starts at 0)."""
+        import torch
+
+        self.masking.mask_optimizer_state_(opt)
+        for w, a, b in zip(self.weights, old, new, strict=True):
+            for value in opt.state.get(w, {}).values():
+                if isinstance(value, torch.Tensor) and value.shape == w.shape:
+                    value[b & ~a] = 0
+
+    def finish(self, trainer: Trainer) -> dict[str, Any]:
         # FLOPs from the update history: 3 f_S per step at the densities in force, 2 f_S + f_D on RiGL updates
-        meter = make_meter(trainer, layers)
-        dens, last = self.start_densities, 0
-        for up in self.updates:
+        meter = make_meter(trainer, self.layers)
+        dens, last = self.state.start_densities, 0
+        for up in self.state.updates:
             meter.add_steps(up["step"] - 1 - last, dens)
-            meter.add_steps(1, dens, dense_weight_grad=self.growth == "gradient")
+            meter.add_steps(1, dens, dense_weight_grad=self.uses_gradient)
             dens, last = up["layer_densities"], up["step"]
         meter.add_steps(max(0, trainer.global_step - last), dens)
-        out = accounting(meter, names, mask_list(masking), self.changes)
-        out.update({"mask_updates": len(self.updates), "update_log": self.updates,
-                    "start_density": self.start_nnz / total, "final_density": masking.nnz() / total})
+        total = self.masking.numel()
+        out = accounting(meter, [n for n, _ in self.layers], mask_list(self.masking), self.state.changes)
+        out.update({"mask_updates": len(self.state.updates), "update_log": self.state.updates,
+                    "start_density": self.state.start_nnz / total, "final_density": self.masking.nnz() / total})
         return out
 
 
 @register_method("rigl")
-class RigL(_DST):
+class RigL(DST):
     """RiGL: magnitude drop, gradient growth (see the module docstring)."""
 
-    growth = "gradient"
+    uses_gradient = True
 
     @dataclass(frozen=True)
-    class Options(_DST.Options):
+    class Options(DST.Options):
         pass
+
+    def grow_score(self, weight: Tensor, grad: Tensor | None, mask: Tensor, generator: torch.Generator) -> Tensor:
+        """``|dL/dw|`` of the update's batch."""
+        assert grad is not None
+        return grad.detach().abs()
 
 
 @register_method("set")
-class SET(_DST):
+class SET(DST):
     """SET: magnitude drop, random growth (see the module docstring)."""
 
-    growth = "random"
-
     @dataclass(frozen=True)
-    class Options(_DST.Options):
+    class Options(DST.Options):
         pass
+
+    def grow_score(self, weight: Tensor, grad: Tensor | None, mask: Tensor, generator: torch.Generator) -> Tensor:
+        """Uniform random scores from the run's generator."""
+        return random_scores(mask, generator)
+
+
+__all__ = ["DST", "SET", "RigL", "drop_fraction", "gradual_target", "update_mask"]

@@ -32,25 +32,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ertrain.methods import register_method
-from ertrain.methods._common import (
-    accounting,
-    densities_of,
-    ensure_masking,
-    make_meter,
-    mask_difference,
-    mask_list,
-    masked_modules,
-    plain_state_dict_hook,
-    restore_masks,
-    steps_per_epoch,
-)
-from ertrain.methods.base import Method
+from ertrain.methods._common import densities_of, mask_difference
+from ertrain.methods._reparam import ReparametrisedMethod, ScoredWeight, reparametrised
 from ertrain.scores import apportion, weight_of
 
 if TYPE_CHECKING:
-    from torch import Tensor
+    import torch
+    from torch import Tensor, nn
 
-    from ertrain.methods._reparam import ScoredWeight
     from ertrain.train import Trainer
 
 
@@ -71,7 +60,7 @@ def level_counts(start_nnz: int, total: int, final_density: float, levels: int) 
 
 
 @register_method("edgepopup")
-class EdgePopup(Method):
+class EdgePopup(ReparametrisedMethod):
     """Iterative edge-popup over fixed random weights (see the module docstring)."""
 
     @dataclass(frozen=True)
@@ -84,7 +73,17 @@ class EdgePopup(Method):
                               "model's own initialisation", "choices": INIT_CHOICES},
         )
 
+    @dataclass
+    class State(ReparametrisedMethod.State):
+        level: int = 0  # the level being trained
+        records: list[dict[str, Any]] = field(default_factory=list)
+        changes: int = 0
+        scores: dict[str, Tensor] = field(default_factory=dict)  # by layer (synced every epoch; final at the end)
+        random_weights: dict[str, Tensor] = field(default_factory=dict)  # the fixed random weights (CPU copies)
+        prev: list[Tensor] = field(default_factory=list)  # the mask at the end of the last finished level
+
     options: Options
+    state: State
 
     def __init__(self, options: Any = None) -> None:
         super().__init__(options)
@@ -95,120 +94,106 @@ class EdgePopup(Method):
             raise ValueError(f"edgepopup levels must be >= 1, got {o.levels!r}")
         if o.init not in INIT_CHOICES:
             raise ValueError(f"edgepopup init must be one of {INIT_CHOICES}, got {o.init!r}")
-        self.scores: dict[str, Tensor] = {}
-        #: The fixed random weights of the masked layers (CPU copies, by layer name).
-        self.random_weights: dict[str, Tensor] = {}
-        self._params: dict[str, ScoredWeight] = {}
-        self._level = 0
-        self._records: list[dict[str, Any]] = []
-        self._changes = 0
-        self._result: dict[str, Any] | None = None
-        self._final: dict[str, Any] = {}
-        self._prev: list[Tensor] = []  # the mask at the end of the last finished level
+        self.params: list[ScoredWeight] = []
+        self.counts: list[int] = []
+        self.trainable: dict[Tensor, bool] = {}
 
-    def state_dict(self) -> dict[str, Any]:
-        scores = {n: p.scores.detach().cpu().clone() for n, p in self._params.items()} or self.scores
-        return {"level": self._level, "records": list(self._records), "changes": self._changes, "scores": scores,
-                "random_weights": self.random_weights, "result": self._result, "final": self._final,
-                "prev": self._prev}
+    @property
+    def scores(self) -> dict[str, Tensor]:
+        """The scores by layer name (final after the run)."""
+        return self.state.scores
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if state:
-            self._level = int(state["level"])
-            self._records = list(state["records"])
-            self._changes = int(state["changes"])
-            self.scores = dict(state["scores"])
-            self.random_weights = dict(state["random_weights"])
-            self._result = state["result"]
-            self._final = dict(state["final"])
-            self._prev = list(state["prev"])
+    @property
+    def random_weights(self) -> dict[str, Tensor]:
+        """The fixed random weights of the masked layers (CPU copies, by layer name)."""
+        return self.state.random_weights
 
-    def run(self, trainer: Trainer) -> dict[str, Any]:
+    def start(self, trainer: Trainer) -> None:
         import torch
-        from torch import nn
-        from torch.nn.utils import parametrize
 
-        from ertrain.methods._reparam import ScoredWeight
-
-        o = self.options
-        masking = ensure_masking(trainer)
-        if self._result is not None:  # resumed after the end: the final mask and the result are saved
-            restore_masks(masking, self._final)
-            return self._result
-        layers = masked_modules(trainer, masking)
-        names = [n for n, _ in layers]
-        start = mask_list(masking)
-        nnz0 = np.array([int(m.sum()) for m in start])
-        total = sum(m.numel() for m in start)
-        counts = level_counts(int(nnz0.sum()), total, o.final_density, o.levels)
-        meter = make_meter(trainer, layers)
-        model = trainer.model
-        trainable = {param: param.requires_grad for param in model.parameters()}
-        for param in model.parameters():
+        super().start(trainer)
+        masking = self.masking
+        nnz0 = sum(int(m.sum()) for m in self.start_masks)
+        self.counts = level_counts(nnz0, masking.numel(), self.options.final_density, self.options.levels)
+        self.trainable = {param: param.requires_grad for param in trainer.model.parameters()}
+        for param in trainer.model.parameters():
             param.requires_grad_(False)
         gen = torch.Generator().manual_seed(int(torch.randint(0, 2**62, (1,), generator=trainer.generator)))
-        if o.init == "kaiming_normal" and not self.scores:  # not when resuming: the weights are restored
-            with torch.no_grad():
-                for _, module in layers:
-                    w = weight_of(module)
-                    w.copy_(torch.nn.init.kaiming_normal_(torch.empty(w.shape), nonlinearity="relu", generator=gen))
-                    bias = getattr(module, "bias", None)
-                    if isinstance(bias, torch.Tensor):
-                        bias.zero_()
-                masking.apply_()
-        if not self.random_weights:
-            self.random_weights = {n: weight_of(m).detach().cpu().clone() for n, m in layers}
-        for name, module in layers:
-            if name in self.scores:  # resumed
-                scores = self.scores[name].clone()
-            else:
-                scores = torch.empty(weight_of(module).shape)
-                nn.init.kaiming_uniform_(scores, a=5**0.5, generator=gen)
-            p = ScoredWeight(scores.to(weight_of(module).device), start[names.index(name)], 0)
-            parametrize.register_parametrization(module, "weight", p)
-            self._params[name] = p
-        params = list(self._params.values())
-        hook = plain_state_dict_hook(model, names)
-        trainer.masking = None  # the parametrisation applies the start mask
-        prev = [m.to(start[0].device) for m in self._prev] if self._prev else start
+        if self.options.init == "kaiming_normal" and not self.state.scores:  # resumed: the weights are restored
+            self._draw_weights(gen)
+            masking.apply_()
+        if not self.state.random_weights:
+            self.state.random_weights = {n: weight_of(m).detach().cpu().clone() for n, m in self.layers}
+        self.params = [ScoredWeight(self._initial_scores(name, module, gen).to(weight_of(module).device), m, 0)
+                       for (name, module), m in zip(self.layers, self.start_masks, strict=True)]
+
+    def _draw_weights(self, gen: torch.Generator) -> None:
+        """N(0, 2 / fan_in) weights and zero biases for the masked layers (the paper's ``kn-zero-bias``)."""
+        import torch
+
+        with torch.no_grad():
+            for _, module in self.layers:
+                w = weight_of(module)
+                w.copy_(torch.nn.init.kaiming_normal_(torch.empty(w.shape), nonlinearity="relu", generator=gen))
+                bias = getattr(module, "bias", None)
+                if isinstance(bias, torch.Tensor):
+                    bias.zero_()
+
+    def _initial_scores(self, name: str, module: nn.Module, gen: torch.Generator) -> Tensor:
+        import torch
+
+        if name in self.state.scores:  # resumed
+            return self.state.scores[name].clone()
+        scores = torch.empty(weight_of(module).shape)
+        torch.nn.init.kaiming_uniform_(scores, a=5**0.5, generator=gen)
+        return scores
+
+    def train(self, trainer: Trainer) -> None:
         try:
-            for level in range(self._level, len(counts)):
-                self._level = level
-                for p, k in zip(params, apportion(counts[level], nnz0, nnz0), strict=True):
-                    p.k = int(k)
-                optimizer = trainer.make_optimizer(params=[p.scores for p in params])
-                scheduler = trainer.make_scheduler(optimizer, int(trainer.config.epochs))
-                trainer.fit(int(trainer.config.epochs), optimizer=optimizer, scheduler=scheduler,
-                            desc=f"edgepopup level {level + 1}/{len(counts)}")
-                with torch.no_grad():
-                    current = [p.mask().bool() for p in params]
-                self._changes += mask_difference(current, prev)
-                prev = current
-                self._prev = [m.cpu() for m in current]
-                metrics = trainer.evaluate("test")
-                self._records.append({"level": level + 1, "nnz": counts[level], "density": counts[level] / total,
-                                      "test_accuracy": metrics["accuracy"],
-                                      "layer_densities": densities_of(current).tolist()})
-            self._level = len(counts)
+            with reparametrised(trainer, self.masking, self.params,
+                                final_mask=lambda _, p: p.mask(), leave_parametrized=False):  # type: ignore[operator]
+                for level in range(self.state.level, len(self.counts)):
+                    self.state.level = level
+                    self._train_level(trainer, level)
+                self.state.level = len(self.counts)
         finally:
-            hook.remove()
-            with torch.no_grad():
-                final = [p.mask().bool() for p in params]
-            for (name, module), p in zip(layers, params, strict=True):
-                self.scores[name] = p.scores.detach().cpu().clone()
-                parametrize.remove_parametrizations(module, "weight", leave_parametrized=False)
-            self._params = {}
-            for param, flag in trainable.items():
+            for param, flag in self.trainable.items():
                 param.requires_grad_(flag)
-            trainer.masking = masking
-            for name, m in zip(names, final, strict=True):
-                masking.set_mask(name, m)
+
+    def _train_level(self, trainer: Trainer, level: int) -> None:
+        """Train the scores at level ``level`` (0-based) and record the mask it ends with."""
+        import torch
+
+        nnz0 = np.array([int(m.sum()) for m in self.start_masks])
+        for p, k in zip(self.params, apportion(self.counts[level], nnz0, nnz0), strict=True):
+            p.k = int(k)
+        epochs = int(trainer.config.epochs)
+        optimizer = trainer.make_optimizer(params=[p.scores for p in self.params])
+        scheduler = trainer.make_scheduler(optimizer, epochs)
+        trainer.fit(epochs, optimizer=optimizer, scheduler=scheduler, hooks=(self,),
+                    desc=f"edgepopup level {level + 1}/{len(self.counts)}")
+        prev = [m.to(self.start_masks[0].device) for m in self.state.prev] if self.state.prev else self.start_masks
+        with torch.no_grad():
+            current = [p.mask().bool() for p in self.params]
+        self.state.changes += mask_difference(current, prev)
+        self.state.prev = [m.cpu() for m in current]
+        metrics = trainer.evaluate("test")
+        total = sum(m.numel() for m in self.start_masks)
+        self.state.records.append({"level": level + 1, "nnz": self.counts[level], "density": self.counts[level] / total,
+                                   "test_accuracy": metrics["accuracy"],
+                                   "layer_densities": densities_of(current).tolist()})
+
+    def end_epoch(self, trainer: Trainer, epoch: int, record: dict[str, Any]) -> None:
+        """Keep the scores in the state (for the epoch's checkpoint)."""
+        self.state.scores = {name: p.scores.detach().cpu().clone()
+                             for (name, _), p in zip(self.layers, self.params, strict=True)}
+
+    def finish(self, trainer: Trainer) -> dict[str, Any]:
+        total = self.masking.numel()
         # every step: sparse forward and input gradient, dense weight gradient for the scores
-        for rec in self._records:
-            meter.add_steps(steps_per_epoch(trainer) * int(trainer.config.epochs), rec["layer_densities"],
-                            dense_weight_grad=True)
-        out = accounting(meter, names, mask_list(masking), self._changes)
-        out.update({"levels": self._records, "start_density": float(nnz0.sum()) / total,
-                    "final_density": counts[-1] / total})
-        self._final, self._result = masking.state_dict(), out
+        phases = [(int(trainer.config.epochs), rec["layer_densities"]) for rec in self.state.records]
+        out = self.accounting(trainer, phases, mask_changes=self.state.changes, dense_weight_grad=True)
+        out.update({"levels": self.state.records,
+                    "start_density": sum(int(m.sum()) for m in self.start_masks) / total,
+                    "final_density": self.counts[-1] / total})
         return out

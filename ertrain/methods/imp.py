@@ -24,34 +24,31 @@ kept in the method's state).
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from ertrain.methods import register_method
 from ertrain.methods._common import (
-    accounting,
+    cpu_masks,
     densities_of,
-    ensure_masking,
-    make_meter,
     mask_difference,
     mask_list,
-    masked_modules,
-    steps_per_epoch,
+    masked_start,
+    per_epoch_accounting,
+    restore_masks,
 )
 from ertrain.methods.base import Method
-from ertrain.scores import apportion, global_topk_masks, weight_of
+from ertrain.methods.maskops import SCOPE_CHOICES, magnitude_prune
+from ertrain.scores import weight_of
 
 if TYPE_CHECKING:
-    from torch import Tensor
+    import torch
+    from torch import Tensor, nn
 
+    from ertrain.masks import Masking
     from ertrain.train import Trainer
 
 REWIND_CHOICES = ("init", "epoch", "none")
-SCOPE_CHOICES = ("global", "layerwise")
 
 
 def cycle_targets(start_nnz: int, total: int, prune_fraction: float, cycles: int, final_density: float) -> list[int]:
@@ -79,36 +76,6 @@ def cycle_targets(start_nnz: int, total: int, prune_fraction: float, cycles: int
     return [int(round(start_nnz * (1.0 - prune_fraction) ** k)) for k in range(cycles + 1)]
 
 
-def magnitude_prune(weights: Sequence[Tensor], masks: Sequence[Tensor], keep: int, scope: str) -> list[Tensor]:
-    """Masks keeping exactly ``keep`` of the currently kept weights: those of largest ``|w|``.
-
-    ``scope="global"`` ranks all layers together; ``"layerwise"`` keeps the same fraction of every
-    layer (counts apportioned by largest remainders so the total is exact).
-    """
-    import torch
-
-    current = sum(int(m.sum()) for m in masks)
-    if not 0 < keep <= current:
-        raise ValueError(f"keep must lie in (0, {current}], got {keep}")
-    scores = [w.detach().abs() for w in weights]
-    if scope == "global":
-        return global_topk_masks(scores, keep / current, masks=list(masks))
-    if scope == "layerwise":
-        nnz = np.array([int(m.sum()) for m in masks])
-        counts = apportion(keep, nnz, nnz)
-        out = []
-        for s, m, c in zip(scores, masks, counts, strict=True):
-            new = torch.zeros_like(m, dtype=torch.bool)
-            if c > 0:
-                flat = torch.where(m.reshape(-1).bool(), s.reshape(-1).double(),
-                                   torch.tensor(-math.inf, dtype=torch.float64, device=s.device))
-                idx = torch.sort(flat, descending=True, stable=True).indices[: int(c)]
-                new.view(-1)[idx] = True
-            out.append(new)
-        return out
-    raise ValueError(f"scope must be one of {SCOPE_CHOICES}, got {scope!r}")
-
-
 @register_method("imp")
 class IMP(Method):
     """Iterative magnitude pruning with weight rewinding (see the module docstring)."""
@@ -130,7 +97,17 @@ class IMP(Method):
             default=0.1, metadata={"help": "each cycle's cosine schedule ends at lr * this (paper: 0.1 -> 0.01)"}
         )
 
+    @dataclass
+    class State:
+        phase: int = 0  # fits started: cycle 0 has two with --imp-rewind epoch
+        records: list[dict[str, Any]] = field(default_factory=list)
+        changes: int = 0
+        rewind_state: dict[str, Tensor] = field(default_factory=dict)  # parameters to rewind to (CPU)
+        masks: dict[str, Tensor] = field(default_factory=dict)  # the current cycle's mask (CPU)
+        cycle_masks: list[dict[str, Tensor]] = field(default_factory=list)  # every finished cycle's mask
+
     options: Options
+    state: State
 
     def __init__(self, options: Any = None) -> None:
         super().__init__(options)
@@ -143,91 +120,100 @@ class IMP(Method):
             raise ValueError(f"imp final_density must be in [0, 1], got {o.final_density!r}")
         if not 0.0 < o.lr_min_fraction <= 1.0:
             raise ValueError(f"imp lr_min_fraction must be in (0, 1], got {o.lr_min_fraction!r}")
-        #: Every finished cycle's mask (CPU bool tensors by layer name).
-        self.cycle_masks: list[dict[str, Tensor]] = []
-        self._phase = 0  # fits started: cycle 0 has two with --imp-rewind epoch
-        self._records: list[dict[str, Any]] = []
-        self._changes = 0
-        self._rewind_state: dict[str, Tensor] = {}
-        self._masks: dict[str, Tensor] = {}
+        self.masking: Masking | None = None
+        self.layers: list[tuple[str, nn.Module]] = []
+        self.targets: list[int] = []
+        self.fits: list[tuple[int, int, bool]] = []
+        self.resumed = False
 
-    def state_dict(self) -> dict[str, Any]:
-        return {"phase": self._phase, "records": list(self._records), "changes": self._changes,
-                "rewind_state": self._rewind_state, "masks": self._masks,
-                "cycle_masks": list(self.cycle_masks)}
+    @property
+    def cycle_masks(self) -> list[dict[str, Tensor]]:
+        """Every finished cycle's mask (CPU bool tensors by layer name)."""
+        return self.state.cycle_masks
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if state:
-            self._phase = int(state["phase"])
-            self._records = list(state["records"])
-            self._changes = int(state["changes"])
-            self._rewind_state = dict(state["rewind_state"])
-            self._masks = dict(state["masks"])
-            self.cycle_masks = list(state["cycle_masks"])
-
-    def run(self, trainer: Trainer) -> dict[str, Any]:
-        import torch
-
+    def start(self, trainer: Trainer) -> None:
         o = self.options
         epochs = int(trainer.config.epochs)
         if o.rewind == "epoch" and not 0 <= o.rewind_epoch <= epochs:
             raise ValueError(f"imp rewind_epoch must lie in [0, {epochs}], got {o.rewind_epoch!r}")
-        masking = ensure_masking(trainer)
-        resumed = bool(self._masks)
-        for name, m in self._masks.items():
-            masking.set_mask(name, m)
-        layers = masked_modules(trainer, masking)
-        names = [n for n, _ in layers]
-        weights = [weight_of(m) for _, m in layers]
-        masks = mask_list(masking)
-        total = sum(m.numel() for m in masks)
-        start_nnz = int(self._records[0]["nnz"]) if self._records else sum(int(m.sum()) for m in masks)
-        targets = cycle_targets(start_nnz, total, o.prune_fraction, o.cycles, o.final_density)
-        model = trainer.model
-        if not self._rewind_state:
-            self._rewind_state = {n: p.detach().cpu().clone() for n, p in model.named_parameters()}
+        self.resumed = bool(self.state.masks)
+        masking, self.layers, masks = masked_start(trainer, self.state.masks)
+        self.masking = masking
+        start_nnz = int(self.state.records[0]["nnz"]) if self.state.records else sum(int(m.sum()) for m in masks)
+        self.targets = cycle_targets(start_nnz, masking.numel(), o.prune_fraction, o.cycles, o.final_density)
+        if not self.state.rewind_state:
+            self.state.rewind_state = _parameters(trainer.model)
         # the fits as (cycle, epochs, take the rewind snapshot after it); cycle 0 splits at rewind_epoch
-        fits = [(0, o.rewind_epoch, True), (0, epochs - o.rewind_epoch, False)] if o.rewind == "epoch" else [
+        self.fits = [(0, o.rewind_epoch, True), (0, epochs - o.rewind_epoch, False)] if o.rewind == "epoch" else [
             (0, epochs, False)]
-        fits += [(c, epochs, False) for c in range(1, len(targets))]
+        self.fits += [(c, epochs, False) for c in range(1, len(self.targets))]
+
+    def train(self, trainer: Trainer) -> None:
+        o, epochs = self.options, int(trainer.config.epochs)
         optimizer: torch.optim.Optimizer | None = None
         scheduler: Any = None
-        first = self._phase
-        for index in range(first, len(fits)):
-            cycle, n_epochs, snapshot = fits[index]
-            new_cycle = index == 0 or fits[index - 1][0] != cycle
-            continuing = resumed and index == first  # the fit a checkpoint interrupted
+        first = self.state.phase
+        for index in range(first, len(self.fits)):
+            cycle, n_epochs, snapshot = self.fits[index]
+            new_cycle = index == 0 or self.fits[index - 1][0] != cycle
+            continuing = self.resumed and index == first  # the fit a checkpoint interrupted
             if cycle > 0 and new_cycle and not continuing:
-                new_masks = magnitude_prune(weights, masks, targets[cycle], o.scope)
-                self._changes += mask_difference(masks, new_masks)
-                for name, m in zip(names, new_masks, strict=True):
-                    masking.set_mask(name, m)
-                masks = mask_list(masking)
-                if o.rewind != "none":
-                    with torch.no_grad():
-                        for n, p in model.named_parameters():
-                            p.copy_(self._rewind_state[n].to(p.device))
-                    masking.apply_()
-            self._masks = {n: m.detach().cpu().clone() for n, m in zip(names, masks, strict=True)}
-            self._phase = index
+                self._prune_and_rewind(trainer, cycle)
+            self.state.masks = cpu_masks([n for n, _ in self.layers], self._masks())
+            self.state.phase = index
             if new_cycle or optimizer is None:  # a resumed fit gets its saved state loaded by trainer.fit
                 optimizer = trainer.make_optimizer()
                 scheduler = trainer.make_scheduler(optimizer, epochs, lr_min=trainer.config.lr * o.lr_min_fraction)
-            trainer.fit(n_epochs, optimizer=optimizer, scheduler=scheduler, desc=f"imp cycle {cycle}")
+            trainer.fit(n_epochs, optimizer=optimizer, scheduler=scheduler, hooks=(self,), desc=f"imp cycle {cycle}")
             if snapshot:
-                self._rewind_state = {n: p.detach().cpu().clone() for n, p in model.named_parameters()}
-            if index + 1 == len(fits) or fits[index + 1][0] != cycle:
-                metrics = trainer.evaluate("test")
-                self.cycle_masks.append(dict(self._masks))
-                self._records.append({
-                    "cycle": cycle, "nnz": targets[cycle], "density": targets[cycle] / total,
-                    "layer_densities": densities_of(masks).tolist(),
-                    "test_accuracy": metrics["accuracy"], "test_loss": metrics["loss"],
-                })
-            self._phase = index + 1
-        meter = make_meter(trainer, layers)
-        for rec in self._records:
-            meter.add_steps(steps_per_epoch(trainer) * epochs, rec["layer_densities"])
-        out = accounting(meter, names, masks, self._changes)
-        out.update({"cycles": self._records, "start_density": targets[0] / total, "final_density": targets[-1] / total})
+                self.state.rewind_state = _parameters(trainer.model)
+            if index + 1 == len(self.fits) or self.fits[index + 1][0] != cycle:
+                self._record_cycle(trainer, cycle)
+            self.state.phase = index + 1
+
+    def _masks(self) -> list[Tensor]:
+        assert self.masking is not None
+        return mask_list(self.masking)
+
+    def _prune_and_rewind(self, trainer: Trainer, cycle: int) -> None:
+        """Prune to cycle ``cycle``'s number of weights by magnitude and rewind the survivors."""
+        import torch
+
+        assert self.masking is not None
+        masks = self._masks()
+        new_masks = magnitude_prune([weight_of(m) for _, m in self.layers], masks, self.targets[cycle],
+                                    self.options.scope)
+        self.state.changes += mask_difference(masks, new_masks)
+        restore_masks(self.masking, dict(zip([n for n, _ in self.layers], new_masks, strict=True)))
+        if self.options.rewind != "none":
+            with torch.no_grad():
+                for n, p in trainer.model.named_parameters():
+                    p.copy_(self.state.rewind_state[n].to(p.device))
+            self.masking.apply_()
+
+    def _record_cycle(self, trainer: Trainer, cycle: int) -> None:
+        metrics = trainer.evaluate("test")
+        total = sum(m.numel() for m in self._masks())
+        self.state.cycle_masks.append(dict(self.state.masks))
+        self.state.records.append({
+            "cycle": cycle, "nnz": self.targets[cycle], "density": self.targets[cycle] / total,
+            "layer_densities": densities_of(self._masks()).tolist(),
+            "test_accuracy": metrics["accuracy"], "test_loss": metrics["loss"],
+        })
+
+    def finish(self, trainer: Trainer) -> dict[str, Any]:
+        epochs = int(trainer.config.epochs)
+        total = sum(m.numel() for m in self._masks())
+        phases = [(epochs, rec["layer_densities"]) for rec in self.state.records]
+        out = per_epoch_accounting(trainer, self.layers, self._masks(), self.state.changes, phases)
+        out.update({"cycles": self.state.records, "start_density": self.targets[0] / total,
+                    "final_density": self.targets[-1] / total})
         return out
+
+
+def _parameters(model: nn.Module) -> dict[str, Tensor]:
+    """CPU copies of the model's parameters by name (a rewind point)."""
+    return {n: p.detach().cpu().clone() for n, p in model.named_parameters()}
+
+
+__all__ = ["IMP", "REWIND_CHOICES", "SCOPE_CHOICES", "cycle_targets", "magnitude_prune"]

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ertrain.methods import register_method
-from ertrain.methods._common import ensure_masking, mask_list, masked_modules
+from ertrain.methods._common import ensure_masking, mask_list, masked_start
 from ertrain.methods.base import Method
 from ertrain.scores import global_topk_masks, iterative_synflow_masks, snip_scores
 
@@ -47,7 +47,13 @@ class PruneAtInit(Method):
         )
         synflow_iterations: int = field(default=100, metadata={"help": "pruning rounds of iterative SynFlow"})
 
+    @dataclass
+    class State:
+        pruned: bool = False
+        start_density: float | None = None
+
     options: Options
+    state: State
 
     def __init__(self, options: Any = None) -> None:
         super().__init__(options)
@@ -58,23 +64,13 @@ class PruneAtInit(Method):
             raise ValueError(f"pai final_density must be in [0, 1], got {o.final_density!r}")
         if o.synflow_iterations < 1:
             raise ValueError(f"pai synflow_iterations must be >= 1, got {o.synflow_iterations!r}")
-        self._pruned = False
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"pruned": self._pruned}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if state:
-            self._pruned = bool(state["pruned"])  # the masks themselves come back with the trainer's state
 
     def prune(self, trainer: Trainer) -> list[Tensor]:
         """The pruned masks (layer order of ``trainer.masking``) for the trainer's current weights."""
         import torch
 
         o = self.options
-        masking = ensure_masking(trainer)
-        layers = masked_modules(trainer, masking)
-        start = mask_list(masking)
+        _, layers, start = masked_start(trainer)
         total = sum(m.numel() for m in start)
         start_nnz = sum(int(m.sum()) for m in start)
         keep = start_nnz if o.final_density == 0.0 else int(round(o.final_density * total))
@@ -93,22 +89,27 @@ class PruneAtInit(Method):
         return iterative_synflow_masks(trainer.model, tuple(data.input_shape), keep / start_nnz,
                                        iterations=o.synflow_iterations, layers=layers, masks=start)
 
-    def run(self, trainer: Trainer) -> dict[str, Any]:
+    def start(self, trainer: Trainer) -> None:
         masking = ensure_masking(trainer)
-        names = list(masking.masks)
-        start_density = float(masking.overall_density())
-        if not self._pruned:
-            for name, m in zip(names, self.prune(trainer), strict=True):
+        if self.state.start_density is None:
+            self.state.start_density = float(masking.overall_density())
+        if not self.state.pruned:
+            for name, m in zip(list(masking.masks), self.prune(trainer), strict=True):
                 masking.set_mask(name, m)
             masking.apply_()
-            self._pruned = True
-        trainer.fit(trainer.config.epochs, desc=f"pai {self.options.saliency}")
+            self.state.pruned = True
+
+    def train(self, trainer: Trainer) -> None:
+        trainer.fit(int(trainer.config.epochs), hooks=(self,), desc=f"pai {self.options.saliency}")
+
+    def finish(self, trainer: Trainer) -> dict[str, Any]:
+        masking = ensure_masking(trainer)
+        names = list(masking.masks)
         masks = mask_list(masking)
         return {
             "saliency": self.options.saliency,
-            "start_density": start_density,
+            "start_density": self.state.start_density,
             "final_density": float(masking.overall_density()),
             "layer_densities": {n: float(m.sum()) / m.numel() for n, m in zip(names, masks, strict=True)},
             "layer_order": names,
         }
-
