@@ -18,6 +18,7 @@ COMMANDS: tuple[str, ...] = (
     "ertrain.commands.sweep",
     "ertrain.commands.report",
     "ertrain.commands.export",
+    "ertrain.commands.study",
 )
 
 

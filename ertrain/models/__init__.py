@@ -1,8 +1,9 @@
 """The paper's models, a registry by name: ``mlp``, ``vgg16``, ``vgg19``, ``resnet20``, ``resnet110``,
-``resnet18``, ``resnet50``, ``gcn``.  Add a model with ``@register_model("name")``.
+``resnet18``, ``resnet50``, ``gcn`` and the small CNN of the CPU study, ``smallcnn``.
+Add a model with ``@register_model("name")``.
 """
 
-from ertrain.models import gcn, mlp, resnet, vgg
+from ertrain.models import gcn, mlp, resnet, smallcnn, vgg
 from ertrain.models._registry import MASKABLE_TYPES, MODELS, build_model, layer_weight, maskable_layers, register_model
 
 __all__ = [
@@ -15,5 +16,6 @@ __all__ = [
     "gcn",
     "mlp",
     "resnet",
+    "smallcnn",
     "vgg",
 ]
