@@ -4,6 +4,46 @@ Width bounds, exact probabilities, Monte-Carlo checks, explicit constructions an
 subset-sum solver for the theorems of Gadhikar, Mukherjee & Burkholz, "Why Random Pruning Is
 All We Need to Start Sparse" (ICML 2023, arXiv 2210.02412).  numpy/scipy/sympy only: this
 package never imports torch.
+
+The public functions are importable from the package (loaded on first use, so ``import ertheory``
+stays cheap)::
+
+    from ertheory import theorem_2_1, theorem_2_3, proof_min_q, best_subset, construct
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 __version__ = "0.1.0"
+
+#: Public name -> module that defines it.
+_PUBLIC = {
+    # bounds: Theorems 2.1, 2.2/A.4, A.5, 2.3, Lemma 2.4, Theorem 2.5, eq. (3)
+    "WidthBound": "bounds", "LowerBound": "bounds", "width_factor": "bounds", "theorem_2_1": "bounds",
+    "theorem_2_2": "bounds", "theorem_a5": "bounds", "theorem_2_3": "bounds", "lemma_2_4": "bounds",
+    "lemma_2_4_width": "bounds", "theorem_2_5": "bounds", "epsilon_l": "bounds",
+    # exact probabilities and minimal widths
+    "proof_success_probability": "exact", "proof_failure_probability": "exact", "proof_min_q": "exact",
+    "depth2_min_widths": "exact", "lower_bound_success_probability": "exact", "lower_bound_min_width": "exact",
+    # subset sums (Lemma 2.4)
+    "best_subset": "subsetsum", "best_subset_er": "subsetsum", "coverage": "subsetsum",
+    "coverage_probability": "subsetsum", "required_n": "subsetsum", "fit_c1": "subsetsum",
+    # the proofs' constructions
+    "construct": "construct", "sample_source_masks": "construct", "SourceNetwork": "construct",
+}
+
+__all__ = ["__version__", *sorted(_PUBLIC)]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PUBLIC:
+        value = getattr(importlib.import_module(f"ertheory.{_PUBLIC[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'ertheory' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
