@@ -31,7 +31,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -270,6 +270,16 @@ def plot(results: Sequence[StudentResult], summaries: Sequence[DensitySummary], 
     plt.close(fig)
 
 
+def _from_row(cls: Any, row: dict[str, str]) -> Any:
+    """A dataclass of this module from one CSV row (empty cells are ``None``)."""
+    values: dict[str, Any] = {}
+    for f in fields(cls):
+        text = row[f.name]
+        kind = next(t for t in (int, float, str) if t is f.type or t in getattr(f.type, "__args__", ()))
+        values[f.name] = None if text == "" and kind is not str else kind(text)
+    return cls(**values)
+
+
 def _read_csv(path: Path) -> list[dict[str, str]]:
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
@@ -389,6 +399,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--teacher-seed", type=int, default=0, help="seed of the teacher and its data")
     parser.add_argument("--write-doc", metavar="PATH", help="after the run, render the markdown note to PATH")
     parser.add_argument("--doc-only", action="store_true", help="only render --write-doc from existing CSVs")
+    parser.add_argument("--replot", action="store_true",
+                        help="no training: redraw the PNG from the CSVs already in --out (and --write-doc if given)")
     return parser
 
 
@@ -411,7 +423,11 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = "teacher_student" if opts.size == "small" else f"teacher_student_{opts.size}"
-    if not opts.doc_only:
+    if opts.replot:
+        results = [_from_row(StudentResult, r) for r in _read_csv(out / f"{stem}.csv")]
+        summaries = [_from_row(DensitySummary, r) for r in _read_csv(out / f"{stem}_summary.csv")]
+        plot(results, summaries, out / f"{stem}.png", opts.size)
+    elif not opts.doc_only:
         results, summaries = run_study(opts)
         _write_atomic(out / f"{stem}.csv", _rows_csv(results))
         _write_atomic(out / f"{stem}_summary.csv", _rows_csv(summaries))
