@@ -11,7 +11,8 @@ from ertrain.config import TrainConfig
 from ertrain.data import DataBundle, load_dataset
 from ertrain.flops import inference_flops_ratio
 from ertrain.methods import METHODS
-from ertrain.methods.dst import drop_fraction, gradual_target, update_mask
+from ertrain.methods.dst import drop_fraction, gradual_target
+from ertrain.methods.maskops import update_mask
 from ertrain.train import Trainer
 
 

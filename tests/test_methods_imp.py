@@ -9,7 +9,8 @@ import torch
 from ertrain.config import TrainConfig
 from ertrain.data import DataBundle, load_dataset
 from ertrain.methods import METHODS
-from ertrain.methods.imp import cycle_targets, magnitude_prune
+from ertrain.methods.imp import cycle_targets
+from ertrain.methods.maskops import magnitude_prune
 from ertrain.train import Trainer
 
 

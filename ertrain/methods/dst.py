@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from ertrain.methods import register_method
 from ertrain.methods._common import accounting, densities_of, make_meter, mask_list, masked_start
 from ertrain.methods.base import Method
-from ertrain.methods.maskops import drop_and_grow, magnitude_prune, random_scores, regrow_count, update_mask
+from ertrain.methods.maskops import drop_and_grow, magnitude_prune, random_scores, regrow_count
 from ertrain.scores import weight_of
 
 if TYPE_CHECKING:
@@ -274,4 +274,4 @@ class SET(DST):
         return random_scores(mask, generator)
 
 
-__all__ = ["DST", "SET", "RigL", "drop_fraction", "gradual_target", "update_mask"]
+__all__ = ["DST", "SET", "RigL", "drop_fraction", "gradual_target"]
