@@ -37,10 +37,10 @@ def density_from_args(args: argparse.Namespace) -> Any:
     density, sparsity = getattr(args, "density", None), getattr(args, "sparsity", None)
     if density is None and sparsity is None:
         return None
-    if isinstance(density, list) or isinstance(sparsity, list):
-        values = density if density is not None else sparsity
-        return [check_density_or_sparsity(v if density is not None else None, v if sparsity is not None else None)
-                for v in values]
+    if isinstance(density, list):
+        return [check_density_or_sparsity(v, None) for v in density]
+    if isinstance(sparsity, list):
+        return [check_density_or_sparsity(None, v) for v in sparsity]
     return check_density_or_sparsity(density, sparsity)
 
 

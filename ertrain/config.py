@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from ertheory._validate import check_density, check_density_or_sparsity
+from ertrain.registry import field_default
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("cosine", "multistep", "constant", "step")
@@ -195,10 +196,7 @@ class TrainConfig:
             if f.name in self.EXECUTION_FIELDS:
                 continue
             value = _canonical_options(self, f.name)
-            default = f.default if f.default is not dataclasses.MISSING else (
-                f.default_factory() if f.default_factory is not dataclasses.MISSING else dataclasses.MISSING
-            )
-            if value != default:
+            if value != field_default(f):
                 out[f.name] = value
         return out
 
@@ -213,11 +211,9 @@ class TrainConfig:
 
         Only configs that 0.1 could express have one: every field added since must be at its default.
         """
-        fields = {f.name: f for f in dataclasses.fields(self)}
-        for name, f in fields.items():
-            if name not in _LEGACY_FIELDS and name not in self.EXECUTION_FIELDS and getattr(self, name) != (
-                f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-            ):
+        for f in dataclasses.fields(self):
+            new = f.name not in _LEGACY_FIELDS and f.name not in self.EXECUTION_FIELDS
+            if new and getattr(self, f.name) != field_default(f):
                 return None
         legacy = {k: v for k, v in self.hyperparameters().items() if k in _LEGACY_FIELDS}
         text = json.dumps(legacy, sort_keys=True, separators=(",", ":"), allow_nan=False)

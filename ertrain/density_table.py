@@ -130,7 +130,7 @@ def _sampled(req: DensityRequest, shapes: list[tuple[int, ...]], p: np.ndarray, 
 
     from ertrain.masks import flow_repair, sample_er_masks
 
-    gen = torch.Generator().manual_seed(req.seed)
+    gen = torch.Generator().manual_seed(int(req.seed or 0))
     masks = sample_er_masks(shapes, p, gen)
     added = [0] * len(masks)
     if req.flow_repair is not None:

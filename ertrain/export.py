@@ -194,7 +194,6 @@ def export_run(
     writes the compact sparse encoding.  Raises ``ValueError`` for an unknown format, a run
     without ``result.json``, or a model with more than one input for a graph format.
     """
-    from ertrain import __version__
     from ertrain.rundir import RunDir
     from ertrain.runner import load_run
 
@@ -218,7 +217,6 @@ def export_run(
     single = _single_input(plain)
     if not single and spec.load is not None:
         raise ValueError(f"model {config.model!r} takes more than one input; export it with --format safetensors")
-
     example = torch.empty(0)
     if single:
         gen = torch.Generator().manual_seed(seed)
@@ -233,29 +231,29 @@ def export_run(
         check.update(_check(tmp, fmt, packed, model if single else plain, example))
 
     atomic_write(out, write_checked)
-    sidecar: dict[str, Any] = {
-        "format": fmt,
-        "packed": packed,
-        "file": out.name,
-        "bytes": out.stat().st_size,
-        "load": spec.how_to_load.replace("PATH", repr(out.name)) if not packed
-        else "from ertrain.sparse import load_packed; state = load_packed(PATH)".replace("PATH", repr(out.name)),
-        "run_hash": result.get("run_hash", config.run_hash()),
-        "model": config.model,
-        "model_kwargs": model_kwargs,
-        "input_shape": list(input_shape(model_kwargs)) if single else None,
-        "method": config.method,
-        "test_accuracy": result.get("test_accuracy"),
-        "density": result.get("density"),
-        "layers": layer_report(plain, masks),
-        "config": json.loads(config.to_json()),
-        "check": check,
-        "torch_version": torch.__version__,
-        "ertrain_version": __version__,
-    }
+    sidecar = _sidecar(out, fmt, packed, spec, config, result, plain, masks, single, check)
     text = json.dumps(sidecar, indent=2, sort_keys=True, allow_nan=False) + "\n"
     atomic_write(sidecar_path(out), lambda tmp: Path(tmp).write_text(text))
     return sidecar
+
+
+def _sidecar(out: Path, fmt: str, packed: bool, spec: ExportFormat, config: Any, result: dict[str, Any],
+             plain: nn.Module, masks: dict[str, torch.Tensor] | None, single: bool,
+             check: dict[str, Any]) -> dict[str, Any]:
+    """The sidecar JSON of an export: how to load the file, the run it came from, its layers and the check."""
+    from ertrain import __version__
+
+    model_kwargs = dict(result.get("model_kwargs") or {})
+    load = (spec.how_to_load if not packed
+            else "from ertrain.sparse import load_packed; state = load_packed(PATH)").replace("PATH", repr(out.name))
+    return {
+        "format": fmt, "packed": packed, "file": out.name, "bytes": out.stat().st_size, "load": load,
+        "run_hash": result.get("run_hash", config.run_hash()), "model": config.model, "model_kwargs": model_kwargs,
+        "input_shape": list(input_shape(model_kwargs)) if single else None, "method": config.method,
+        "test_accuracy": result.get("test_accuracy"), "density": result.get("density"),
+        "layers": layer_report(plain, masks), "config": json.loads(config.to_json()), "check": check,
+        "torch_version": torch.__version__, "ertrain_version": __version__,
+    }
 
 
 #: Largest batch of the output check (its inputs are held in memory at once).

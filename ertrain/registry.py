@@ -82,17 +82,11 @@ class Entry(Generic[T]):
         opts = self.make_options(values)
         if opts is None:
             return {}
-        defaults = {
-            f.name: (f.default if f.default is not dataclasses.MISSING else f.default_factory())  # type: ignore[misc]
-            for f in dataclasses.fields(opts)
-            if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
-        }
         out: dict[str, Any] = {}
         for f in dataclasses.fields(opts):
             value = getattr(opts, f.name)
-            if f.name in defaults and _normal(value) == _normal(defaults[f.name]):
-                continue
-            out[f.name] = _normal(value)
+            if _normal(value) != _normal(field_default(f)):
+                out[f.name] = _normal(value)
         return out
 
 
@@ -189,6 +183,14 @@ class Registry(Mapping[str, T], Generic[T]):
         self._entries.pop(name, None)
 
 
+def field_default(f: dataclasses.Field[Any]) -> Any:
+    """A dataclass field's default (calling its factory), or ``dataclasses.MISSING`` when it has none."""
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    factory = f.default_factory
+    return factory() if callable(factory) else dataclasses.MISSING
+
+
 def _normal(value: Any) -> Any:
     """Tuples as lists, so options read back from JSON compare equal to their defaults."""
     if isinstance(value, tuple | list):
@@ -200,4 +202,4 @@ def _normal(value: Any) -> Any:
 
 Factory = Callable[..., Any]
 
-__all__ = ["NEEDS", "DuplicateNameError", "Entry", "Registry", "UnknownNameError"]
+__all__ = ["NEEDS", "DuplicateNameError", "Entry", "Registry", "UnknownNameError", "field_default"]

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ertheory._validate import check_density, check_positive_int
+from ertrain.density import register_density_scheme
 
 if TYPE_CHECKING:  # torch is imported lazily so that importing this module (CLI --help) stays cheap
     import torch
@@ -373,71 +374,68 @@ class ImpOptions:
     run: str | None = None
 
 
-def _register_saliency_schemes() -> None:
-    from ertrain.density import register_density_scheme
+@register_density_scheme(
+    "snip", options=SnipOptions, needs="data", help="ER-SNIP: SNIP's layerwise ratios, randomised"
+)
+def snip(
+    shapes: Sequence[tuple[int, ...]],
+    density: float,
+    ratios: Sequence[float] | None = None,
+    net: nn.Module | None = None,
+    batch: tuple[Tensor, Tensor] | None = None,
+) -> np.ndarray:
+    """ER-SNIP: the layerwise densities of SNIP's global top-``density`` mask, randomised.
 
-    @register_density_scheme(
-        "snip", options=SnipOptions, needs="data", help="ER-SNIP: SNIP's layerwise ratios, randomised"
-    )
-    def snip(
-        shapes: Sequence[tuple[int, ...]],
-        density: float,
-        ratios: Sequence[float] | None = None,
-        net: nn.Module | None = None,
-        batch: tuple[Tensor, Tensor] | None = None,
-    ) -> np.ndarray:
-        """ER-SNIP: the layerwise densities of SNIP's global top-``density`` mask, randomised.
+    Give ``ratios`` (one per layer, e.g. from :func:`saliency_ratios`), or ``net`` (the model at
+    initialisation) and ``batch = (x, y)`` to score here.
+    """
+    if ratios is None:
+        if net is None or batch is None:
+            raise ValueError("scheme 'snip' needs ratios=[...] (one per layer) or net=<model> and batch=(x, y)")
+        layers = _check_model_shapes(net, shapes)
+        ratios = layer_ratios(snip_scores(net, batch[0], batch[1], layers=layers), density).tolist()
+    return _randomised(shapes, density, ratios)
 
-        Give ``ratios`` (one per layer, e.g. from :func:`saliency_ratios`), or ``net`` (the model at
-        initialisation) and ``batch = (x, y)`` to score here.
-        """
-        if ratios is None:
-            if net is None or batch is None:
-                raise ValueError("scheme 'snip' needs ratios=[...] (one per layer) or net=<model> and batch=(x, y)")
-            layers = _check_model_shapes(net, shapes)
-            ratios = layer_ratios(snip_scores(net, batch[0], batch[1], layers=layers), density).tolist()
-        return _randomised(shapes, density, ratios)
+@register_density_scheme(
+    "synflow", options=SynflowOptions, needs="model", help="ER-SynFlow: SynFlow's layerwise ratios, randomised"
+)
+def synflow(
+    shapes: Sequence[tuple[int, ...]],
+    density: float,
+    ratios: Sequence[float] | None = None,
+    net: nn.Module | None = None,
+    input_shape: Sequence[int] | None = None,
+    iterations: int = 100,
+) -> np.ndarray:
+    """ER-SynFlow: the layerwise densities of iterative SynFlow's mask (``iterations`` rounds), randomised.
 
-    @register_density_scheme(
-        "synflow", options=SynflowOptions, needs="model", help="ER-SynFlow: SynFlow's layerwise ratios, randomised"
-    )
-    def synflow(
-        shapes: Sequence[tuple[int, ...]],
-        density: float,
-        ratios: Sequence[float] | None = None,
-        net: nn.Module | None = None,
-        input_shape: Sequence[int] | None = None,
-        iterations: int = 100,
-    ) -> np.ndarray:
-        """ER-SynFlow: the layerwise densities of iterative SynFlow's mask (``iterations`` rounds), randomised.
+    Give ``ratios``, or ``net`` (the model at initialisation) and ``input_shape`` (one example,
+    no batch dimension).
+    """
+    if ratios is None:
+        if net is None or input_shape is None:
+            raise ValueError("scheme 'synflow' needs ratios=[...] (one per layer) or net=<model> and input_shape=")
+        layers = _check_model_shapes(net, shapes)
+        masks = iterative_synflow_masks(net, input_shape, density, iterations=iterations, layers=layers)
+        ratios = masks_ratios(masks).tolist()
+    return _randomised(shapes, density, ratios)
 
-        Give ``ratios``, or ``net`` (the model at initialisation) and ``input_shape`` (one example,
-        no batch dimension).
-        """
-        if ratios is None:
-            if net is None or input_shape is None:
-                raise ValueError("scheme 'synflow' needs ratios=[...] (one per layer) or net=<model> and input_shape=")
-            layers = _check_model_shapes(net, shapes)
-            masks = iterative_synflow_masks(net, input_shape, density, iterations=iterations, layers=layers)
-            ratios = masks_ratios(masks).tolist()
-        return _randomised(shapes, density, ratios)
+@register_density_scheme(
+    "imp", options=ImpOptions, help="ER-IMP: a finished IMP run's layerwise ratios, randomised"
+)
+def imp(
+    shapes: Sequence[tuple[int, ...]], density: float, ratios: Sequence[float] | None = None, run: str | None = None
+) -> np.ndarray:
+    """ER-IMP: the layerwise densities of a finished IMP run, randomised (and rescaled to ``density``).
 
-    @register_density_scheme(
-        "imp", options=ImpOptions, help="ER-IMP: a finished IMP run's layerwise ratios, randomised"
-    )
-    def imp(
-        shapes: Sequence[tuple[int, ...]], density: float, ratios: Sequence[float] | None = None, run: str | None = None
-    ) -> np.ndarray:
-        """ER-IMP: the layerwise densities of a finished IMP run, randomised (and rescaled to ``density``).
-
-        Give ``ratios`` (one per layer), or ``run``: a run directory (or its ``result.json``) of
-        ``--method imp``, whose ``layer_densities`` are used.
-        """
-        if ratios is None:
-            if run is None:
-                raise ValueError("scheme 'imp' needs ratios=[...] (one per layer) or run=<IMP run directory>")
-            ratios = imp_ratios(run)
-        return _randomised(shapes, density, ratios)
+    Give ``ratios`` (one per layer), or ``run``: a run directory (or its ``result.json``) of
+    ``--method imp``, whose ``layer_densities`` are used.
+    """
+    if ratios is None:
+        if run is None:
+            raise ValueError("scheme 'imp' needs ratios=[...] (one per layer) or run=<IMP run directory>")
+        ratios = imp_ratios(run)
+    return _randomised(shapes, density, ratios)
 
 
 def imp_ratios(run: str) -> list[float]:
@@ -510,4 +508,3 @@ def scheme_options(
     return opts
 
 
-_register_saliency_schemes()
