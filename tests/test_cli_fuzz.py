@@ -1,11 +1,13 @@
-"""Fuzzing the ``ertheory`` console script as a hostile user would.
+"""Fuzzing the console scripts as a hostile user would: every ``ertheory`` sub-command, and ``ertrain train``
+on damaged data files and mismatched data options or models.
 
-Every case runs ``python -m ertheory.cli`` in a fresh, empty working directory, in a child process with a
-wall-clock timeout and an address-space limit (``RLIMIT_AS``), and must end in one of two ways:
+Every case runs ``python -m ertheory.cli`` (or ``ertrain.cli``) in a fresh, empty working directory, in a
+child process with a wall-clock timeout and an address-space limit (``RLIMIT_AS``), and must end in one of
+two ways:
 
 * exit status 0 with sane output: JSON that parses (no NaN or infinity) when ``--json`` was asked,
   some text otherwise, and nothing on stderr;
-* exit status 2 with exactly one line on stderr, ``ertheory...: error: ...``;
+* exit status 2 with exactly one line on stderr, ``<script>...: error: ...``;
 
 never a traceback, never a hang, and nothing written outside ``--out`` (the working directory must stay
 empty unless ``--out`` points into it).  Hypothesis draws flags for every sub-command (mostly valid values,
@@ -41,6 +43,7 @@ HOSTILE = ("0", "-1", "-1e-3", "1e9", "99999999999999999999", "1e308", "nan", "i
 
 @dataclass(frozen=True)
 class Outcome:
+    script: str
     argv: tuple[str, ...]
     returncode: int
     stdout: str
@@ -53,25 +56,25 @@ def _limit_child() -> None:  # pragma: no cover - runs in the child
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
-def run_ertheory(argv: list[str], workdir: Path, scratch: Path) -> Outcome:
-    """Run ``ertheory argv`` in ``workdir`` (empty); report its exit, output and the files it created."""
+def run_ertheory(argv: list[str], workdir: Path, scratch: Path, script: str = "ertheory") -> Outcome:
+    """Run ``<script> argv`` in ``workdir`` (empty); report its exit, output and the files it created."""
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
                MPLBACKEND="Agg", MPLCONFIGDIR=str(scratch / "mpl"), TMPDIR=str(scratch), HOME=str(scratch),
                PYTHONWARNINGS="default", COLUMNS="120")
     env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[1]), env.get("PYTHONPATH", "")])
     try:
         proc = subprocess.run(
-            [sys.executable, "-m", "ertheory.cli", *argv], cwd=workdir, env=env, capture_output=True, text=True,
+            [sys.executable, "-m", f"{script}.cli", *argv], cwd=workdir, env=env, capture_output=True, text=True,
             timeout=TIMEOUT_S, preexec_fn=_limit_child, stdin=subprocess.DEVNULL,
         )
     except subprocess.TimeoutExpired:
-        pytest.fail(f"ertheory {' '.join(argv)!r} did not finish within {TIMEOUT_S} s")
+        pytest.fail(f"{script} {' '.join(argv)!r} did not finish within {TIMEOUT_S} s")
     out = _out_dir(argv, workdir)
     created = tuple(
         str(p.relative_to(workdir)) for p in sorted(workdir.rglob("*"))
         if out is None or not (p == out or out in p.parents or p in out.parents)
     )
-    return Outcome(tuple(argv), proc.returncode, proc.stdout, proc.stderr, created)
+    return Outcome(script, tuple(argv), proc.returncode, proc.stdout, proc.stderr, created)
 
 
 def _out_dir(argv: list[str], workdir: Path) -> Path | None:
@@ -86,7 +89,7 @@ def _reject_constant(name: str) -> float:
 
 def check_contract(o: Outcome, sanity: Callable[[dict[str, Any]], None] | None = None) -> None:
     """The promise of the module docstring."""
-    shown = (f"ertheory {' '.join(o.argv)!r}: exit {o.returncode}\n"
+    shown = (f"{o.script} {' '.join(o.argv)!r}: exit {o.returncode}\n"
              f"stdout: {o.stdout[-2000:]}\nstderr: {o.stderr[-4000:]}")
     assert "Traceback" not in o.stderr, shown
     assert not o.created, f"{shown}\nwrote outside --out: {o.created}"
@@ -102,7 +105,7 @@ def check_contract(o: Outcome, sanity: Callable[[dict[str, Any]], None] | None =
     assert o.returncode == 2, shown
     lines = o.stderr.splitlines()
     assert len(lines) == 1, shown
-    assert lines[0].startswith("ertheory") and ": error: " in lines[0], shown
+    assert lines[0].startswith(o.script) and ": error: " in lines[0], shown
 
 
 @pytest.fixture()
@@ -374,3 +377,50 @@ def test_hostile_cases(argv: list[str], status: int, dirs: tuple[Path, Path]) ->
     check_contract(outcome, sanity)
     assert outcome.returncode == status, outcome
     assert existing.read_text() == "keep me\n"
+
+
+# ---------------------------------------------------------------------------------------------- ertrain: data
+
+TRAIN = ["train", "--model", "mlp", "--dataset", "fashion-mnist", "--sparsity", "0.5", "--epochs", "1",
+         "--device", "cpu", "--out", "runs"]
+
+
+def _damaged(kind: str, root: Path) -> None:
+    from fashion_files import corrupt_deflate, truncate, write_fashion
+
+    write_fashion(root, n_train=0 if kind == "empty" else 12, test_item=(16, 49) if kind == "shape" else (28, 28))
+    if kind == "truncated":
+        truncate(root / "t10k-images-idx3-ubyte.gz")
+    if kind == "deflate":
+        corrupt_deflate(root / "train-images-idx3-ubyte.gz")
+
+
+#: ``ertrain`` command lines (``{data}``: a Fashion-MNIST folder damaged as the case's name says) that must be
+#: refused with one line before a run directory is made (more option faults: tests/test_data_faults.py).
+DATA_CASES: dict[str, list[str]] = {
+    "empty": [*TRAIN, "--data-dir", "{data}"],
+    "shape": [*TRAIN, "--data-dir", "{data}"],
+    "truncated": [*TRAIN, "--data-dir", "{data}"],
+    "deflate": [*TRAIN, "--data-dir", "{data}"],
+    "limit-zero": [*TRAIN, "--data-dir", "{data}", "--data-options", '{"limit_train": 0}'],
+    "mistyped-option": [*TRAIN, "--data-dir", "{data}", "--data-options", '{"limit_trian": 5}'],
+    "absent": [*TRAIN, "--data-dir", "{data}/nowhere"],
+    "graph-model-on-images": ["train", "--model", "gcn", "--dataset", "digits", "--sparsity", "0.5", "--epochs", "1",
+                              "--device", "cpu", "--out", "runs"],
+    "image-model-on-graph": ["train", "--model", "mlp", "--dataset", "synthetic-citation", "--sparsity", "0.5",
+                             "--epochs", "1", "--device", "cpu", "--out", "runs"],
+    "teacher-1e10": ["train", "--model", "mlp", "--dataset", "teacher", "--data-options", '{"n_train": 10000000000}',
+                     "--sparsity", "0.5", "--epochs", "1", "--device", "cpu", "--out", "runs"],
+}
+
+
+@pytest.mark.parametrize("case", sorted(DATA_CASES))
+def test_bad_data_is_refused_before_any_run_directory(case: str, dirs: tuple[Path, Path]) -> None:
+    work, scratch = dirs
+    data = scratch / "fashion"
+    _damaged(case, data)
+    argv = [a.replace("{data}", str(data)) for a in DATA_CASES[case]]
+    outcome = run_ertheory(argv, work, scratch, script="ertrain")
+    check_contract(outcome)
+    assert outcome.returncode == 2, outcome
+    assert not (work / "runs").exists(), outcome

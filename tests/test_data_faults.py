@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from fashion_files import STEMS, corrupt_deflate, truncate, write_fashion
 
 import ertrain.data.idx as idx
 from ertheory._validate import MemoryLimitError
@@ -25,29 +26,6 @@ from ertrain.data import (
     register_dataset,
 )
 from ertrain.data._options import LoaderOptions
-
-STEMS = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
-
-
-def idx_bytes(array: np.ndarray, magic: int) -> bytes:
-    header = magic.to_bytes(4, "big") + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
-    return header + array.astype(np.uint8).tobytes()
-
-
-def write_fashion(root: Path, n_train: int = 12, n_test: int = 5, test_item: tuple[int, int] = (28, 28),
-                  seed: int = 0) -> None:
-    rng = np.random.default_rng(seed)
-    root.mkdir(parents=True, exist_ok=True)
-    arrays = {
-        STEMS[0]: (rng.integers(0, 256, (n_train, 28, 28)), 2051),
-        STEMS[1]: (rng.integers(0, 10, n_train), 2049),
-        STEMS[2]: (rng.integers(0, 256, (n_test, *test_item)), 2051),
-        STEMS[3]: (rng.integers(0, 10, n_test), 2049),
-    }
-    for stem, (arr, magic) in arrays.items():
-        with gzip.open(root / f"{stem}.gz", "wb") as fh:
-            fh.write(idx_bytes(arr, magic))
-
 
 # ---------------------------------------------------------------- empty splits and limits
 
@@ -127,9 +105,7 @@ def test_declared_shapes_follow_the_options() -> None:
 
 def test_truncated_gzip_is_one_value_error(tmp_path: Path) -> None:
     write_fashion(tmp_path)
-    path = tmp_path / "t10k-images-idx3-ubyte.gz"
-    raw = path.read_bytes()
-    path.write_bytes(raw[: len(raw) // 2])
+    truncate(tmp_path / "t10k-images-idx3-ubyte.gz")
     with pytest.raises(ValueError, match=r"t10k-images-idx3-ubyte\.gz: truncated or corrupted gzip data") as info:
         load_dataset("fashion-mnist", str(tmp_path))
     assert isinstance(info.value.__cause__, EOFError)
@@ -137,11 +113,7 @@ def test_truncated_gzip_is_one_value_error(tmp_path: Path) -> None:
 
 def test_corrupted_deflate_stream_is_one_value_error(tmp_path: Path) -> None:
     write_fashion(tmp_path)
-    path = tmp_path / "train-images-idx3-ubyte.gz"
-    raw = bytearray(path.read_bytes())
-    for k in range(20, 60):  # overwrite compressed bytes right after the 10-byte gzip header
-        raw[k] ^= 0xFF
-    path.write_bytes(bytes(raw))
+    corrupt_deflate(tmp_path / "train-images-idx3-ubyte.gz")
     with pytest.raises(ValueError, match=r"train-images-idx3-ubyte\.gz: truncated or corrupted gzip data") as info:
         load_dataset("fashion-mnist", str(tmp_path))
     assert isinstance(info.value.__cause__, (zlib.error, gzip.BadGzipFile, EOFError))
