@@ -8,7 +8,7 @@ package never imports torch.
 The public functions are importable from the package (loaded on first use, so ``import ertheory``
 stays cheap)::
 
-    from ertheory import theorem_2_1, theorem_2_3, proof_min_q, best_subset, construct
+    from ertheory import theorem_2_1, theorem_2_3, proof_min_q, best_subset
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ _PUBLIC = {
     "best_subset": "subsetsum", "best_subset_er": "subsetsum", "coverage": "subsetsum",
     "coverage_probability": "subsetsum", "required_n": "subsetsum", "fit_c1": "subsetsum",
     # the proofs' constructions
-    "construct": "construct", "sample_source_masks": "construct", "SourceNetwork": "construct",
+    "sample_source_masks": "construct", "SourceNetwork": "construct",
 }
 
 __all__ = ["__version__", *sorted(_PUBLIC)]

@@ -158,6 +158,31 @@ def construct(
     ``q = (q_0, ..., q_L)`` with ``q_L = 1``; ``input_low`` is ``a_1``; ``paddings`` the conv zero paddings of
     the target's layers.  Raises :class:`ConstructionError` where the event fails.
     """
+    ws, bs, ms, qs, pads = _checked_inputs(weights, biases, masks, q, mode, paddings)
+    L, conv = len(ws), ws[0].ndim == 4
+    b0 = max(0.0, -float(input_low))
+    if conv and b0 != 0.0 and pads[0] != 0:
+        raise ValueError(
+            f"a padded first conv layer needs input_low >= 0 (the shifted copies would be padded "
+            f"with 0, not with -input_low); got input_low={input_low!r}, padding={pads[0]}"
+        )
+    w0, b0_vec, valid = _univariate_layer(ms[0], qs[0], ws[0].shape[1], b0, mode)
+    out_w: list[FloatArray] = [w0]
+    out_b: list[FloatArray] = [b0_vec]
+    for l in range(1, L + 1):
+        w_l, b_l, valid = _copy_layer(l, ws[l - 1], bs[l - 1], ms[l], qs[l], qs[l - 1], valid, mode, l == L,
+                                      b0 if l == 1 else 0.0)
+        out_w.append(w_l)
+        out_b.append(b_l)
+    source_pads = tuple([0] + pads) if conv else None
+    return SourceNetwork(tuple(out_w), tuple(out_b), tuple(ms), source_pads)
+
+
+def _checked_inputs(
+    weights: Sequence[ArrayLike], biases: Sequence[ArrayLike], masks: Sequence[ArrayLike], q: Sequence[int],
+    mode: str, paddings: Sequence[int] | None,
+) -> tuple[list[FloatArray], list[FloatArray], list[BoolArray], list[int], list[int]]:
+    """The inputs of :func:`construct` as arrays, with every count and shape checked."""
     if mode not in _MODES:
         raise ValueError(f"mode must be one of {', '.join(_MODES)}, got {mode!r}")
     ws = [as_float_array(w, f"weights[{l}]") for l, w in enumerate(weights)]
@@ -170,64 +195,56 @@ def construct(
         )
     if qs[-1] != 1:
         raise ValueError(f"q_L must be 1 (one copy of every output), got q={q!r}")
-    conv = ws[0].ndim == 4
     pads = [0] * L if paddings is None else [int(v) for v in paddings]
     if len(pads) != L:
         raise ValueError(f"paddings needs {L} entries, got {paddings!r}")
-    shapes = source_mask_shapes(ws, qs)
     ms = [np.asarray(m, dtype=bool) for m in masks]
-    for l, (m, s) in enumerate(zip(ms, shapes, strict=True)):
+    for l, (m, s) in enumerate(zip(ms, source_mask_shapes(ws, qs), strict=True)):
         if m.shape != s:
             raise ValueError(f"masks[{l}] must have shape {s}, got {m.shape}")
-    a1 = float(input_low)
-    b0 = max(0.0, -a1)
-    if conv and b0 != 0.0 and pads[0] != 0:
-        raise ValueError(
-            f"a padded first conv layer needs input_low >= 0 (the shifted copies would be padded "
-            f"with 0, not with -input_low); got input_low={input_low!r}, padding={pads[0]}"
-        )
+    return ws, bs, ms, qs, pads
 
-    # layer 0: univariate copies
-    d = ws[0].shape[1]
-    m0 = ms[0].reshape(qs[0] * d, d)
-    rows0 = np.arange(qs[0] * d)
-    own = m0[rows0, rows0 // qs[0]]
+
+def _univariate_layer(
+    mask: BoolArray, q0: int, d: int, b0: float, mode: str
+) -> tuple[FloatArray, FloatArray, BoolArray]:
+    """Layer 0: ``q_0`` univariate copies of every input (weight 1, bias ``b_0``); which copies are valid."""
+    m0 = mask.reshape(q0 * d, d)
+    rows0 = np.arange(q0 * d)
+    own = m0[rows0, rows0 // q0]
     if mode == "proof" and not own.all():
         r = int(np.flatnonzero(~own)[0])
-        raise ConstructionError(0, (r // qs[0], r // qs[0]), r, "unmasked univariate edge from its input")
-    w0 = np.zeros((qs[0] * d, d))
-    w0[rows0, rows0 // qs[0]] = own.astype(np.float64)
-    out_w: list[FloatArray] = [w0.reshape(ms[0].shape)]
-    out_b: list[FloatArray] = [np.where(own, b0, 0.0)]
-    valid = own
+        raise ConstructionError(0, (r // q0, r // q0), r, "unmasked univariate edge from its input")
+    w0 = np.zeros((q0 * d, d))
+    w0[rows0, rows0 // q0] = own.astype(np.float64)
+    return w0.reshape(mask.shape), np.where(own, b0, 0.0), own
 
-    for l in range(1, L + 1):
-        wt = ws[l - 1]
-        n_out, n_in = wt.shape[0], wt.shape[1]
-        k_shape = wt.shape[2:]
-        wt3 = wt.reshape(n_out, n_in, -1)
-        k = wt3.shape[2]
-        rows = qs[l] * n_out
-        mask = ms[l].reshape(rows, n_in, qs[l - 1], k) & valid.reshape(1, n_in, qs[l - 1], 1)
-        has = mask.any(axis=2)
-        first = mask.argmax(axis=2)
-        tgt = wt3[np.arange(rows) // qs[l]]
-        need = tgt != 0
-        row_ok = (has | ~need).all(axis=(1, 2))
-        if not row_ok.all() and (mode == "proof" or l == L):
-            r = int(np.flatnonzero(~row_ok)[0])
-            j, e = np.argwhere(need[r] & ~has[r])[0]
-            edge = (r // qs[l], int(j)) + tuple(int(v) for v in np.unravel_index(int(e), k_shape))
-            what = "unmasked edge from a copy" if mode == "proof" else "unmasked edge from a valid copy"
-            raise ConstructionError(l, edge, r, what)
-        ri, ji, ei = np.nonzero(need & has & row_ok[:, None, None])
-        ws_l = np.zeros((rows, n_in, qs[l - 1], k))
-        ws_l[ri, ji, first[ri, ji, ei], ei] = tgt[ri, ji, ei]
-        bias = bs[l - 1][np.arange(rows) // qs[l]].copy()
-        if l == 1:
-            bias -= b0 * tgt.sum(axis=(1, 2))
-        out_w.append(ws_l.reshape(ms[l].shape))
-        out_b.append(np.where(row_ok, bias, 0.0))
-        valid = row_ok
-    source_pads = tuple([0] + pads) if conv else None
-    return SourceNetwork(tuple(out_w), tuple(out_b), tuple(ms), source_pads)
+
+def _copy_layer(
+    l: int, wt: FloatArray, bt: FloatArray, mask_l: BoolArray, q_l: int, q_prev: int, valid: BoolArray, mode: str,
+    last: bool, b0: float,
+) -> tuple[FloatArray, FloatArray, BoolArray]:
+    """Layer ``l >= 1``: each of the ``q_l`` copies of a target neuron takes every target edge from one valid,
+    connected copy of its input (the first); bias compensation ``- b_0 sum_j w_ij`` on layer 1."""
+    n_out, n_in = wt.shape[0], wt.shape[1]
+    k_shape = wt.shape[2:]
+    wt3 = wt.reshape(n_out, n_in, -1)
+    k = wt3.shape[2]
+    rows = q_l * n_out
+    mask = mask_l.reshape(rows, n_in, q_prev, k) & valid.reshape(1, n_in, q_prev, 1)
+    has: BoolArray = np.asarray(mask.any(axis=2))
+    first = mask.argmax(axis=2)
+    tgt = wt3[np.arange(rows) // q_l]
+    need: BoolArray = np.asarray(tgt != 0)
+    row_ok: BoolArray = np.asarray((has | ~need).all(axis=(1, 2)))
+    if not row_ok.all() and (mode == "proof" or last):
+        r = int(np.flatnonzero(~row_ok)[0])
+        j, e = np.argwhere(need[r] & ~has[r])[0]
+        edge = (r // q_l, int(j)) + tuple(int(v) for v in np.unravel_index(int(e), k_shape))
+        what = "unmasked edge from a copy" if mode == "proof" else "unmasked edge from a valid copy"
+        raise ConstructionError(l, edge, r, what)
+    ri, ji, ei = np.nonzero(need & has & row_ok[:, None, None])
+    ws_l = np.zeros((rows, n_in, q_prev, k))
+    ws_l[ri, ji, first[ri, ji, ei], ei] = tgt[ri, ji, ei]
+    bias = bt[np.arange(rows) // q_l].copy() - b0 * tgt.sum(axis=(1, 2))
+    return ws_l.reshape(mask_l.shape), np.asarray(np.where(row_ok, bias, 0.0), dtype=np.float64), row_ok
