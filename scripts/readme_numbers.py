@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import re
 import subprocess
 import sys
@@ -185,10 +186,12 @@ def compute_masks() -> dict[str, Any]:
 
 
 def train_digits(flags: Sequence[str], runs: Path) -> dict[str, Any]:
-    """One ``ertrain train`` run on digits; the fields of its result the table shows."""
+    """One ``ertrain train`` run on digits, on one thread (the same floating-point order on any machine);
+    the fields of its result the table shows."""
     cmd = [sys.executable, "-m", "ertrain.cli", "train", *METHOD_BASE, *flags, "--out", str(runs), "--json",
            "--no-progress"]
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd[2:])} failed: {done.stderr.strip().splitlines()[-1:]}")
     result = json.loads(done.stdout)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
 import math
 import os
@@ -124,9 +125,7 @@ def test_unwritable_out_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         locked.chmod(0o755)
 
 
-def fig2_args(out: Path) -> object:
-    import argparse
-
+def fig2_args(out: Path) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     fig2.add_arguments(parser)
     return parser.parse_args(["--out", str(out)])
