@@ -1,15 +1,20 @@
-"""The CPU reproduction study in two panels, from the committed results files (no training here).
+"""One figure per claim of the reproduction study, from its result files (no training here).
 
-Left (claim 1, the paper's Tables 1, 8-11 and Figure 3): test accuracy against sparsity for each layerwise ratio,
-flow-repaired masks dashed, the dense network as a horizontal line, 95% CI bands over seeds.
-Right (claim 2, Theorems 2.1-2.3): accuracy of uniform ER networks against their width multiplier, one line per
-sparsity, with the dense width-1 target as a horizontal line; a dotted vertical line in each line's colour marks
-the theory's width factor 1/log(1/sparsity) where it falls inside the plotted range.
+Mean test accuracy over seeds with 95% Student-t bands (lines) or error bars (bars), read through
+:func:`ertrain.study.load` from ``results/reproduction/<variant>/*.json``:
 
-Reads ``results/reproduction/<mode>_claim1.csv`` and ``_claim2.csv`` (written by ``scripts/reproduce.py``);
-writes ``reproduction_claims.png`` and ``reproduction_claims.csv`` into ``--out``.
+1. accuracy against sparsity for each layerwise ratio (flow-repaired: dashed), one panel per model, the dense
+   network as a horizontal line;
+2. accuracy against width: ER networks, dense networks of the same width, dense networks with as many non-zero
+   weights (plotted at the ER width they match), the dense width-1 target, and Theorem 2.2's factor;
+3. sparse-to-sparse methods from the dense and from ER starts (bars);
+4. randomised ratios (ER-SNIP, ER-SynFlow, ER-IMP), balanced and pyramidal, and the methods' own masks;
+5. IMP from the dense and from an ER start on each non-image task (bars).
 
-    python3 figures/reproduction_claims.py --mode quick --out figures/out
+Writes ``claim1.png`` ... ``claim5.png`` and ``reproduction_claims.csv`` (every plotted mean and half-width)
+into ``--out`` (default ``results/reproduction/<variant>/figures``).
+
+    python figures/reproduction_claims.py --variant quick
 """
 
 from __future__ import annotations
@@ -17,104 +22,163 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
 
-from figures._common import layout, save_png, write_csv  # noqa: E402
-
-NAME = "reproduction_claims"
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from figures._common import save_png, write_csv  # noqa: E402
+
+Rows = list[list[Any]]
 
 
-def _band(ax: plt.Axes, x: np.ndarray, mean: np.ndarray, ci: np.ndarray, **kw: object) -> None:
-    (line,) = ax.plot(x, mean, marker="o", ms=4, **kw)  # type: ignore[arg-type]
-    ci = np.nan_to_num(ci)
-    ax.fill_between(x, np.clip(mean - ci, 0, 100), np.clip(mean + ci, 0, 100), color=line.get_color(), alpha=0.15)
+def _series(data: Any, claim: int, x_key: str, fixed: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """x, mean and half-width of the settings of ``claim`` matching ``fixed``, sorted by ``x_key``."""
+    pts = []
+    for s in data.table.settings(claim):
+        own = dict(s)
+        if all(own.get(k) == v for k, v in fixed.items()):
+            cell = data.table.get(claim, **own).cell
+            pts.append((float(own[x_key]), cell.mean, cell.ci95))
+    pts.sort()
+    arr = np.array(pts, dtype=float).reshape(-1, 3)
+    return arr[:, 0], arr[:, 1], np.nan_to_num(arr[:, 2])
+
+
+def _band(ax: Any, x: np.ndarray, mean: np.ndarray, ci: np.ndarray, rows: Rows, name: str, **kw: Any) -> None:
+    (line,) = ax.plot(x, mean, marker="o", ms=3, label=name, **kw)
+    ax.fill_between(x, mean - ci, mean + ci, color=line.get_color(), alpha=0.15, lw=0)
+    rows += [[name, float(a), float(b), float(c)] for a, b, c in zip(x, mean, ci, strict=True)]
+
+
+def _bars(ax: Any, groups: Sequence[str], series: dict[str, list[Any]], rows: Rows) -> None:
+    width = 0.8 / max(1, len(series))
+    for i, (name, cells) in enumerate(series.items()):
+        x = np.arange(len(groups)) + i * width
+        means = [c.mean if c is not None and c.n else math.nan for c in cells]
+        cis = [np.nan_to_num(c.ci95) if c is not None and c.n else 0.0 for c in cells]
+        ax.bar(x, means, width, yerr=cis, capsize=3, label=name)
+        rows += [[f"{name} | {g}", float(i), m, c] for g, m, c in zip(groups, means, cis, strict=True)]
+    ax.set_xticks(np.arange(len(groups)) + 0.4 - width / 2, groups, fontsize=7)
+    ax.set_ylabel("test accuracy (%)")
+
+
+def claim1(data: Any, rows: Rows) -> Any:
+    models = list(data.design.claim(1)["sparsities"])
+    fig, axes = plt.subplots(1, len(models), figsize=(5.5 * len(models), 4.0), squeeze=False)
+    for ax, model in zip(axes[0], models, strict=True):
+        for ratio in data.design.claim(1)["schemes"]:
+            for repair in ("none", data.design.claim(1)["flow_repair"]):
+                x, m, c = _series(data, 1, "sparsity", {"model": model, "ratio": ratio, "repair": repair})
+                style = {"linestyle": "--"} if repair != "none" else {}
+                _band(ax, x, m, c, rows, f"{model} {ratio}" + (" + repair" if repair != "none" else ""), **style)
+        dense = data.table.cell(1, model=model, ratio="dense")
+        if dense.n:
+            ax.axhline(dense.mean, color="k", lw=1, label="dense")
+        ax.set_xscale("logit")
+        ax.set_xlabel("sparsity")
+        ax.set_ylabel("test accuracy (%)")
+        ax.set_title(f"Claim 1: layerwise ratios ({model})")
+        ax.legend(fontsize=6)
+    return fig
+
+
+def claim2(data: Any, rows: Rows) -> Any:
+    from ertrain.study.claims import theory_factor
+
+    fig, ax = plt.subplots(figsize=(6.0, 4.0))
+    for kind in ("ER", "dense", "dense, equal non-zeros"):
+        x, m, c = _series(data, 2, "width", {"kind": kind})
+        _band(ax, x, m, c, rows, kind + (" (at the ER width it matches)" if "equal" in kind else ""))
+    target = data.table.cell(2, kind="dense", width=1.0)
+    if target.n:
+        ax.axhline(target.mean, color="k", lw=1, label="dense width 1 (target)")
+    q = theory_factor(data.design)["q_hidden"]
+    ax.axvline(q, color="0.4", ls=":", label=f"Theorem 2.2: x{q:.1f}")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("width multiplier")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(f"Claim 2: widening at sparsity {float(data.design.claim(2)['sparsity']):g}")
+    ax.legend(fontsize=6)
+    return fig
+
+
+def _grouped(data: Any, claim: int, group_key: str, series_key: str, title: str, rows: Rows) -> Any:
+    settings = [dict(s) for s in data.table.settings(claim)]
+    groups = sorted({str(s[group_key]) for s in settings})
+    names = sorted({str(s[series_key]) for s in settings})
+    series = {n: [data.table.get(claim, **{group_key: g, series_key: n}) for g in groups] for n in names}
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * len(groups) * max(1, len(names)) / 2), 4.0))
+    _bars(ax, groups, {n: [e.cell if e is not None else None for e in es] for n, es in series.items()}, rows)
+    ax.set_title(title)
+    ax.legend(fontsize=6)
+    return fig
+
+
+def claim3(data: Any, rows: Rows) -> Any:
+    return _grouped(data, 3, "method", "start", "Claim 3: sparse-to-sparse from dense and ER starts", rows)
+
+
+def claim4(data: Any, rows: Rows) -> Any:
+    fig, ax = plt.subplots(figsize=(6.0, 4.0))
+    for mask in sorted({dict(s)["mask"] for s in data.table.settings(4)}):
+        x, m, c = _series(data, 4, "sparsity", {"mask": mask})
+        _band(ax, x, m, c, rows, mask, **({"linestyle": "--"} if "own" in mask else {}))
+    ax.set_xscale("logit")
+    ax.set_xlabel("sparsity")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title("Claim 4: randomised saliency ratios and own masks")
+    ax.legend(fontsize=6)
+    return fig
+
+
+def claim5(data: Any, rows: Rows) -> Any:
+    return _grouped(data, 5, "task", "start", "Claim 5: IMP from dense and ER starts, non-image data", rows)
+
+
+FIGURES: dict[int, Callable[[Any, Rows], Any]] = {1: claim1, 2: claim2, 3: claim3, 4: claim4, 5: claim5}
+
+
+def write_figures(variant: str, out: Path | None = None, results: Path | None = None, dpi: int = 110) -> list[Path]:
+    """Draw every claim's figure of ``variant`` into ``out``; return the files written."""
+    from ertrain import study
+
+    data = study.load(variant, results)
+    out = out if out is not None else study.RESULTS_DIR / data.design.name / "figures"
+    out.mkdir(parents=True, exist_ok=True)
+    rows: Rows = []
+    written = []
+    for k, draw in FIGURES.items():
+        fig = draw(data, rows)
+        fig.tight_layout()
+        written.append(save_png(fig, out / f"claim{k}.png", dpi))
+        plt.close(fig)
+    written.append(write_csv(out / "reproduction_claims.csv", ["series", "x", "mean", "ci95"], rows))
+    return written
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--results", default=str(ROOT / "results" / "reproduction"), help="results directory")
-    parser.add_argument("--mode", default="quick", choices=("quick", "full"), help="which study (default quick)")
-    parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "out"), help="output directory")
+    parser.add_argument("--variant", default="quick", help="study variant (configs/reproduction/<variant>.toml)")
+    parser.add_argument("--results", default=None, help="folder of result files (default results/reproduction/<v>)")
+    parser.add_argument("--out", default=None, help="output folder (default results/reproduction/<v>/figures)")
     args = parser.parse_args(argv)
-    results = Path(args.results)
-    paths = [results / f"{args.mode}_claim{k}.csv" for k in (1, 2)]
-    missing = [str(p) for p in paths if not p.is_file()]
-    if missing:
-        print(f"reproduction_claims: error: missing results file(s) {missing}: run scripts/reproduce.py first",
-              file=sys.stderr)
+    try:
+        files = write_figures(args.variant, Path(args.out) if args.out else None,
+                              Path(args.results) if args.results else None)
+    except ValueError as exc:
+        print(f"reproduction_claims: error: {exc}", file=sys.stderr)
         return 2
-    c1 = pd.read_csv(paths[0], keep_default_na=False, na_values=[""])
-    c2 = pd.read_csv(paths[1], keep_default_na=False, na_values=[""])
-
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11.0, 4.2))
-    dense = c1[c1["density_scheme"] == "dense"]
-    sparse = c1[c1["density_scheme"] != "dense"]
-    colours: dict[str, str] = {}
-    for (scheme, repair), g in sparse.groupby(["density_scheme", "flow_repair"], sort=True):
-        g = g.sort_values("sparsity")
-        style = {"linestyle": "--"} if repair != "none" else {}
-        if scheme in colours:
-            style["color"] = colours[scheme]
-        label = scheme if repair == "none" else f"{scheme} + flow repair"
-        _band(ax1, g["sparsity"].to_numpy(float), g["acc_mean"].to_numpy(float), g["acc_ci95"].to_numpy(float),
-              label=label, **style)
-        colours.setdefault(scheme, ax1.lines[-1].get_color())
-    if not dense.empty:
-        ax1.axhline(float(dense["acc_mean"].iloc[0]), color="k", lw=1, label="dense")
-    ax1.set_xscale("logit")
-    ticks = sorted({float(v) for v in sparse["sparsity"]})
-    ax1.set_xticks(ticks, [f"{t:g}" for t in ticks])
-    ax1.minorticks_off()
-    ax1.set_xlabel("sparsity")
-    ax1.set_ylabel("test accuracy (%)")
-    ax1.set_title("Claim 1: layerwise ratios (MLP, Fashion-MNIST)")
-    ax1.legend(fontsize=7)
-
-    target = c2[(c2["density_scheme"] == "dense") & (c2["width"].astype(float) == 1.0)]
-    er = c2[c2["density_scheme"] != "dense"]
-    max_width = float(er["width"].max()) if not er.empty else 1.0
-    factors_drawn = False
-    for sparsity, g in er.groupby("sparsity", sort=True):
-        g = g.sort_values("width")
-        _band(ax2, g["width"].to_numpy(float), g["acc_mean"].to_numpy(float), g["acc_ci95"].to_numpy(float),
-              label=f"sparsity {sparsity:g}")
-        factor = 1.0 / math.log(1.0 / float(sparsity))
-        if factor <= max_width:
-            ax2.axvline(factor, color=ax2.lines[-1].get_color(), lw=0.8, ls=":")
-            factors_drawn = True
-    if not target.empty:
-        ax2.axhline(float(target["acc_mean"].iloc[0]), color="k", lw=1, label="dense, width 1")
-    ax2.set_xscale("log", base=2)
-    ax2.set_xlabel("width multiplier")
-    ax2.set_ylabel("test accuracy (%)")
-    ax2.set_title("Claim 2: widening uniform ER networks")
-    handles, labels = ax2.get_legend_handles_labels()
-    if factors_drawn:
-        handles.append(Line2D([], [], color="0.3", lw=0.8, ls=":"))
-        labels.append("theory's width factor 1/log(1/sparsity)")
-    ax2.legend(handles, labels, fontsize=7)
-    seeds = int(pd.concat([c1["n"], c2["n"]]).max())
-    layout(fig, f"Drawn: mean test accuracy with 95% CI bands over {seeds} seeds of small MLPs on Fashion-MNIST from "
-                f"results/reproduction ({args.mode} study); left by layerwise ratio and sparsity, right by width.")
-
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    save_png(fig, out / f"{NAME}.png", dpi=120)
-    plt.close(fig)
-    table = pd.concat([c1.assign(claim=1), c2.assign(claim=2)], ignore_index=True)
-    rows = ([None if isinstance(v, float) and math.isnan(v) else v for v in row]
-            for row in table.itertuples(index=False, name=None))
-    write_csv(out / f"{NAME}.csv", list(table.columns), rows)
-    print(f"wrote {out / (NAME + '.png')}")
+    print("wrote " + ", ".join(str(f) for f in files))
     return 0
 
 

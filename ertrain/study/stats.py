@@ -1,0 +1,131 @@
+"""Statistics of the study: mean ± 95% Student-t interval over seeds, and tests on differences of means.
+
+A *cell* summarises one setting over its seeds (accuracies in percent).  A :class:`Comparison` asks whether the
+difference ``D = mean(A) - mean(B)`` of two cells lies above (or below) a threshold, using the 95% Welch
+interval of ``D``: the answer is ``holds`` when the whole interval is on the claimed side, ``fails`` when the
+whole interval is on the other side, and ``inconclusive`` when the interval contains the threshold (or a cell
+has fewer than two seeds).  The rules of the study (``docs/study_design.md``) are built from such tests.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+#: The outcomes of a test and of a claim's verdict.
+HOLDS, FAILS, INCONCLUSIVE = "holds", "fails", "inconclusive"
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One setting over its seeds: the values (percent), their mean, and the 95% interval's half-width."""
+
+    values: tuple[float, ...]
+
+    @property
+    def n(self) -> int:
+        return len(self.values)
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.values)) if self.values else math.nan
+
+    @property
+    def var(self) -> float:
+        return float(np.var(self.values, ddof=1)) if self.n > 1 else math.nan
+
+    @property
+    def ci95(self) -> float:
+        """Half-width ``t_{0.975, n-1} s / sqrt(n)``; NaN for fewer than two values."""
+        return ci95_halfwidth(self.values)
+
+    def text(self) -> str:
+        """``mean ± ci`` with two decimals (the mean alone for one value, empty for none)."""
+        if not self.values:
+            return ""
+        return f"{self.mean:.2f}" if self.n < 2 else f"{self.mean:.2f} ± {self.ci95:.2f}"
+
+
+def ci95_halfwidth(values: Sequence[float]) -> float:
+    """Half-width of the 95% Student-t interval of the mean of ``values`` (NaN below two values)."""
+    n = len(values)
+    if n < 2:
+        return math.nan
+    sd = float(np.std(values, ddof=1))
+    return float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
+
+
+@dataclass(frozen=True)
+class Difference:
+    """``mean(A) - mean(B)`` and its 95% Welch interval ``[lo, hi]`` (infinite when a cell has < 2 values)."""
+
+    d: float
+    lo: float
+    hi: float
+
+
+def difference(a: Cell, b: Cell) -> Difference:
+    """The difference of two cells' means with its 95% Welch-Satterthwaite interval."""
+    d = a.mean - b.mean
+    if a.n < 2 or b.n < 2:
+        return Difference(d, -math.inf, math.inf)
+    va, vb = a.var / a.n, b.var / b.n
+    se2 = va + vb
+    if se2 == 0.0:
+        return Difference(d, d, d)
+    df = se2**2 / (va**2 / (a.n - 1) + vb**2 / (b.n - 1))
+    half = float(stats.t.ppf(0.975, df)) * math.sqrt(se2)
+    return Difference(d, d - half, d + half)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Is ``mean(A) - mean(B)`` above (``direction="above"``) or below ``threshold`` percentage points?"""
+
+    statement: str
+    direction: str
+    threshold: float
+
+    def __post_init__(self) -> None:
+        if self.direction not in ("above", "below"):
+            raise ValueError(f"direction must be 'above' or 'below', got {self.direction!r}")
+
+    def decide(self, diff: Difference) -> str:
+        """``holds`` / ``fails`` / ``inconclusive`` from the interval of the difference.
+
+        ``above``: holds if ``lo > threshold``, fails if ``hi <= threshold``.  ``below``: holds if
+        ``hi < threshold``, fails if ``lo >= threshold``.  Otherwise (or for a NaN difference) inconclusive.
+        """
+        if math.isnan(diff.d):
+            return INCONCLUSIVE
+        if self.direction == "above":
+            return HOLDS if diff.lo > self.threshold else (FAILS if diff.hi <= self.threshold else INCONCLUSIVE)
+        return HOLDS if diff.hi < self.threshold else (FAILS if diff.lo >= self.threshold else INCONCLUSIVE)
+
+
+def combine(outcomes: Sequence[str]) -> str:
+    """A claim's verdict from its tests (the rule of ``docs/study_design.md``).
+
+    ``holds``: every test holds.  ``does not hold``: at least one test fails and none holds.
+    ``inconclusive (intervals overlap)``: no test is decided.  ``partly holds``: some hold, others fail
+    or are undecided.  No test at all is inconclusive.
+    """
+    for o in outcomes:
+        if o not in (HOLDS, FAILS, INCONCLUSIVE):
+            raise ValueError(f"unknown test outcome {o!r}; valid: {HOLDS}, {FAILS}, {INCONCLUSIVE}")
+    held, failed = outcomes.count(HOLDS), outcomes.count(FAILS)
+    if outcomes and held == len(outcomes):
+        return "holds"
+    if held == 0 and failed > 0:
+        return "does not hold"
+    if held == 0:
+        return "inconclusive (intervals overlap)"
+    return "partly holds"
+
+
+__all__ = ["FAILS", "HOLDS", "INCONCLUSIVE", "Cell", "Comparison", "Difference", "ci95_halfwidth", "combine",
+           "difference"]
