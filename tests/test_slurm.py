@@ -2,15 +2,21 @@
 
 The cluster (munged + slurmctld + slurmd, one node) is started once per session by the fixture in
 ``tests/slurm_cluster.py``; the commands below are the ones ``docs/cluster.md`` documents.  Runs are tiny
-digits MLPs; the run that is requeued or cancelled mid-training is longer (more epochs, smaller batches)
-so that the scheduler's action lands between two checkpoints.
+digits MLPs; the run that is requeued or cancelled mid-training is longer (more epochs, smaller batches).
+
+After ``scontrol requeue`` or ``scancel``, slurmd sends SIGTERM and waits max(KillWait, 5 s) before its
+SIGKILL; submitit's tasks ignore SIGTERM (they wait for USR2), so the tests end the training process with
+SIGKILL right after the scheduler command, which makes the interruption land mid-training for certain.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import random
 import re
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -56,6 +62,9 @@ def _submit(
     )
     out = capsys.readouterr().out
     assert code == 0, out
+    single = re.search(r"submitted 1 run as SLURM job (\d+)$", out, re.MULTILINE)
+    if single:  # submitit submits a lone run as a plain job
+        return single.group(1), [single.group(1)]
     match = re.search(r"submitted (\d+) runs as SLURM array job (\d+) \(at most (\d+) at once\): (.*)", out)
     assert match, out
     array, tasks = match.group(2), match.group(4).split()
@@ -71,6 +80,26 @@ def _epochs(run_dir: Path) -> list[int]:
 def _complete_lines(run_dir: Path) -> list[str]:
     text = (run_dir / "metrics.jsonl").read_text()
     return text.splitlines()[: text.count("\n")]
+
+
+def _kill_task(task: str) -> None:
+    """SIGKILL the training process of array task ``<array>_<index>`` (found by its SLURM environment)."""
+    array, index = task.split("_")
+    wanted = {f"SLURM_ARRAY_JOB_ID={array}", f"SLURM_ARRAY_TASK_ID={index}"}
+    killed = 0
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+            environ = set((proc / "environ").read_bytes().decode(errors="replace").split("\0"))
+        except OSError:
+            continue
+        if b"submitit.core._submit" in cmdline and b"srun" not in cmdline[0] and wanted <= environ:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(proc.name), signal.SIGKILL)
+                killed += 1
+    assert killed == 1, f"found {killed} training processes of task {task}"
 
 
 def _tasks_of(cluster: SlurmCluster, array: str) -> dict[str, str]:
@@ -114,8 +143,9 @@ def test_array_job_requeue_failure_status_and_report(
         if not requeued and (long_dir / "checkpoint.pt").exists():
             # mid-training: a checkpoint exists and the run has not finished
             assert not (long_dir / "result.json").exists(), "the long run finished before it could be requeued"
-            before = _complete_lines(long_dir)
             cluster.run("scontrol", "requeue", long_task)
+            _kill_task(long_task)  # end it now rather than after slurmd's 5-second grace
+            before = _complete_lines(long_dir)
             requeued = True
         if requeued and not released and queue.get(long_task) == "PENDING":
             cluster.run("scontrol", "update", f"jobid={long_task}", "StartTime=now")  # skip the requeue delay
@@ -134,8 +164,9 @@ def test_array_job_requeue_failure_status_and_report(
     assert _epochs(long_dir) == list(range(LONG_EPOCHS))
     assert 1 <= len(before) < LONG_EPOCHS
     assert _complete_lines(long_dir)[: len(before)] == before
-    log = "".join(p.read_text() for p in (runs / JOB_FOLDER / long_task).glob("*_log.err"))
-    assert log.count("Starting with JobEnvironment") == 2, log[-3000:]
+    log = "".join(p.read_text() for p in sorted((runs / JOB_FOLDER / long_task).glob("*_log.*")))
+    assert log.count("Starting with JobEnvironment") == 2, log[-3000:]  # started, requeued, started again
+    assert log.count("Job completed successfully") == 1, log[-3000:]  # and finished once
     # the failing run recorded its error; the others finished
     error = json.loads((failing_dir / "error.json").read_text())
     assert "metrics.jsonl" in error["message"] and not (failing_dir / "result.json").exists()
@@ -159,32 +190,34 @@ def test_scancel_then_rerun_finishes_the_remainder_once(
 ) -> None:
     cluster = slurm_env
     long_run = {"seed": 1, "epochs": LONG_EPOCHS, "batch_size": 16}
-    sweep, hashes = _sweep(tmp_path / "cancel.toml", [{"seed": 0}, long_run])
+    sweep, hashes = _sweep(tmp_path / "cancel.toml", [{"seed": 0}, long_run, {"seed": 2}])
     runs = tmp_path / "runs"
-    done_dir, partial_dir = (runs / h for h in hashes)
+    done_dir, partial_dir, new_dir = (runs / h for h in hashes)
     array, tasks = _submit(cluster, sweep, runs, 1, capsys)
-    assert len(tasks) == 2
+    assert len(tasks) == 3
 
+    # one task at a time: cancel the array while the second run trains; the third never started
     wait_for(lambda: (partial_dir / "checkpoint.pt").exists(), TIMEOUT, "the second run's first checkpoint", 0.05)
-    assert (done_dir / "result.json").exists()  # one task at a time: the first run finished before
     cluster.run("scancel", array)
+    _kill_task(tasks[1])
     wait_for(lambda: not _tasks_of(cluster, array), 60, f"array job {array} to leave the queue")
-    assert not (partial_dir / "result.json").exists(), "the second run finished before it was cancelled"
+    assert not (partial_dir / "result.json").exists()
     before = _complete_lines(partial_dir)
     first_result = (done_dir / "result.json").stat().st_mtime_ns
     status = queue_status(hashes, runs)
-    assert (status.done, status.partial, status.queued) == (1, 1, 0)
+    assert (status.done, status.partial, status.new, status.queued) == (1, 1, 1, 0)
 
     again, again_tasks = _submit(cluster, sweep, runs, 1, capsys)
-    assert again != array and len(again_tasks) == 1  # only the remainder is submitted
+    assert again != array and len(again_tasks) == 2  # only the remainder is submitted
     wait_for(lambda: not _tasks_of(cluster, again), TIMEOUT, f"array job {again} to finish")
 
-    assert queue_status(hashes, runs).done == 2
+    assert queue_status(hashes, runs).done == 3
     assert (done_dir / "result.json").stat().st_mtime_ns == first_result  # the finished run was not re-run
-    assert _epochs(partial_dir) == list(range(LONG_EPOCHS))
-    assert _complete_lines(partial_dir)[: len(before)] == before
+    assert _epochs(partial_dir) == list(range(LONG_EPOCHS))  # the cancelled run resumed: every epoch once
+    assert 1 <= len(before) < LONG_EPOCHS and _complete_lines(partial_dir)[: len(before)] == before
+    assert _epochs(new_dir) == [0]
     submitted = [json.loads(line)["run_hash"] for line in (runs / JOB_FOLDER / JOB_LIST).read_text().splitlines()]
-    assert submitted == [hashes[0], hashes[1], hashes[1]]
+    assert submitted == [*hashes, hashes[1], hashes[2]]
 
 
 def test_cluster_stops_every_daemon_it_started(slurm_cluster: SlurmCluster, tmp_path: Path) -> None:

@@ -138,10 +138,13 @@ def run(args: argparse.Namespace) -> int:
     else:
         if jobs and args.executor == "slurm":
             ids = [str(j.job_id) for j in jobs]
-            print(
-                f"submitted {len(ids)} runs as SLURM array job {ids[0].split('_')[0]} "
-                f"(at most {slurm.array_parallelism} at once): {' '.join(ids)}"
-            )
+            if len(ids) == 1:  # submitit submits a single run as a plain job
+                print(f"submitted 1 run as SLURM job {ids[0]}")
+            else:
+                print(
+                    f"submitted {len(ids)} runs as SLURM array job {ids[0].split('_')[0]} "
+                    f"(at most {slurm.array_parallelism} at once): {' '.join(ids)}"
+                )
             if not args.wait:
                 print(f"follow it with: ertrain sweep {args.config} --out {args.out} --status")
         print(f"{title}: {after.line()}")
