@@ -31,7 +31,9 @@ NOT_RESULTS = {
     "2210.02412", "3.10", "2.1", "2.2", "2.3", "2.4", "2.5", "A.4", "A.5", "A.1", "0.5", "0.9", "0.99", "0.1", "0.01",
     "0.001", "0.05", "0.75", "0.95", "1e-9", "5e-4", "10%", "95%",
 }
-NUMBER = re.compile(r"(?<![\w.\-/])(\d{1,3}(?:,\d{3})+|\d+\.\d+|\d+(?:\.\d+)?e-?\d+|\d+(?:\.\d+)?%|\d+(?:\.\d+)?×(?!\d))")
+NUMBER = re.compile(
+    r"(?<![\w.\-/])(\d{1,3}(?:,\d{3})+|\d+\.\d+|\d+(?:\.\d+)?e-?\d+|\d+(?:\.\d+)?%|\d+(?:\.\d+)?×(?!\d))"
+)
 
 
 def load(name: str, path: Path) -> ModuleType:
@@ -96,6 +98,7 @@ def test_no_unmarked_result_in_the_prose() -> None:
     assert found <= NOT_RESULTS, f"numbers without a results file: {sorted(found - NOT_RESULTS)}"
 
 
+@pytest.mark.slow
 def test_theory_results_are_what_the_code_computes(numbers: ModuleType) -> None:
     """``results/readme/theory.json`` recomputed now (the tighter construction at sparsity 0.99 is the slow part)."""
     import json
