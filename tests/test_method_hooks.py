@@ -226,6 +226,7 @@ def test_new_rigl_variant_is_one_subclass(tmp_path: Path, digits: DataBundle, va
     start = {n: int(m.sum()) for n, m in tr.masking.masks.items()}
     first: dict[str, list[dict[str, torch.Tensor]]] = {"before": [], "after": []}
     method = METHODS[variant].from_config(cfg)
+    assert isinstance(method, GradTimesRandom)
     original_after_step = method.after_step
 
     def capture(trainer: Trainer, step: int) -> None:
