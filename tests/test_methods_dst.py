@@ -98,3 +98,29 @@ def test_dense_start_without_final_density_raises(digits: DataBundle) -> None:
     tr = make_trainer(digits, method="set", density_scheme="dense", density=1.0)
     with pytest.raises(ValueError, match="final-density"):
         METHODS["set"].from_config(tr.config).run(tr)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_drop_and_grow_matches_brute_force(seed: int) -> None:
+    """Any drop and grow scores: the k kept entries of smallest drop score go, the k free entries (after the
+    drop) of largest grow score come (numpy selection; distinct scores so the choice is unique)."""
+    import numpy as np
+
+    from ertrain.methods.maskops import drop_and_grow, regrow_count
+
+    g = torch.Generator().manual_seed(seed)
+    shape = (int(torch.randint(2, 9, (1,), generator=g)), int(torch.randint(2, 9, (1,), generator=g)))
+    n = shape[0] * shape[1]
+    mask = torch.rand(shape, generator=g) < 0.5
+    drop = torch.randperm(n, generator=g).reshape(shape).float()
+    grow = torch.randperm(n, generator=g).reshape(shape).double()
+    k = regrow_count(mask, float(torch.rand((), generator=g)))
+    new, changed = drop_and_grow(mask, k, drop, grow)
+    m = mask.reshape(-1).numpy().copy()
+    kept = np.flatnonzero(m)
+    m[kept[np.argsort(drop.reshape(-1).numpy()[kept])[:k]]] = False
+    free = np.flatnonzero(~m)
+    m[free[np.argsort(-grow.reshape(-1).numpy()[free])[:k]]] = True
+    assert np.array_equal(new.reshape(-1).numpy(), m)
+    assert changed == int((new & ~mask).sum())
+    assert int(new.sum()) == int(mask.sum())
