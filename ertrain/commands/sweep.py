@@ -90,6 +90,10 @@ def run(args: argparse.Namespace) -> int:
     spec = load_sweep(args.config)
     overrides = {k: v for k, v in (("data_dir", args.data_dir), ("device", args.device)) if v is not None}
     configs = build_configs(spec, overrides)
+    slurm = spec.slurm
+    changes = {name: getattr(args, name) for name in SLURM_FLAGS if getattr(args, name) is not None}
+    if changes:
+        slurm = dataclasses.replace(slurm, **changes)  # checks the values
     runs_dir = Path(args.out)
     if args.status:
         return _print_status(spec.name, [c.run_hash() for c in configs], runs_dir, args.json)
@@ -118,10 +122,6 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             print_json(report)
         return 0
-    slurm = spec.slurm
-    changes = {name: getattr(args, name) for name in SLURM_FLAGS if getattr(args, name) is not None}
-    if changes:
-        slurm = dataclasses.replace(slurm, **changes)
     executor = make_executor(
         args.executor,
         max_parallel=args.max_parallel,
