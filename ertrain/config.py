@@ -137,6 +137,8 @@ class TrainConfig:
         for name in ("momentum", "weight_decay", "lr_min", "label_smoothing"):
             if not float(getattr(self, name)) >= 0:
                 raise ValueError(f"{name} must be non-negative, got {getattr(self, name)!r}")
+        if not float(self.label_smoothing) <= 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1], got {self.label_smoothing!r}")
         if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", str(self.device)):
             raise ValueError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {self.device!r}")
         if self.optimizer not in OPTIMIZERS:

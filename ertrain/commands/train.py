@@ -34,7 +34,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--out", default="runs", help="runs directory (default: runs/)")
     parser.add_argument("--no-resume", action="store_true", help="ignore existing checkpoints and start over")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                        help="progress bar on a terminal, one line per epoch otherwise (default: on)")
+                        help="progress on stderr: bars on a terminal, one line per epoch otherwise (default); "
+                             "--no-progress: silent")
     parser.add_argument("--print-config", action="store_true",
                         help="print the fully resolved configuration as JSON and exit without training")
     parser.add_argument("--json", action="store_true", help="print result.json as one JSON object")

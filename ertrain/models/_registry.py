@@ -22,6 +22,10 @@ F = TypeVar("F", bound=ModelFactory)
 #: loaded on first use).  ``MODELS.entry(name).info["inputs"]`` names the input kinds the model accepts.
 MODELS: Registry[ModelFactory] = Registry("models", builtins=("ertrain.models",), label="model")
 
+#: The most parameters :func:`build_model` builds (8 GiB of float32 weights): a larger request is refused
+#: before any memory is allocated.
+MAX_PARAMETERS = 2**31
+
 #: Input kinds a dataset can yield (see ``ertrain.data``); models declare which they accept.
 INPUT_KINDS = ("image", "flat", "graph", "sequence")
 
@@ -80,14 +84,16 @@ def build_model(
     if unknown:
         own = [p for p in params if p not in ("num_classes", "in_channels", "input_size", "width", "in_features")]
         raise ValueError(f"unknown option(s) {unknown} for model {name!r}; valid options: {own}")
-    return factory(
-        num_classes=int(num_classes),
-        in_channels=int(in_channels),
-        input_size=int(input_size),
-        width=float(width),
-        in_features=None if in_features is None else int(in_features),
-        **kwargs,
-    )
+    kwargs = dict(num_classes=int(num_classes), in_channels=int(in_channels), input_size=int(input_size),
+                  width=float(width), in_features=None if in_features is None else int(in_features), **kwargs)
+    with torch.device("meta"):  # count the parameters without allocating them
+        count = sum(p.numel() for p in factory(**kwargs).parameters())
+    if count > MAX_PARAMETERS:
+        raise ValueError(
+            f"model {name!r} at width {width:g} has {count:.3g} parameters ({4 * count / 2**30:.3g} GiB of float32 "
+            f"weights); at most {MAX_PARAMETERS:.3g} are built (lower --width)"
+        )
+    return factory(**kwargs)
 
 
 def layer_weight(module: nn.Module) -> torch.Tensor:
