@@ -6,23 +6,25 @@
   the runs execute in this process, one after the other.
 - ``slurm``: one SLURM array job through submitit (partition, wall time, GPUs, array concurrency limit).
   A task that is preempted or reaches its wall time is requeued with the same arguments and resumes from
-  its run's checkpoint (``ertrain.train.run(..., resume=True)``).
+  its run's checkpoint (``ertrain.runner.run(..., resume=True)``).
 - ``submitit-local``: the same submitit code path with submitit's local executor (real subprocesses on
   this machine, requeue included); this is how the SLURM path is tested without a cluster.
 
 Every executor records a failed run's error in its run directory (``error.json``, written by
-``ertrain.train.run``; written here if the run failed before it could) and carries on with the others.
+``ertrain.runner.run``; written here if the run failed before it could) and carries on with the others.
+
+The submitit executors list every submitted task (job id, run hash) in ``RUNS/.submitit/jobs.jsonl``;
+:func:`queue_status` joins that list with ``squeue`` and the run directories into pending, running,
+done and failed counts (``ertrain sweep CONFIG --status``).
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import subprocess
 import sys
 import time
-import traceback
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -50,46 +52,29 @@ class Executor(Protocol):
     def launch(self, configs: Sequence[TrainConfig], runs_dir: Path) -> list[RunOutcome]: ...
 
 
-def _atomic_write_json(path: Path, obj: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2))
-    os.replace(tmp, path)
-
-
 def execute_run(config_json: str, runs_dir: str) -> RunOutcome:
     """Run one config (a ``TrainConfig.to_json()`` string) into ``runs_dir``; never raises ``Exception``.
 
-    The run directory is locked (``flock`` on ``<run_dir>/.lock``, released by the kernel even when the
-    process is killed) so that two sweeps over the same runs directory never train the same run at once;
-    a run locked by another process is skipped and stays partial.
+    ``ertrain.runner.run`` locks the run directory (released by the kernel even when the process is
+    killed), so two sweeps over the same runs directory never train the same run at once: a run
+    locked by another process is skipped here and stays partial.  A failure is recorded in the run's
+    ``error.json`` (by the runner, or here if the run failed before its directory existed).
     """
     from ertrain.config import TrainConfig
-    from ertrain.train import run
+    from ertrain.rundir import RunDir, RunLockedError
+    from ertrain.runner import run
 
     config = TrainConfig.from_json(config_json)
     run_hash = config.run_hash()
-    run_dir = Path(runs_dir) / run_hash
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / ".lock", "a") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return RunOutcome(run_hash, False, "in progress in another process")
-        return _run_locked(config, run, runs_dir)
-
-
-def _run_locked(config: TrainConfig, run: Callable[..., Any], runs_dir: str) -> RunOutcome:
-    run_hash = config.run_hash()
     try:
         run(config, runs_dir, resume=True)
+    except RunLockedError:
+        return RunOutcome(run_hash, False, "in progress in another process")
     except Exception as exc:
-        error_path = Path(runs_dir) / run_hash / "error.json"
-        if not error_path.exists():
-            error_path.parent.mkdir(parents=True, exist_ok=True)
-            _atomic_write_json(
-                error_path,
-                {"type": type(exc).__name__, "message": str(exc), "traceback": traceback.format_exc()},
-            )
+        rd = RunDir.of(runs_dir, run_hash)
+        if rd.read_error() is None:
+            rd.path.mkdir(parents=True, exist_ok=True)
+            rd.write_error(exc)
         return RunOutcome(run_hash, False, " ".join(f"{type(exc).__name__}: {exc}".split()))
     return RunOutcome(run_hash, True)
 
