@@ -3,10 +3,17 @@
 The loss is a *sum* over the batch (cross-entropy with optional label smoothing for classification,
 mean squared error per output for regression) so that the loop can divide by the global batch size
 and the evaluation can add sums over batches and ranks exactly.
+
+A validation split (``val_fraction`` > 0) is the *last* fraction of the training rows
+(:func:`hold_out`; the same rows for every seed, never trained on); :func:`select_epoch` picks the
+reported accuracy from the epoch records: the final one, the test accuracy at the best validation
+epoch, or the best test accuracy (what the paper's code reported).
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -83,4 +90,65 @@ def evaluate(
     }
 
 
-__all__ = ["EVAL_BATCH", "SPLITS", "evaluate", "loss_sum"]
+def hold_out(data: DataBundle, val_fraction: float) -> tuple[DataBundle, DataBundle | None]:
+    """``(training data without its last rows, validation bundle)``: the last ``int(val_fraction * n)`` rows.
+
+    The validation bundle holds those rows as its ``test`` split (so :func:`evaluate` reads them
+    with ``split="test"``); ``None`` when ``val_fraction`` is 0.  Graph data has its own split.
+    """
+    fraction = float(val_fraction)
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
+    if fraction == 0.0:
+        return data, None
+    if data.is_graph:
+        raise ValueError(f"val_fraction {val_fraction!r}: graph dataset {data.name!r} has its own validation nodes")
+    n = int(data.x_train.shape[0])
+    n_val = int(fraction * n)
+    if not 0 < n_val < n:
+        raise ValueError(f"val_fraction {val_fraction!r} of {n} training rows leaves {n_val} for validation; "
+                         "need at least one row on each side")
+    train = dataclasses.replace(data, x_train=data.x_train[: n - n_val], y_train=data.y_train[: n - n_val])
+    val = dataclasses.replace(data, x_test=data.x_train[n - n_val:], y_test=data.y_train[n - n_val:])
+    return train, val
+
+
+def evaluate_split(
+    model: nn.Module, data: DataBundle, val_data: DataBundle | None, split: str, place: Placement,
+    *, label_smoothing: float = 0.0,
+) -> dict[str, Any]:
+    """:func:`evaluate`, reading ``split="val"`` from the held-out bundle when there is one."""
+    if split == "val" and val_data is not None:
+        return evaluate(model, val_data, "test", place, label_smoothing=label_smoothing)
+    return evaluate(model, data, split, place, label_smoothing=label_smoothing)
+
+
+#: How the reported accuracy is chosen among the epochs (``TrainConfig.select``).
+SELECT_KEYS = {"best_val": "val_accuracy", "best_test": "test_accuracy"}
+
+
+def select_epoch(history: Sequence[dict[str, Any]], select: str, select_from_epoch: int = 0) -> dict[str, Any]:
+    """The epoch record whose accuracy a run reports (among the records of the last ``fit``).
+
+    ``final``: the last record; ``best_val``: the record of highest ``val_accuracy``;
+    ``best_test``: the record of highest ``test_accuracy`` — both among the last fit's epochs with
+    ``fit_epoch >= select_from_epoch`` (the earliest on ties).
+    """
+    if select != "final" and select not in SELECT_KEYS:
+        raise ValueError(f"select must be one of {('final', *SELECT_KEYS)}, got {select!r}")
+    if not history:
+        raise ValueError("no epoch was trained: nothing to select")
+    last_fit = history[-1]["fit"]
+    if select == "final":
+        return dict(history[-1])
+    key = SELECT_KEYS[select]
+    eligible = [r for r in history if r["fit"] == last_fit and r["fit_epoch"] >= select_from_epoch]
+    if not eligible:
+        raise ValueError(f"select_from_epoch {select_from_epoch!r} is past the last epoch "
+                         f"{history[-1]['fit_epoch']!r} of the run's last training phase")
+    if any(r.get(key) is None for r in eligible):
+        raise ValueError(f"select {select!r} needs {key!r} in every epoch record (a validation split for best_val)")
+    return dict(max(eligible, key=lambda r: (r[key], -r["fit_epoch"])))
+
+
+__all__ = ["EVAL_BATCH", "SELECT_KEYS", "SPLITS", "evaluate", "evaluate_split", "hold_out", "loss_sum", "select_epoch"]

@@ -19,7 +19,7 @@ import torch
 from numpy.typing import ArrayLike
 from torch import nn
 
-from ertrain.density import layer_densities
+from ertrain.density import plan_densities
 from ertrain.models import layer_weight, maskable_layers
 
 FLOW_REPAIR_MODES = ("random_add", "rejection")
@@ -290,6 +290,9 @@ class Masking:
         self._cache: list[torch.Tensor] = []
         self._cache_keys: list[tuple[Any, ...]] = []
         self.requested_densities: dict[str, float] = {}
+        #: Overall density asked of the scheme and the one its per-layer densities give (None: masks given directly).
+        self.requested_density: float | None = None
+        self.planned_density: float | None = None
         self.edges_added: dict[str, int] = {}
         self.apply_()
 
@@ -343,11 +346,15 @@ class Masking:
         ``opts`` go to the density scheme (e.g. ``form="text"`` for ERK, ``scores=...`` for
         ``from_scores``); ``exact`` is passed to :func:`sample_er_masks`, ``keep_density`` to
         :func:`flow_repair`.  The requested per-layer densities and the edges added by flow repair
-        are kept in ``requested_densities`` and ``edges_added``.
+        are kept in ``requested_densities`` and ``edges_added``; the requested overall density and
+        the one the per-layer densities give (:func:`ertrain.density.plan_densities`: they differ for
+        the paper-code variants, e.g. balanced without redistribution) in ``requested_density`` and
+        ``planned_density``.
         """
         named = maskable_layers(model) if layers is None else cls._resolve_layers(model, [], layers)
         shapes = [tuple(layer_weight(m).shape) for _, m in named]
-        p = layer_densities(scheme, shapes, density, **opts)
+        plan = plan_densities(scheme, shapes, density, **opts)
+        p = plan.layers
         masks = sample_er_masks(shapes, p, generator, exact=exact)
         added = [0] * len(masks)
         if flow_repair is not None:
@@ -355,6 +362,7 @@ class Masking:
         self = cls(model, masks, named)
         self.requested_densities = {n: float(p_l) for (n, _), p_l in zip(named, p, strict=True)}
         self.edges_added = {n: a for (n, _), a in zip(named, added, strict=True)}
+        self.requested_density, self.planned_density = float(plan.requested), float(plan.realised)
         return self
 
     # ------------------------------------------------------------------ the hot path

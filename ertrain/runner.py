@@ -190,12 +190,35 @@ def _result(config: TrainConfig, trainer: Trainer, extra: dict[str, Any] | None,
         "epochs_done": trainer.epoch, "global_step": trainer.global_step, "wall_time_s": wall,
         "device": str(trainer.device), "world_size": trainer.world_size, "model_kwargs": trainer.model_kwargs,
     }
+    result.update(_selection(config, trainer, final))
+    if trainer.masking is not None and trainer.masking.planned_density is not None:
+        # the overall density the scheme's per-layer densities give (below the request for paper-code variants)
+        result["planned_density"] = trainer.masking.planned_density
     if trainer.masking is not None and config.flow_repair is not None:
         # Edges added by flow repair per layer (the paper's Tables 6 and 7).
         result["flow_repair_edges_added"] = dict(trainer.masking.edges_added)
         result["flow_repair_edges_added_total"] = sum(trainer.masking.edges_added.values())
     result.update(extra or {})
     out: dict[str, Any] = jsonable(result)  # plain JSON types; NaN/inf (a diverged run) become null
+    return out
+
+
+def _selection(config: TrainConfig, trainer: Trainer, final: dict[str, Any]) -> dict[str, Any]:
+    """The reported accuracy by ``config.select`` (:func:`ertrain.evaluation.select_epoch`) and the final one.
+
+    ``final`` keeps today's fields (``test_accuracy`` is the model's accuracy after training);
+    ``best_val``/``best_test`` report the selected epoch's test accuracy and loss.
+    """
+    out: dict[str, Any] = {"select": config.select, "final_test_accuracy": final["accuracy"],
+                           "final_test_loss": final["loss"], "selected_epoch": trainer.epoch - 1}
+    if config.select != "final" and trainer.history:
+        from ertrain.evaluation import select_epoch
+
+        record = select_epoch(trainer.history, config.select, config.select_from_epoch)
+        out.update(test_accuracy=record["test_accuracy"], test_loss=record["test_loss"],
+                   selected_epoch=record["epoch"])
+        if record.get("val_accuracy") is not None:
+            out["selected_val_accuracy"] = record["val_accuracy"]
     return out
 
 

@@ -43,7 +43,7 @@ from ertrain.batches import (
 )
 from ertrain.config import TrainConfig
 from ertrain.data import DataBundle, load_dataset
-from ertrain.evaluation import evaluate, loss_sum
+from ertrain.evaluation import evaluate_split, hold_out, loss_sum
 from ertrain.progress import Silent, progress_for
 
 if TYPE_CHECKING:
@@ -88,7 +88,7 @@ class Trainer:
         self.config = config
         self.device = resolve_device(device if device is not None else config.device)
         self.rank, self.world_size = init_distributed(self.device)
-        self.data = data.to(self.device)
+        self.data, self.val_data = hold_out(data.to(self.device), config.val_fraction)
         self.model = model.to(self.device)
         self.masking = masking
         self.model_kwargs = dict(model_kwargs or {})
@@ -125,6 +125,7 @@ class Trainer:
         model, model_kwargs = build_seeded_model(config, data)
         generator = torch.Generator().manual_seed(config.seed)
         masking = build_masking(config, model, data, generator)
+        scale_fan_in(config, masking)
         return cls(config, model, data, masking=masking, device=device, generator=generator,
                    progress=progress, model_kwargs=model_kwargs)
 
@@ -182,8 +183,9 @@ class Trainer:
         return [r for r in self.history if r["fit"] == fit_index]
 
     def evaluate(self, split: str = "test") -> dict[str, Any]:
-        """Mean loss and accuracy on ``split`` (:func:`ertrain.evaluation.evaluate`)."""
-        return evaluate(self.model, self.data, split, self.placement, label_smoothing=self.config.label_smoothing)
+        """Mean loss and accuracy on ``split``: ``train``, ``test`` or ``val`` (held-out rows; graphs: their own)."""
+        return evaluate_split(self.model, self.data, self.val_data, split, self.placement,
+                              label_smoothing=self.config.label_smoothing)
 
     def density(self) -> float:
         """Realised overall density of the masked layers (1.0 without masking)."""
@@ -227,6 +229,9 @@ class Trainer:
             "test_loss": test["loss"], "test_accuracy": test["accuracy"],
             "density": self.density(), "time_s": time.perf_counter() - t0,
         }
+        if self.val_data is not None:
+            val = self.evaluate("val")
+            record.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
         for hook in hooks:
             if hasattr(hook, "end_epoch"):
                 hook.end_epoch(self, e, record)
@@ -377,6 +382,22 @@ def build_masking(
     )
 
 
+def scale_fan_in(config: TrainConfig, masking: Masking | None) -> dict[str, list[float]]:
+    """With ``config.init_scale_fan``: multiply the masked weights by ``sqrt(fan_in / kept fan-in)``.
+
+    :func:`ertrain.init.init_scale_fan` with ``per=config.init_scale_fan_per``.
+
+    ``per="global"`` uses the requested overall density (the paper's code's ``--scale-fan``).
+    Returns the factors by layer (``{}`` when off or dense).
+    """
+    if not config.init_scale_fan or masking is None:
+        return {}
+    from ertrain.init import init_scale_fan
+
+    return init_scale_fan(list(masking.layers.items()), list(masking.masks.values()),
+                          per=config.init_scale_fan_per, density=config.density)
+
+
 def _to_cpu(obj: Any) -> Any:
     if isinstance(obj, torch.Tensor):
         return obj.detach().cpu()
@@ -410,4 +431,4 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = ["TrainHook", "Trainer", "build_masking", "build_seeded_model", "derive_seed", "model_kwargs_for",
-           "resolve_device", "wrap_model"]
+           "resolve_device", "scale_fan_in", "wrap_model"]

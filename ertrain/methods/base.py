@@ -60,6 +60,8 @@ class Method:
     """Base class: subclass it, define ``Options`` and ``State``, override hooks, register with ``register_method``."""
 
     name: ClassVar[str] = ""
+    #: Whether the method trains the top-level ``warmup_epochs`` (a linear warm-up before its schedule).
+    supports_warmup: ClassVar[bool] = True
 
     @dataclass(frozen=True)
     class Options:
@@ -75,9 +77,20 @@ class Method:
 
     @classmethod
     def from_config(cls, config: TrainConfig) -> Method:
-        """The method with the options stored in ``config.method_options``."""
+        """The method with the options stored in ``config.method_options`` (checked against ``config`` first)."""
+        cls.check_config(config)
         known = {f.name for f in dataclasses.fields(cls.Options)}
         return cls(cls.Options(**{k: v for k, v in config.method_options.items() if k in known}))
+
+    @classmethod
+    def check_config(cls, config: TrainConfig) -> None:
+        """Raise ``ValueError`` for run settings the method cannot train (before any work)."""
+        if int(config.warmup_epochs) > 0 and not cls.supports_warmup:
+            raise ValueError(f"method {cls.name!r} has no warm-up; got warmup_epochs={config.warmup_epochs!r} (use 0)")
+        span = int(config.warmup_epochs) + int(config.epochs)
+        if config.select != "final" and int(config.select_from_epoch) >= max(1, span):
+            raise ValueError(f"select_from_epoch {config.select_from_epoch!r} is past the {span} epochs trained "
+                             f"(warm-up + epochs); use a value below {span}")
 
     # -- the run --------------------------------------------------------------------------------------
     def run(self, trainer: Trainer) -> dict[str, Any]:
@@ -90,8 +103,8 @@ class Method:
         """Prepare the run (masks, parametrisations, schedules); the state may come from a checkpoint."""
 
     def train(self, trainer: Trainer) -> None:
-        """One ``fit`` of ``config.epochs`` epochs with this method as the loop's hooks."""
-        trainer.fit(int(trainer.config.epochs), hooks=(self,), desc=self.name)
+        """One ``fit`` of ``warmup_epochs + epochs`` epochs with this method as the loop's hooks."""
+        fit_schedule(trainer, self, self.name)
 
     def finish(self, trainer: Trainer) -> dict[str, Any]:
         """Extra ``result.json`` fields (JSON-able), after training."""
@@ -124,4 +137,17 @@ class Method:
         self.state = self.State(**state)
 
 
-__all__ = ["TRAINER_INTERFACE", "Method"]
+def fit_schedule(trainer: Trainer, method: Method, desc: str, params: Any = None) -> None:
+    """One ``fit`` over ``params`` (default: all): a fresh optimizer and the configured schedule, warm-up first.
+
+    It trains :func:`ertrain.optim.total_epochs` ``= warmup_epochs + epochs`` epochs.
+    """
+    from ertrain.optim import total_epochs
+
+    config = trainer.config
+    optimizer = trainer.make_optimizer() if params is None else trainer.make_optimizer(params=params)
+    scheduler = trainer.make_scheduler(optimizer, int(config.epochs))
+    trainer.fit(total_epochs(config), optimizer=optimizer, scheduler=scheduler, hooks=(method,), desc=desc)
+
+
+__all__ = ["TRAINER_INTERFACE", "Method", "fit_schedule"]

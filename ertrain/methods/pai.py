@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from ertrain.methods import register_method
 from ertrain.methods._common import ensure_masking, mask_list, masked_start
-from ertrain.methods.base import Method
+from ertrain.methods.base import Method, fit_schedule
 from ertrain.scores import global_topk_masks, iterative_synflow_masks, snip_scores
 
 if TYPE_CHECKING:
@@ -100,7 +100,7 @@ class PruneAtInit(Method):
             self.state.pruned = True
 
     def train(self, trainer: Trainer) -> None:
-        trainer.fit(int(trainer.config.epochs), hooks=(self,), desc=f"pai {self.options.saliency}")
+        fit_schedule(trainer, self, f"pai {self.options.saliency}")
 
     def finish(self, trainer: Trainer) -> dict[str, Any]:
         masking = ensure_masking(trainer)

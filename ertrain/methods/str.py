@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from ertrain.methods import register_method
 from ertrain.methods._common import cpu_masks
 from ertrain.methods._reparam import ReparametrisedMethod, SoftThreshold, reparametrised
+from ertrain.methods.base import fit_schedule
 from ertrain.scores import weight_of
 
 if TYPE_CHECKING:
@@ -65,15 +66,12 @@ class STR(ReparametrisedMethod):
     def train(self, trainer: Trainer) -> None:
         o = self.options
         s_wd = trainer.config.weight_decay if o.s_weight_decay < 0 else o.s_weight_decay
-        epochs = int(trainer.config.epochs)
         with reparametrised(trainer, self.masking, self.params, final_mask=lambda module, _: weight_of(module) != 0,
                             leave_parametrized=True):
             thresholds = {id(p.s) for p in self.params}
             others = [p for p in trainer.model.parameters() if id(p) not in thresholds]
             groups = [{"params": others}, {"params": [p.s for p in self.params], "weight_decay": s_wd}]
-            optimizer = trainer.make_optimizer(params=groups)
-            scheduler = trainer.make_scheduler(optimizer, epochs)
-            trainer.fit(epochs, optimizer=optimizer, scheduler=scheduler, hooks=(self,), desc="str")
+            fit_schedule(trainer, self, "str", params=groups)  # warm-up epochs first (they move s as well)
 
     def end_epoch(self, trainer: Trainer, epoch: int, record: dict[str, Any]) -> None:
         """Record the epoch's density (the support of the thresholded weights) and sync the thresholds."""
