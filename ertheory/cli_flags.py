@@ -1,4 +1,4 @@
-"""Command-line flags that several commands share, built in one place.
+"""Command-line flags and argument types that several commands share, built in one place.
 
 Every command that takes an overall density accepts ``--density`` or ``--sparsity`` (never both);
 :func:`add_density_flags` adds the pair and :func:`density_from_args` reads it back as densities.
@@ -7,6 +7,8 @@ Every command that takes an overall density accepts ``--density`` or ``--sparsit
 from __future__ import annotations
 
 import argparse
+import json
+from collections.abc import Callable
 from typing import Any
 
 from ertheory._validate import check_density_or_sparsity
@@ -32,6 +34,21 @@ def add_density_flags(
     return group
 
 
+def json_object(flag: str) -> Callable[[str], dict[str, Any]]:
+    """An argparse type: a JSON object (the error names the flag and the bad text)."""
+
+    def parse(text: str) -> dict[str, Any]:
+        try:
+            value = json.loads(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"{flag} must be a JSON object, got {text!r}") from exc
+        if not isinstance(value, dict):
+            raise argparse.ArgumentTypeError(f"{flag} must be a JSON object, got {text!r}")
+        return value
+
+    return parse
+
+
 def density_from_args(args: argparse.Namespace) -> Any:
     """The densities given by ``--density`` or ``--sparsity`` (validated), or None when neither was given."""
     density, sparsity = getattr(args, "density", None), getattr(args, "sparsity", None)
@@ -44,4 +61,4 @@ def density_from_args(args: argparse.Namespace) -> Any:
     return check_density_or_sparsity(density, sparsity)
 
 
-__all__ = ["add_density_flags", "density_from_args"]
+__all__ = ["add_density_flags", "density_from_args", "json_object"]

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from ertheory._validate import check_density, check_density_or_sparsity
+from ertheory.cli_flags import json_object
 from ertrain.registry import field_default
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -329,7 +330,7 @@ def _add_field_flag(parser: Any, f: dataclasses.Field[Any], tp: Any, names: tupl
     if tp is bool:
         parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
     elif _is_dict(tp):
-        parser.add_argument(flag, dest=f.name, type=_json_object(f.name), default=None, metavar="JSON",
+        parser.add_argument(flag, dest=f.name, type=json_object(f.name), default=None, metavar="JSON",
                             help=help_text)
     elif _sequence_item(tp) is not None:
         parser.add_argument(flag, dest=f.name, type=_sequence_item(tp), nargs="+", default=None, help=help_text,
@@ -499,19 +500,6 @@ def _sequence_item(tp: Any) -> Any:
         args = [a for a in typing.get_args(tp) if a is not Ellipsis]
         return args[0] if args else str
     return None
-
-
-def _json_object(name: str) -> Any:
-    def parse(text: str) -> dict[str, Any]:
-        try:
-            value = json.loads(text)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(f"{name} must be a JSON object, got {text!r}") from exc
-        if not isinstance(value, dict):
-            raise argparse.ArgumentTypeError(f"{name} must be a JSON object, got {text!r}")
-        return value
-
-    return parse
 
 
 __all__ = ["FLOW_REPAIR_MODES", "OPTIMIZERS", "SCHEDULES", "TrainConfig"]

@@ -7,8 +7,6 @@ and every valid one.
 from __future__ import annotations
 
 import argparse
-import json
-from collections.abc import Callable
 from typing import Any
 
 
@@ -32,19 +30,4 @@ def add_protocol_flag(parser: argparse.ArgumentParser | Any, *, default: str | N
                              "reading; paper-code = what the paper's code ran)")
 
 
-def json_object(flag: str) -> Callable[[str], dict[str, Any]]:
-    """An argparse type: a JSON object (the error names the flag and the bad text)."""
-
-    def parse(text: str) -> dict[str, Any]:
-        try:
-            value = json.loads(text)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(f"{flag} must be a JSON object, got {text!r}") from exc
-        if not isinstance(value, dict):
-            raise argparse.ArgumentTypeError(f"{flag} must be a JSON object, got {text!r}")
-        return value
-
-    return parse
-
-
-__all__ = ["add_protocol_flag", "add_scheme_flag", "json_object"]
+__all__ = ["add_protocol_flag", "add_scheme_flag"]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ertrain.commands._flags import add_protocol_flag, add_scheme_flag, json_object
+from ertheory.cli_flags import json_object
+from ertrain.commands._flags import add_protocol_flag, add_scheme_flag
 
 EPILOG = """examples:
   ertrain densities --model vgg16 --density-scheme balanced --sparsity 0.9

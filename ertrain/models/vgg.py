@@ -121,31 +121,33 @@ def _build(name: str, num_classes: int, in_channels: int, input_size: int, width
     return model
 
 
-@register_model("vgg16")
-def vgg16(
-    *,
-    num_classes: int,
-    in_channels: int = 3,
-    input_size: int = 32,
-    width: float = 1.0,
-    in_features: int | None = None,
-    variant: str = "exact",
-) -> VGG:
-    """VGG16-bn, CIFAR variant (13 convs + 1 linear; 14,728,266 parameters for 10 classes; ``variant``
-    ``"paper-code"``: the paper's code's VGG16, 14,724,042)."""
-    return _build("vgg16", num_classes, in_channels, input_size, width, variant)
+def _vgg_factory(name: str, doc: str) -> Callable[..., VGG]:
+    """The registered factory of ``name`` (option ``variant``: ``"exact"`` or ``"paper-code"``)."""
+
+    def factory(
+        *,
+        num_classes: int,
+        in_channels: int = 3,
+        input_size: int = 32,
+        width: float = 1.0,
+        in_features: int | None = None,
+        variant: str = "exact",
+    ) -> VGG:
+        return _build(name, num_classes, in_channels, input_size, width, variant)
+
+    factory.__name__ = factory.__qualname__ = name
+    factory.__doc__ = doc
+    return register_model(name, help=doc.split(";")[0])(factory)
 
 
-@register_model("vgg19")
-def vgg19(
-    *,
-    num_classes: int,
-    in_channels: int = 3,
-    input_size: int = 32,
-    width: float = 1.0,
-    in_features: int | None = None,
-    variant: str = "exact",
-) -> VGG:
-    """VGG19-bn, CIFAR variant (16 convs + 1 linear; 20,040,522 parameters for 10 classes; ``variant``
-    ``"paper-code"``: the paper's code's VGG19, 20,035,018)."""
-    return _build("vgg19", num_classes, in_channels, input_size, width, variant)
+vgg16 = _vgg_factory(
+    "vgg16",
+    "VGG16-bn, CIFAR variant (13 convs + 1 linear; 14,728,266 parameters for 10 classes; ``variant`` "
+    "``\"paper-code\"``: the paper's code's VGG16, 14,724,042).",
+)
+vgg19 = _vgg_factory(
+    "vgg19",
+    "VGG19-bn, CIFAR variant (16 convs + 1 linear; 20,040,522 parameters for 10 classes; ``variant`` "
+    "``\"paper-code\"``: the paper's code's VGG19, 20,035,018).",
+)
+
