@@ -12,7 +12,9 @@ each layer drops the ``k_l = round(alpha_t * nnz_l)`` kept weights of smallest m
 Both scores are methods of :class:`DST` (:meth:`DST.drop_score`, :meth:`DST.grow_score`): a new
 variant is a subclass overriding one of them plus a ``register_method`` call.
 
-``alpha_t = prune_fraction * (1 + cos(pi t / T_end)) / 2`` (RiGL's cosine decay). Grown weights
+``alpha_t = prune_fraction * (1 + cos(pi t / T_end)) / 2`` (RiGL's cosine decay); with
+``prune_fraction_min`` > 0 it decays to that floor instead (GraNet's ``CosineDecay``, the paper's DST
+code: 0.5 → 0.005, :func:`ertrain.schedules.prune_rate`). Grown weights
 start at 0 and their optimizer state (momentum) is zeroed. Each layer's number of non-zeros, and
 so the overall density, is exactly preserved by every update.
 
@@ -20,8 +22,10 @@ Dense (or denser) start: with ``final_density`` > 0 the density also falls, as i
 DST (the paper's Table 28, after Liu et al. 2021's GraNet): before the drop-and-grow, each update
 prunes the smallest-magnitude weights globally to ``n_t = n_f + (n_0 - n_f)(1 - t / T_end)^3``
 (Zhu & Gupta's cubic schedule) and the last update before ``T_end`` prunes to exactly
-``n_f = round(final_density * M)``. Without ``final_density`` a dense start is rejected (nothing to
-drop and grow).
+``n_f = round(final_density * M)``. With ``gradual_end_epoch`` set the pruning follows GraNet's
+schedule instead (:func:`ertrain.schedules.gradual_density`: updates from epoch 0 until that epoch,
+the paper's code: 110 of 160). Without ``final_density`` a dense start is rejected (nothing to
+drop and grow). The steps counted include the warm-up epochs.
 
 ``mask_changes`` counts connections grown that were not kept before the update (a weight dropped
 and grown back in the same update is no change). FLOPs: steps with a RiGL update need the dense
@@ -82,6 +86,12 @@ class DST(Method):
         final_density: float = field(
             default=0.0, metadata={"help": "prune gradually to this overall density (0: keep the start density)"}
         )
+        prune_fraction_min: float = field(
+            default=0.0, metadata={"help": "floor of the cosine decay of prune_fraction (the paper's code: 0.005)"}
+        )
+        gradual_end_epoch: int = field(
+            default=0, metadata={"help": "gradual pruning (GraNet's schedule) ends at this epoch (0: at T_end)"}
+        )
 
     @dataclass
     class State:
@@ -99,11 +109,19 @@ class DST(Method):
         o = self.options
         if o.update_every < 1:
             raise ValueError(f"{self.name} update_every must be >= 1, got {o.update_every!r}")
-        for key in ("prune_fraction", "stop_fraction", "final_density"):
+        for key in ("prune_fraction", "stop_fraction", "final_density", "prune_fraction_min"):
             if not 0.0 <= getattr(o, key) <= 1.0:
                 raise ValueError(f"{self.name} {key} must be in [0, 1], got {getattr(o, key)!r}")
+        if o.prune_fraction_min > o.prune_fraction:
+            raise ValueError(f"{self.name} prune_fraction_min {o.prune_fraction_min!r} is above prune_fraction "
+                             f"{o.prune_fraction!r}")
+        end = o.gradual_end_epoch
+        if isinstance(end, bool) or not isinstance(end, int) or end < 0:
+            raise ValueError(f"{self.name} gradual_end_epoch must be a non-negative integer, got {end!r}")
         self.t_end = 0
         self.final_nnz: int | None = None
+        self.total = 0
+        self.steps_per_epoch = 1
         self.grads: list[Tensor] | None = None
         self._masking: Masking | None = None
         self.layers: list[tuple[str, torch.nn.Module]] = []
@@ -148,8 +166,11 @@ class DST(Method):
 
     def _schedule(self, trainer: Trainer, total: int) -> None:
         """``T_end`` and the final number of kept weights (None: the density stays)."""
+        from ertrain.optim import total_epochs
+
         o = self.options
-        total_steps = int(trainer.config.epochs) * trainer.steps_per_epoch
+        self.total, self.steps_per_epoch = total, trainer.steps_per_epoch
+        total_steps = total_epochs(trainer.config) * trainer.steps_per_epoch
         self.t_end = int(o.stop_fraction * total_steps)
         self.final_nnz = None
         if o.final_density <= 0.0:
@@ -159,11 +180,31 @@ class DST(Method):
         if not 0 < self.final_nnz <= start_nnz:
             raise ValueError(f"{self.name} final_density {o.final_density!r} must be positive and at most the "
                              f"start density {start_nnz / total!r}")
-        if self.final_nnz < start_nnz and self.t_end <= o.update_every:
+        if o.gradual_end_epoch > 0:
+            self._check_gradual_end(total_steps)
+        elif self.final_nnz < start_nnz and self.t_end <= o.update_every:
             raise ValueError(
                 f"{self.name}: no mask update before step {self.t_end} (stop_fraction * {total_steps} steps) to reach "
                 f"final_density; lower --{self.name}-update-every (now {o.update_every})"
             )
+
+    def _check_gradual_end(self, total_steps: int) -> None:
+        o = self.options
+        if o.gradual_end_epoch * self.steps_per_epoch > total_steps:
+            raise ValueError(f"{self.name} gradual_end_epoch {o.gradual_end_epoch!r} is past the "
+                             f"{total_steps // self.steps_per_epoch} epochs trained")
+        if o.gradual_end_epoch * self.steps_per_epoch // o.update_every < 1:
+            raise ValueError(f"{self.name}: no mask update before gradual_end_epoch {o.gradual_end_epoch!r} "
+                             f"({self.steps_per_epoch} steps per epoch); lower --{self.name}-update-every")
+
+    def alpha(self, done: int) -> float:
+        """The drop fraction of the update after ``done`` steps (0 from ``T_end`` on)."""
+        o = self.options
+        if o.prune_fraction_min <= 0.0 or done >= self.t_end:
+            return drop_fraction(done, o.prune_fraction, self.t_end)
+        from ertrain.schedules import prune_rate
+
+        return prune_rate(done, self.t_end, o.prune_fraction, o.prune_fraction_min)
 
     def is_update(self, done: int) -> bool:
         """Whether the mask changes after ``done`` optimizer steps."""
@@ -181,7 +222,7 @@ class DST(Method):
             return
         old = mask_list(self.masking)
         masks = self._gradual_prune(done, old)
-        alpha = drop_fraction(done, self.options.prune_fraction, self.t_end)
+        alpha = self.alpha(done)
         changed = self._drop_and_grow(trainer, masks, old, alpha)
         self.grads = None
         new_masks = mask_list(self.masking)
@@ -198,9 +239,24 @@ class DST(Method):
         if self.final_nnz is None:
             return masks
         nnz = sum(int(m.sum()) for m in masks)
-        last = done + self.options.update_every >= self.t_end
-        target = self.final_nnz if last else gradual_target(done, self.t_end, self.state.start_nnz, self.final_nnz)
+        if self.options.gradual_end_epoch > 0:
+            target = self._granet_target(done)
+            if target is None:
+                return masks
+        else:
+            last = done + self.options.update_every >= self.t_end
+            target = self.final_nnz if last else gradual_target(done, self.t_end, self.state.start_nnz, self.final_nnz)
         return magnitude_prune(self.weights, masks, target, "global") if target < nnz else masks
+
+    def _granet_target(self, done: int) -> int | None:
+        """Kept weights after GraNet's pruning at step ``done`` (:func:`ertrain.schedules.gradual_density`)."""
+        from ertrain.schedules import gradual_density
+
+        assert self.final_nnz is not None
+        o = self.options
+        density = gradual_density(done, self.steps_per_epoch, o.update_every, self.state.start_nnz / self.total,
+                                  self.final_nnz / self.total, final_prune_epoch=o.gradual_end_epoch)
+        return None if density is None else int(round(density * self.total))
 
     def _drop_and_grow(self, trainer: Trainer, masks: list[Tensor], old: list[Tensor], alpha: float) -> int:
         """Update every layer's mask in place; grown weights start at 0. The number of changed connections."""

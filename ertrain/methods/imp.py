@@ -4,12 +4,16 @@ Semantics. The start mask is the trainer's: dense for ``--density-scheme dense``
 mask of ``--density-scheme``/``--sparsity`` (the paper's sparse-to-sparse IMP, Tables 4, 15, 29-32).
 Cycle 0 trains the start mask for ``--epochs`` epochs. Each further cycle ``k`` removes the
 smallest-magnitude weights so that exactly ``round(nnz_0 (1 - f)^k)`` remain (``f`` =
-``prune_fraction``, 0.2 in the paper), rewinds the surviving weights (to initialisation, to the end of
-epoch ``rewind_epoch`` of cycle 0, or not at all) and trains again for ``--epochs`` epochs with a
-fresh optimizer and a cosine schedule from ``lr`` to ``lr * lr_min_fraction`` (the paper: 0.1 -> 0.01,
-150 epochs per cycle). The number of pruning cycles is ``cycles``, or, when ``final_density`` is
-set, as many as needed to reach it, the last cycle pruning to exactly ``final_density`` (overall
-density of the masked layers).
+``prune_fraction``, 0.2 in the paper), rewinds the surviving weights (``rewind``: ``init``, ``epoch``
+= the end of epoch ``rewind_epoch`` of cycle 0, ``iteration:N`` = the weights after ``N`` optimizer
+steps of cycle 0 (``iteration:0`` is ``init``), or ``none``) and trains again for ``--epochs`` epochs
+with a fresh optimizer (``reset_optimizer``; false keeps the momentum across cycles) and a cosine
+schedule from ``lr`` to ``lr * lr_min_fraction`` (the paper: 0.1 -> 0.01, 150 epochs per cycle).
+``cycle_epochs`` > 0 sets the epochs of every cycle instead; with ``final_retrain`` the last cycle
+(after the last pruning) trains ``--epochs`` epochs instead (the paper's code: 150 per pruning
+cycle, then 160 at the final mask, ``STR/main.py``). The number of pruning cycles is ``cycles``,
+or, when ``final_density`` is set, as many as needed to reach it, the last cycle pruning to exactly
+``final_density`` (overall density of the masked layers).
 
 ``scope="global"`` ranks all masked weights together (the paper's IMP); ``"layerwise"`` removes the
 same fraction from every layer (counts apportioned so the total is exact).
@@ -48,7 +52,17 @@ if TYPE_CHECKING:
     from ertrain.masks import Masking
     from ertrain.train import Trainer
 
-REWIND_CHOICES = ("init", "epoch", "none")
+REWIND_CHOICES = ("init", "epoch", "none", "iteration:N")
+
+
+def parse_rewind(rewind: str) -> tuple[str, int]:
+    """``(kind, steps)`` of a rewind setting: ``init``/``epoch``/``none`` (steps 0) or ``iteration:N`` (steps N)."""
+    if rewind in ("init", "epoch", "none"):
+        return rewind, 0
+    kind, _, count = str(rewind).partition(":")
+    if kind == "iteration" and count.isdigit():
+        return "iteration", int(count)
+    raise ValueError(f"imp rewind must be one of {REWIND_CHOICES} (N a non-negative integer), got {rewind!r}")
 
 
 def cycle_targets(start_nnz: int, total: int, prune_fraction: float, cycles: int, final_density: float) -> list[int]:
@@ -91,10 +105,19 @@ class IMP(Method):
             metadata={"help": "overall density to end at (0: use --imp-cycles); the last cycle hits it exactly"},
         )
         scope: str = field(default="global", metadata={"help": "magnitude ranking", "choices": SCOPE_CHOICES})
-        rewind: str = field(default="init", metadata={"help": "rewind kept weights to", "choices": REWIND_CHOICES})
+        rewind: str = field(
+            default="init", metadata={"help": "rewind kept weights to: init, epoch, none or iteration:N (N steps)"}
+        )
         rewind_epoch: int = field(default=1, metadata={"help": "epoch of cycle 0 to rewind to (--imp-rewind epoch)"})
         lr_min_fraction: float = field(
             default=0.1, metadata={"help": "each cycle's cosine schedule ends at lr * this (paper: 0.1 -> 0.01)"}
+        )
+        cycle_epochs: int = field(default=0, metadata={"help": "epochs of each pruning cycle (0: --epochs)"})
+        final_retrain: bool = field(
+            default=False, metadata={"help": "the last cycle (after the last pruning) trains --epochs epochs"}
+        )
+        reset_optimizer: bool = field(
+            default=True, metadata={"help": "a fresh optimizer every cycle (false: momentum carries over)"}
         )
 
     @dataclass
@@ -108,14 +131,16 @@ class IMP(Method):
 
     options: Options
     state: State
+    supports_warmup = False
 
     def __init__(self, options: Any = None) -> None:
         super().__init__(options)
         o = self.options
         if o.scope not in SCOPE_CHOICES:
             raise ValueError(f"imp scope must be one of {SCOPE_CHOICES}, got {o.scope!r}")
-        if o.rewind not in REWIND_CHOICES:
-            raise ValueError(f"imp rewind must be one of {REWIND_CHOICES}, got {o.rewind!r}")
+        self.rewind_kind, self.rewind_step = parse_rewind(o.rewind)
+        if isinstance(o.cycle_epochs, bool) or not isinstance(o.cycle_epochs, int) or o.cycle_epochs < 0:
+            raise ValueError(f"imp cycle_epochs must be a non-negative integer, got {o.cycle_epochs!r}")
         if not 0.0 <= o.final_density <= 1.0:
             raise ValueError(f"imp final_density must be in [0, 1], got {o.final_density!r}")
         if not 0.0 < o.lr_min_fraction <= 1.0:
@@ -123,6 +148,7 @@ class IMP(Method):
         self.masking: Masking | None = None
         self.layers: list[tuple[str, nn.Module]] = []
         self.targets: list[int] = []
+        self.lengths: list[int] = []  # epochs of each cycle
         self.fits: list[tuple[int, int, bool]] = []
         self.resumed = False
 
@@ -133,23 +159,38 @@ class IMP(Method):
 
     def start(self, trainer: Trainer) -> None:
         o = self.options
-        epochs = int(trainer.config.epochs)
-        if o.rewind == "epoch" and not 0 <= o.rewind_epoch <= epochs:
-            raise ValueError(f"imp rewind_epoch must lie in [0, {epochs}], got {o.rewind_epoch!r}")
         self.resumed = bool(self.state.masks)
         masking, self.layers, masks = masked_start(trainer, self.state.masks)
         self.masking = masking
         start_nnz = int(self.state.records[0]["nnz"]) if self.state.records else sum(int(m.sum()) for m in masks)
         self.targets = cycle_targets(start_nnz, masking.numel(), o.prune_fraction, o.cycles, o.final_density)
+        self.lengths = [self.cycle_length(c, int(trainer.config.epochs)) for c in range(len(self.targets))]
+        first = self.lengths[0]
+        if self.rewind_kind == "epoch" and not 0 <= o.rewind_epoch <= first:
+            raise ValueError(f"imp rewind_epoch must lie in [0, {first}], got {o.rewind_epoch!r}")
+        if self.rewind_kind == "iteration" and self.rewind_step > first * trainer.steps_per_epoch:
+            raise ValueError(f"imp rewind {o.rewind!r} is past the {first * trainer.steps_per_epoch} steps of cycle 0")
         if not self.state.rewind_state:
             self.state.rewind_state = _parameters(trainer.model)
         # the fits as (cycle, epochs, take the rewind snapshot after it); cycle 0 splits at rewind_epoch
-        self.fits = [(0, o.rewind_epoch, True), (0, epochs - o.rewind_epoch, False)] if o.rewind == "epoch" else [
-            (0, epochs, False)]
-        self.fits += [(c, epochs, False) for c in range(1, len(self.targets))]
+        self.fits = [(0, o.rewind_epoch, True), (0, first - o.rewind_epoch, False)] if self.rewind_kind == "epoch" \
+            else [(0, first, False)]
+        self.fits += [(c, self.lengths[c], False) for c in range(1, len(self.targets))]
+
+    def cycle_length(self, cycle: int, epochs: int) -> int:
+        """Epochs of ``cycle``: ``cycle_epochs`` (0: ``epochs``); the last one ``epochs`` with ``final_retrain``."""
+        o = self.options
+        if o.final_retrain and cycle == len(self.targets) - 1:
+            return epochs
+        return int(o.cycle_epochs) or epochs
+
+    def after_step(self, trainer: Trainer, step: int) -> None:
+        """With ``rewind="iteration:N"`` (N > 0): keep the weights after the ``N``-th step as the rewind point."""
+        if self.rewind_kind == "iteration" and step + 1 == self.rewind_step:
+            self.state.rewind_state = _parameters(trainer.model)
 
     def train(self, trainer: Trainer) -> None:
-        o, epochs = self.options, int(trainer.config.epochs)
+        o = self.options
         optimizer: torch.optim.Optimizer | None = None
         scheduler: Any = None
         first = self.state.phase
@@ -162,8 +203,9 @@ class IMP(Method):
             self.state.masks = cpu_masks([n for n, _ in self.layers], self._masks())
             self.state.phase = index
             if new_cycle or optimizer is None:  # a resumed fit gets its saved state loaded by trainer.fit
-                optimizer = trainer.make_optimizer()
-                scheduler = trainer.make_scheduler(optimizer, epochs, lr_min=trainer.config.lr * o.lr_min_fraction)
+                optimizer = _cycle_optimizer(trainer, optimizer, o.reset_optimizer)
+                scheduler = trainer.make_scheduler(optimizer, self.lengths[cycle],
+                                                   lr_min=trainer.config.lr * o.lr_min_fraction)
             trainer.fit(n_epochs, optimizer=optimizer, scheduler=scheduler, hooks=(self,), desc=f"imp cycle {cycle}")
             if snapshot:
                 self.state.rewind_state = _parameters(trainer.model)
@@ -185,7 +227,7 @@ class IMP(Method):
                                     self.options.scope)
         self.state.changes += mask_difference(masks, new_masks)
         restore_masks(self.masking, dict(zip([n for n, _ in self.layers], new_masks, strict=True)))
-        if self.options.rewind != "none":
+        if self.rewind_kind != "none":
             with torch.no_grad():
                 for n, p in trainer.model.named_parameters():
                     p.copy_(self.state.rewind_state[n].to(p.device))
@@ -202,13 +244,23 @@ class IMP(Method):
         })
 
     def finish(self, trainer: Trainer) -> dict[str, Any]:
-        epochs = int(trainer.config.epochs)
         total = sum(m.numel() for m in self._masks())
-        phases = [(epochs, rec["layer_densities"]) for rec in self.state.records]
+        phases = [(self.lengths[rec["cycle"]], rec["layer_densities"]) for rec in self.state.records]
         out = per_epoch_accounting(trainer, self.layers, self._masks(), self.state.changes, phases)
         out.update({"cycles": self.state.records, "start_density": self.targets[0] / total,
                     "final_density": self.targets[-1] / total})
         return out
+
+
+def _cycle_optimizer(
+    trainer: Trainer, previous: torch.optim.Optimizer | None, reset: bool
+) -> torch.optim.Optimizer:
+    """A fresh optimizer (``reset`` or the first cycle), else ``previous`` with its learning rates back at the start."""
+    if reset or previous is None:
+        return trainer.make_optimizer()
+    for group in previous.param_groups:
+        group["lr"] = group.get("initial_lr", group["lr"])
+    return previous
 
 
 def _parameters(model: nn.Module) -> dict[str, Tensor]:
@@ -216,4 +268,4 @@ def _parameters(model: nn.Module) -> dict[str, Tensor]:
     return {n: p.detach().cpu().clone() for n, p in model.named_parameters()}
 
 
-__all__ = ["IMP", "REWIND_CHOICES", "SCOPE_CHOICES", "cycle_targets", "magnitude_prune"]
+__all__ = ["IMP", "REWIND_CHOICES", "SCOPE_CHOICES", "cycle_targets", "magnitude_prune", "parse_rewind"]
