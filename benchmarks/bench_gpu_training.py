@@ -245,7 +245,7 @@ def bench_masking(sizes: Sizes, args: argparse.Namespace, device: torch.device) 
 def masking_case(model: str, batch: int, sizes: Sizes, args: argparse.Namespace,
                  device: torch.device) -> dict[str, Any]:
     """Dense, dense copy and masked steps of ``model`` at ``batch``, and RiGL's update on the masked one."""
-    from ertrain.methods.dst import RigL, _UpdateHook
+    from ertrain.methods.dst import RigL
 
     density = round(1.0 - args.sparsity, 12)
     data = synthetic(batch * sizes.steps_per_round, args.seed)
@@ -262,7 +262,9 @@ def masking_case(model: str, batch: int, sizes: Sizes, args: argparse.Namespace,
         times[key].append(timed(functools.partial(train_epoch, trainers[key]), device) / sizes.steps_per_round)
     # RiGL's update: dense gradients kept after backward, drop-and-grow, momentum reset
     masked = trainers["masked"]
-    hook = _UpdateHook(RigL(RigL.Options(update_every=args.rigl_every)), masked, t_end=10**12, final_nnz=None)
+    hook = RigL(RigL.Options(update_every=args.rigl_every))
+    hook.start(masked)
+    hook.t_end = 10**12  # no stop: every update_every-th step updates
     step = args.rigl_every - 1  # the first update, where the drop fraction is largest
 
     def update() -> None:

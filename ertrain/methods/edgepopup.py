@@ -14,8 +14,12 @@ estimator.
 Annealing: ``levels`` levels of ``--epochs`` epochs each (the paper: 5 x 100); level ``i = 1..L``
 keeps exactly ``round(d_i M)`` weights with ``d_i = d_0 (d_final / d_0)^(i / L)`` (geometric from
 the start density ``d_0`` to ``final_density``), split over layers in proportion to the start
-mask's non-zeros (uniform for a dense start). Each level uses a fresh optimizer over the scores and
-the configured schedule; scores carry over.
+mask's non-zeros (uniform for a dense start). With ``level_start_density`` set the densities are
+the paper's code's instead (:func:`ertrain.schedules.edgepopup_level_densities`: geometric from that
+density, clipped to the start mask's density). Each level uses a fresh optimizer over the scores and
+the configured schedule, restarted at every level (``lr_restart_per_level``; false: one schedule over
+all ``levels * epochs`` epochs); scores carry over. Scores start Kaiming-uniform
+(``score_init="kaiming_uniform"``) or all 0.5 (``"constant"``, the paper's code).
 
 Export. At the end the score parametrisation is removed: every masked layer's ``.weight`` is the
 original random weight times the final binary mask, and the trainer's ``Masking`` holds that mask
@@ -44,6 +48,20 @@ if TYPE_CHECKING:
 
 
 INIT_CHOICES = ("kaiming_normal", "model")
+SCORE_INIT_CHOICES = ("kaiming_uniform", "constant")
+
+
+def code_level_counts(start_nnz: int, total: int, final_density: float, levels: int, start_density: float) -> list[int]:
+    """Kept weights at each level from :func:`ertrain.schedules.edgepopup_level_densities` (the last exactly final)."""
+    from ertrain.schedules import edgepopup_level_densities
+
+    final = int(round(final_density * total))
+    if final < 1 or final > start_nnz:
+        raise ValueError(f"final_density {final_density!r} must keep between 1 and the start's {start_nnz} weights")
+    dens = edgepopup_level_densities(final_density, levels, init_density=start_nnz / total, start_density=start_density)
+    counts = [int(round(d * total)) for d in dens]
+    counts[-1] = final
+    return [min(max(c, final), start_nnz) for c in counts]
 
 
 def level_counts(start_nnz: int, total: int, final_density: float, levels: int) -> list[int]:
@@ -72,6 +90,18 @@ class EdgePopup(ReparametrisedMethod):
             metadata={"help": "random weights: kaiming_normal with zero biases (the paper's kn-zero-bias) or the "
                               "model's own initialisation", "choices": INIT_CHOICES},
         )
+        score_init: str = field(
+            default="kaiming_uniform",
+            metadata={"help": "initial scores: kaiming_uniform or constant (0.5, the paper's code)",
+                      "choices": SCORE_INIT_CHOICES},
+        )
+        level_start_density: float = field(
+            default=0.0, metadata={"help": "the paper's code's level densities from this density (0: geometric from "
+                                           "the start mask's)"}
+        )
+        lr_restart_per_level: bool = field(
+            default=True, metadata={"help": "restart the schedule at every level (false: one over all levels)"}
+        )
 
     @dataclass
     class State(ReparametrisedMethod.State):
@@ -94,6 +124,10 @@ class EdgePopup(ReparametrisedMethod):
             raise ValueError(f"edgepopup levels must be >= 1, got {o.levels!r}")
         if o.init not in INIT_CHOICES:
             raise ValueError(f"edgepopup init must be one of {INIT_CHOICES}, got {o.init!r}")
+        if o.score_init not in SCORE_INIT_CHOICES:
+            raise ValueError(f"edgepopup score_init must be one of {SCORE_INIT_CHOICES}, got {o.score_init!r}")
+        if not 0.0 <= o.level_start_density <= 1.0:
+            raise ValueError(f"edgepopup level_start_density must be in [0, 1] (0: off), got {o.level_start_density!r}")
         self.params: list[ScoredWeight] = []
         self.counts: list[int] = []
         self.trainable: dict[Tensor, bool] = {}
@@ -114,7 +148,9 @@ class EdgePopup(ReparametrisedMethod):
         super().start(trainer)
         masking = self.masking
         nnz0 = sum(int(m.sum()) for m in self.start_masks)
-        self.counts = level_counts(nnz0, masking.numel(), self.options.final_density, self.options.levels)
+        o = self.options
+        self.counts = code_level_counts(nnz0, masking.numel(), o.final_density, o.levels, o.level_start_density) \
+            if o.level_start_density > 0 else level_counts(nnz0, masking.numel(), o.final_density, o.levels)
         self.trainable = {param: param.requires_grad for param in trainer.model.parameters()}
         for param in trainer.model.parameters():
             param.requires_grad_(False)
@@ -145,6 +181,8 @@ class EdgePopup(ReparametrisedMethod):
         if name in self.state.scores:  # resumed
             return self.state.scores[name].clone()
         scores = torch.empty(weight_of(module).shape)
+        if self.options.score_init == "constant":
+            return scores.fill_(0.5)
         torch.nn.init.kaiming_uniform_(scores, a=5**0.5, generator=gen)
         return scores
 
@@ -169,7 +207,8 @@ class EdgePopup(ReparametrisedMethod):
             p.k = int(k)
         epochs = int(trainer.config.epochs)
         optimizer = trainer.make_optimizer(params=[p.scores for p in self.params])
-        scheduler = trainer.make_scheduler(optimizer, epochs)
+        scheduler = trainer.make_scheduler(optimizer, epochs) if self.options.lr_restart_per_level \
+            else _level_slice(trainer.config, optimizer, level, len(self.counts))
         trainer.fit(epochs, optimizer=optimizer, scheduler=scheduler, hooks=(self,),
                     desc=f"edgepopup level {level + 1}/{len(self.counts)}")
         prev = [m.to(self.start_masks[0].device) for m in self.state.prev] if self.state.prev else self.start_masks
@@ -182,6 +221,8 @@ class EdgePopup(ReparametrisedMethod):
         self.state.records.append({"level": level + 1, "nnz": self.counts[level], "density": self.counts[level] / total,
                                    "test_accuracy": metrics["accuracy"],
                                    "layer_densities": densities_of(current).tolist()})
+
+    supports_warmup = False
 
     def end_epoch(self, trainer: Trainer, epoch: int, record: dict[str, Any]) -> None:
         """Keep the scores in the state (for the epoch's checkpoint)."""
@@ -197,3 +238,14 @@ class EdgePopup(ReparametrisedMethod):
                     "start_density": sum(int(m.sum()) for m in self.start_masks) / total,
                     "final_density": self.counts[-1] / total})
         return out
+
+
+def _level_slice(config: Any, optimizer: torch.optim.Optimizer, level: int, levels: int) -> Any:
+    """Level ``level``'s part of one schedule over all ``levels * epochs`` epochs (no restart per level)."""
+    import torch
+
+    from ertrain.optim import lr_factors
+
+    epochs = int(config.epochs)
+    factors = lr_factors(config, levels * epochs)[level * epochs:(level + 1) * epochs]
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: factors[min(e, len(factors) - 1)])
