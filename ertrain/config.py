@@ -420,10 +420,9 @@ def _check_names(config: TrainConfig) -> None:
 
         RECIPES.check(config.recipe)
     if config.log:
-        from ertrain.tracking import TRACKERS
+        from ertrain.tracking import check_trackers
 
-        for kind in config.log:
-            TRACKERS.check(kind)
+        check_trackers(config.log)
     if config.dataset not in DATASETS:
         raise ValueError(f"unknown dataset {config.dataset!r}; valid names: {', '.join(sorted(DATASETS))}")
     from ertrain.data.identity import check_compatible

@@ -137,15 +137,17 @@ def _train(
             rd.write_provenance()
         trainer = Trainer.from_config(config, device=device, data=data, progress=progress)
         wall_before = _restore(rd, trainer, method, config, resume)
+        with _trackers(config, rd, trainer) as tracker:
 
-        def checkpoint(tr: Trainer, _fit_index: int, _done: int) -> None:
-            if tr.rank == 0:
-                rd.append_metrics(tr.history[-1])
-                _save(rd, tr, method, config, wall_before + time.perf_counter() - t_start)
-            tr.barrier()
+            def checkpoint(tr: Trainer, _fit_index: int, _done: int) -> None:
+                if tr.rank == 0:
+                    rd.append_metrics(tr.history[-1])
+                    tracker.log(tr.history[-1]["epoch"], tr.history[-1])
+                    _save(rd, tr, method, config, wall_before + time.perf_counter() - t_start)
+                tr.barrier()
 
-        trainer.on_epoch_end = checkpoint
-        extra = method.run(trainer)
+            trainer.on_epoch_end = checkpoint
+            extra = method.run(trainer)
         result = _result(config, trainer, extra, wall_before + time.perf_counter() - t_start)
         if trainer.rank == 0:
             _save(rd, trainer, method, config, result["wall_time_s"])
@@ -156,6 +158,17 @@ def _train(
         if root:
             rd.write_error(exc)
         raise
+
+
+def _trackers(config: TrainConfig, rd: RunDir, trainer: Trainer) -> Any:
+    """The run's experiment trackers (``config.log``; rank 0 only), which log every epoch record."""
+    import json
+
+    from ertrain.tracking import Tracker, open_trackers
+
+    if trainer.rank != 0:
+        return Tracker()
+    return open_trackers(config.log, rd.path, json.loads(config.to_json()), start_step=trainer.epoch)
 
 
 def _restore(rd: RunDir, trainer: Trainer, method: Method, config: TrainConfig, resume: bool) -> float:
