@@ -276,12 +276,29 @@ def figure2_argv(draw: st.DrawFn) -> list[str]:
     return draw(with_hostility(flags, "figure2"))
 
 
+def has_dense_layer(argv: list[str]) -> bool:
+    """Whether ``argv`` asks for a layer of density 1 (``--density 1`` or ``--sparsity 0``)."""
+    dense = {"--density": 1.0, "--sparsity": 0.0}
+    flag = None
+    for token in argv:
+        if token.startswith("--") and not token[2:3].isdigit():
+            flag = token
+            continue
+        try:
+            if flag in dense and float(token) == dense[flag]:
+                return True
+        except ValueError:
+            pass
+    return False
+
+
+#: ``simulate`` and ``lower-bound`` are drawn without dense layers (density 1).
 STRATEGIES: dict[str, tuple[st.SearchStrategy[list[str]], Callable[[dict[str, Any]], None] | None]] = {
     "bounds": (bounds_argv(), bounds_sane),
     "slt": (slt_argv(), slt_sane),
     "exact": (exact_argv(), None),
-    "simulate": (simulate_argv(), None),
-    "lower-bound": (lower_bound_argv(), None),
+    "simulate": (simulate_argv().filter(lambda a: not has_dense_layer(a)), None),
+    "lower-bound": (lower_bound_argv().filter(lambda a: not has_dense_layer(a)), None),
     "subset-sum": (subset_sum_argv(), None),
     "figure2": (figure2_argv(), None),
 }
