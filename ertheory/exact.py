@@ -36,9 +36,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.special import logsumexp, xlog1py
-from scipy.stats import binom
 
+from ertheory._special import binom_logpmf, logsumexp, xlog1py
 from ertheory._validate import as_float_array, check_density, check_open_unit, check_positive_int
 
 FloatArray = NDArray[np.float64]
@@ -49,6 +48,14 @@ _LN2 = float(np.log(2.0))
 _TAIL_EXPONENT = 230.0
 #: Binomial sums over at most this many terms are taken in full, without a window.
 _FULL_SUM_MAX = 2048
+#: Rows of binomial sums are processed in groups of at most about this many terms (bounds the memory: each
+#: term holds a few float64 temporaries, ~0.2 GB at this size).
+_GROUP_TERMS = 2**22
+#: Most binomial terms one evaluation of the depth-2 joint search may sum (a search makes 20-60 evaluations,
+#: about 1 s per 1e7 terms on one core); larger searches are refused before they start.
+MAX_SEARCH_TERMS = 10**7
+#: Most values of ``q1`` the depth-2 joint search considers (a few arrays of this length are held).
+MAX_Q1_CANDIDATES = 10**7
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -116,9 +123,25 @@ def binomial_expectation_log(n: ArrayLike, r: ArrayLike, a: ArrayLike, c: ArrayL
     # rows sorted by window length and cut into groups, so that short windows are not padded to the longest
     order = np.argsort(hi - lo, kind="stable")
     for part in np.array_split(order, min(8, max(1, n_.size // 16))):
-        if part.size:
-            log_s[part], log_q[part] = _window_sums(n_[part], r_[part], a_[part], c_[part], lo[part], hi[part])
+        # a group too large for memory is cut further (rows of a group are independent)
+        pieces = max(1, -(-part.size * (int((hi - lo)[part].max(initial=0)) + 1) // _GROUP_TERMS)) if part.size else 1
+        for piece in np.array_split(part, min(pieces, max(1, part.size))):
+            if piece.size:
+                log_s[piece], log_q[piece] = _window_sums(
+                    n_[piece], r_[piece], a_[piece], c_[piece], lo[piece], hi[piece]
+                )
     return log_s.reshape(shape), log_q.reshape(shape)
+
+
+def window_terms(n: ArrayLike) -> FloatArray:
+    """Number of binomial terms :func:`binomial_expectation_log` sums for ``Binomial(n, r)`` at the worst ``r``
+    (``r (1 - r) = 1/4``): ``n + 1`` up to 2048 terms, else the Bernstein window (the cost model of the
+    exact searches)."""
+    nn = np.asarray(n, dtype=np.float64)
+    c = _TAIL_EXPONENT
+    bernstein = np.minimum(nn + 1, 2.0 * np.ceil(c / 3.0 + np.sqrt((c / 3.0) ** 2 + 2.0 * c * nn / 4.0)) + 1)
+    out: FloatArray = np.where(nn + 1 <= _FULL_SUM_MAX, nn + 1, bernstein)
+    return out
 
 
 def _window_sums(
@@ -129,12 +152,12 @@ def _window_sums(
     inside = k <= hi[:, None]
     k = np.minimum(k, hi[:, None])
     with np.errstate(divide="ignore", invalid="ignore"):
-        logpmf = binom.logpmf(k, n[:, None], r[:, None])
+        logpmf = binom_logpmf(k, n[:, None], r[:, None])
         logpmf = np.where(inside, logpmf, -np.inf)
         log_f = c[:, None] * log_block_hit(a[:, None], k)
         log_f = np.where(c[:, None] == 0, 0.0, log_f)
         log_not_f = log1mexp(log_f)
-        # scipy's logpmf carries a relative error ~1e-11 for large n; the window holds all the mass, so normalise
+        # the window holds all but ~1e-100 of the mass: normalise away the rounding of the log-probabilities
         logpmf = logpmf - logsumexp(logpmf, axis=1, keepdims=True)
         log_s = logsumexp(logpmf + log_f, axis=1)
         log_q = logsumexp(logpmf + log_not_f, axis=1)
@@ -266,21 +289,52 @@ def tight_log_success(
 
     ``q0, q1, density_1, density_2`` broadcast; ``in_degree``/``out_degree`` are 1-D over hidden neurons.
     """
+    return tight_log_success_from_table(q0, q1, density_1, density_2, DegreeTable.from_degrees(in_degree, out_degree))
+
+
+@dataclass(frozen=True)
+class DegreeTable:
+    """The distinct ``(in_degree, out_degree)`` pairs of a target's hidden neurons with their multiplicities.
+
+    The tight event's probability is one binomial sum per distinct pair (:func:`tight_log_success`), so this
+    table is all it needs: built once per target, it makes the probability independent of the hidden width.
+    ``m1`` and ``m2`` are the target's edge counts ``sum in_degree`` and ``sum out_degree``.
+    """
+
+    pairs: IntArray
+    counts: IntArray
+    m1: int
+    m2: int
+
+    @classmethod
+    def from_degrees(cls, in_degree: ArrayLike, out_degree: ArrayLike) -> DegreeTable:
+        ind = np.asarray(in_degree, dtype=np.int64).reshape(-1)
+        outd = np.asarray(out_degree, dtype=np.int64).reshape(-1)
+        if ind.shape != outd.shape or ind.size == 0 or (ind < 0).any() or (outd < 0).any():
+            raise ValueError(
+                f"in_degree and out_degree must be equal-length non-negative, got {in_degree!r}, {out_degree!r}"
+            )
+        pairs, counts = np.unique(np.stack([ind, outd], axis=1), axis=0, return_counts=True)
+        return cls(pairs, counts.astype(np.int64), int(ind.sum()), int(outd.sum()))
+
+    @classmethod
+    def dense(cls, d: int, n_hidden: int, n_out: int) -> DegreeTable:
+        """The table of a dense ``d - n_hidden - n_out`` target (one pair), without building per-neuron arrays."""
+        return cls(np.array([[d, n_out]], dtype=np.int64), np.array([n_hidden], dtype=np.int64),
+                   d * n_hidden, n_hidden * n_out)
+
+
+def tight_log_success_from_table(
+    q0: ArrayLike, q1: ArrayLike, density_1: ArrayLike, density_2: ArrayLike, table: DegreeTable
+) -> tuple[FloatArray, FloatArray]:
     q0a = check_positive_int(q0, "q0").astype(np.float64)
     q1a = check_positive_int(q1, "q1").astype(np.float64)
     p1 = check_density(density_1, "density_1")
     p2 = check_density(density_2, "density_2")
-    ind = np.asarray(in_degree, dtype=np.int64).reshape(-1)
-    outd = np.asarray(out_degree, dtype=np.int64).reshape(-1)
-    if ind.shape != outd.shape or ind.size == 0 or (ind < 0).any() or (outd < 0).any():
-        raise ValueError(
-            f"in_degree and out_degree must be equal-length non-negative, got {in_degree!r}, {out_degree!r}"
-        )
-    pairs, counts = np.unique(np.stack([ind, outd], axis=1), axis=0, return_counts=True)
     shape = np.broadcast_shapes(q0a.shape, q1a.shape, p1.shape, p2.shape)
     total = np.zeros(shape)
     log_hit0 = log_block_hit(p1, q0a)
-    for (deg_in, deg_out), mult in zip(pairs, counts, strict=True):
+    for (deg_in, deg_out), mult in zip(table.pairs, table.counts, strict=True):
         if deg_out == 0:
             continue
         r = np.exp(deg_in * log_hit0) if deg_in else np.ones(shape)
@@ -313,16 +367,12 @@ class Depth2Widths:
     probability: float
 
 
-def _depth2_log_q(
-    event: str, q0: IntArray, q1: IntArray, p1: float, p2: float, ind: IntArray, outd: IntArray
-) -> FloatArray:
+def _depth2_log_q(event: str, q0: IntArray, q1: IntArray, p1: float, p2: float, table: DegreeTable) -> FloatArray:
     if event == "proof":
-        m1 = float(ind.sum())
-        m2 = float(outd.sum())
-        lp = m1 * q1 * log_block_hit(p1, q0) + m2 * log_block_hit(p2, q1)
+        lp = float(table.m1) * q1 * log_block_hit(p1, q0) + float(table.m2) * log_block_hit(p2, q1)
         out: FloatArray = log1mexp(lp)
         return out
-    return tight_log_success(q0, q1, p1, p2, ind, outd)[1]
+    return tight_log_success_from_table(q0, q1, p1, p2, table)[1]
 
 
 _DEPTH2_EVENTS = ("proof", "tight")
@@ -343,52 +393,80 @@ def depth2_min_widths(
     ``event="proof"``: the proof event, its exact probability, no budget split between the layers;
     ``event="tight"``: the tighter construction (:func:`tight_log_success`).  Both probabilities increase with
     ``q0``; the tight one also with ``q1`` (more copies can only add valid ones).  For every ``q1`` in
-    ``1..q1_max`` (default: twice the ``q1`` that covers the output layer alone with ``delta``) the smallest
-    feasible ``q0`` is found by a vectorised doubling-and-bisection search, then the pair with the fewest
-    source neurons ``q0 d + q1 n_hidden`` is kept.  ``degrees`` = (in, out) degrees of the hidden neurons
-    (default dense).
+    ``1..q1_max`` (default: twice the ``q1`` that covers the output layer alone with ``delta``) whose hidden
+    layer does not already cost more than the smallest feasible ``q1``'s total, the smallest feasible ``q0``
+    is found by a vectorised doubling-and-bisection search, then the pair with the fewest source neurons
+    ``q0 d + q1 n_hidden`` is kept.  ``degrees`` = (in, out) degrees of the hidden neurons (default dense);
+    they enter only through their :class:`DegreeTable`, so the time does not grow with ``n_hidden``.
     """
     if event not in _DEPTH2_EVENTS:
         raise ValueError(f"event must be one of {', '.join(_DEPTH2_EVENTS)}, got {event!r}")
     dens = np.broadcast_to(check_density(density), (2,))
     p1, p2 = float(dens[0]), float(dens[1])
     dlt = float(check_open_unit(delta, "delta"))
-    ind, outd = (
-        dense_degrees(d, n_hidden, n_out)
+    # the degree table is all the events need, and it never changes during the search: build it once
+    table = (
+        DegreeTable.dense(int(d), int(n_hidden), int(n_out))
         if degrees is None
-        else (np.asarray(degrees[0], dtype=np.int64), np.asarray(degrees[1], dtype=np.int64))
+        else DegreeTable.from_degrees(degrees[0], degrees[1])
     )
     log_delta = np.log(dlt)
     if q1_max is None:
-        base = 1.0 if p2 >= 1.0 else np.log(-np.expm1(np.log1p(-dlt) / max(1, int(outd.sum())))) / np.log1p(-p2)
-        q1_max = int(2 * max(1.0, np.ceil(base))) + 2
+        base = 1.0 if p2 >= 1.0 else np.log(-np.expm1(np.log1p(-dlt) / max(1, table.m2))) / np.log1p(-p2)
+        q1_max = int(min(2 * max(1.0, np.ceil(base)) + 2, 2.0**62))
+    if q1_max > MAX_Q1_CANDIDATES:
+        raise ValueError(
+            f"the joint search at density {p2!r} would try q1 up to {q1_max}, above the cap of "
+            f"{MAX_Q1_CANDIDATES:.0e} candidates; use a larger density"
+        )
     q1 = np.arange(1, q1_max + 1, dtype=np.int64)
     # feasibility as q0 -> infinity (every hidden copy valid): the output layer alone
-    log_q_inf = log1mexp(float(outd.sum()) * log_block_hit(p2, q1))
+    log_q_inf = log1mexp(float(table.m2) * log_block_hit(p2, q1))
     feasible = log_q_inf < log_delta
     if not feasible.any():
         raise ValueError(f"no q1 <= q1_max={q1_max} reaches 1 - delta={1 - dlt!r}; raise q1_max")
     q1 = q1[feasible]
-    hi = np.ones_like(q1)
-    for _ in range(62):
-        bad = _depth2_log_q(event, hi, q1, p1, p2, ind, outd) > log_delta
-        if not bad.any():
-            break
-        hi = np.where(bad, hi * 2, hi)
-    else:
-        bad_any = _depth2_log_q(event, hi, q1, p1, p2, ind, outd) > log_delta
-        q1, hi = q1[~bad_any], hi[~bad_any]
-    lo = hi // 2  # infeasible (or 0)
-    while (hi - lo > 1).any():
-        mid = (lo + hi) // 2
-        active = hi - lo > 1
-        ok = _depth2_log_q(event, np.maximum(mid, 1), q1, p1, p2, ind, outd) <= log_delta
-        hi = np.where(active & ok, mid, hi)
-        lo = np.where(active & ~ok, mid, lo)
+
+    def min_q0(q1: IntArray) -> tuple[IntArray, IntArray]:
+        """The smallest feasible ``q0`` for each ``q1`` (doubling, then bisection); ``q1`` that no ``q0 < 2^62``
+        makes feasible are dropped."""
+        hi = np.ones_like(q1)
+        for _ in range(62):
+            bad = _depth2_log_q(event, hi, q1, p1, p2, table) > log_delta
+            if not bad.any():
+                break
+            hi = np.where(bad, hi * 2, hi)
+        else:
+            bad_any = _depth2_log_q(event, hi, q1, p1, p2, table) > log_delta
+            q1, hi = q1[~bad_any], hi[~bad_any]
+        lo = hi // 2  # infeasible (or 0)
+        while (hi - lo > 1).any():
+            mid = (lo + hi) // 2
+            active = hi - lo > 1
+            ok = _depth2_log_q(event, np.maximum(mid, 1), q1, p1, p2, table) <= log_delta
+            hi = np.where(active & ok, mid, hi)
+            lo = np.where(active & ~ok, mid, lo)
+        return q1, hi
+
+    # The smallest feasible q1 gives an upper bound on the best total; a q1 costs at least q1 n_hidden + d
+    # (q0 >= 1), so only the q1 below that bound can still win.  This keeps wide targets (large n_hidden)
+    # from searching hundreds of q1 whose hidden layer alone already costs more.
+    first_q1, first_q0 = min_q0(q1[:1])
+    if first_q1.size:
+        q1 = q1[q1 * n_hidden + d <= int(first_q0[0]) * d + int(first_q1[0]) * n_hidden]
+    if event == "tight":
+        terms = float(window_terms(q1).sum()) * len(table.counts)
+        if terms > MAX_SEARCH_TERMS:
+            raise ValueError(
+                f"the joint minimum of the tight event at density {p2!r} would sum about {terms:.3g} binomial terms "
+                f"per step of its search (q1 up to {int(q1.max())}), above the cap of {MAX_SEARCH_TERMS:.0e}; use a "
+                f"larger density or skip the joint minimum"
+            )
+    q1, hi = min_q0(q1)
     total = hi * d + q1 * n_hidden
     best = int(np.argmin(total))
     q0b, q1b = int(hi[best]), int(q1[best])
-    prob = float(-np.expm1(_depth2_log_q(event, np.array([q0b]), np.array([q1b]), p1, p2, ind, outd)[0]))
+    prob = float(-np.expm1(_depth2_log_q(event, np.array([q0b]), np.array([q1b]), p1, p2, table)[0]))
     return Depth2Widths(event, q0b, q1b, q0b * d, q1b * n_hidden, prob)
 
 
@@ -450,8 +528,16 @@ def lower_bound_min_width(d: ArrayLike, density: ArrayLike, delta: ArrayLike) ->
     dd, p, dlt = dd.reshape(-1), p.reshape(-1), dlt.reshape(-1)
     log_delta = np.log(dlt)
     # bracket: the exact width is at least the d = 1 width (P falls with d) and at most the proof's (Jensen)
-    lo = np.ceil(np.log(dlt) / np.log1p(-p * p)).astype(np.int64) - 1
-    hi = np.ceil(np.log(-np.expm1(np.log1p(-dlt) / dd)) / np.log1p(-p * p)).astype(np.int64) + 1
+    lo_f = np.ceil(np.log(dlt) / np.log1p(-p * p)) - 1
+    hi_f = np.ceil(np.log(-np.expm1(np.log1p(-dlt) / dd)) / np.log1p(-p * p)) + 1
+    if not (hi_f <= 2.0**53).all():
+        at = int(np.argmax(~(hi_f <= 2.0**53)))
+        raise ValueError(
+            f"the proof's width at d={int(dd[at])}, density {float(p[at])!r}, delta {float(dlt[at])!r} is about "
+            f"{float(hi_f[at]):.3g}, beyond the exact integers of float64 (2**53); use a larger density"
+        )
+    lo = lo_f.astype(np.int64)
+    hi = hi_f.astype(np.int64)
     lo = np.maximum(lo, 0)
 
     def feasible(idx: IntArray, n: IntArray) -> NDArray[np.bool_]:

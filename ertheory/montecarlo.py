@@ -24,15 +24,41 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.stats import beta
-from tqdm import tqdm
 
-from ertheory._validate import check_density, check_open_unit, check_positive_int
+from ertheory import _special
+from ertheory._validate import check_density, check_memory, check_open_unit, check_positive_int
 
 BoolArray = NDArray[np.bool_]
 
 #: Default memory budget of one chunk of mask entries (float32 uniforms plus booleans).
 DEFAULT_CHUNK_BYTES = 64 * 2**20
+
+#: Most trials one estimate may run (about a minute of the fastest sampler; larger requests are refused).
+MAX_TRIALS = 10**9
+
+#: Most random numbers one estimate may draw (trials times the draws of one trial: binomial counts, or mask
+#: entries for the mask samplers); about 10-30 minutes on one core.  Larger requests are refused up front.
+MAX_DRAWS = 10**11
+
+
+def check_trials(trials: Any) -> int:
+    """``trials`` as a positive integer at most :data:`MAX_TRIALS`, else ``ValueError``."""
+    if isinstance(trials, (bool, np.bool_)) or not isinstance(trials, (int, np.integer)) or not 1 <= trials:
+        raise ValueError(f"trials must be a positive integer, got {trials!r}")
+    if trials > MAX_TRIALS:
+        raise ValueError(f"trials={trials} is above the cap of {MAX_TRIALS:.0e} trials per estimate; ask for fewer")
+    return int(trials)
+
+
+def check_draws(trials: int, draws_per_trial: float, what: str) -> float:
+    """Refuse a run of ``trials`` trials of ``draws_per_trial`` random numbers each above :data:`MAX_DRAWS`."""
+    total = float(check_trials(trials)) * float(draws_per_trial)
+    if not total <= MAX_DRAWS:
+        raise ValueError(
+            f"{what}: {trials} trials x {draws_per_trial:.3g} random draws = {total:.3g} draws, above the cap of "
+            f"{MAX_DRAWS:.0e} per run (hours of work); ask for fewer trials or a smaller source"
+        )
+    return total
 
 
 @dataclass(frozen=True)
@@ -55,17 +81,15 @@ class MCEstimate:
 
 
 def clopper_pearson(successes: ArrayLike, trials: ArrayLike, confidence: float = 0.95) -> tuple[Any, Any]:
-    """Exact binomial confidence interval ``(low, high)`` from beta quantiles (Clopper & Pearson 1934)."""
+    """Exact binomial confidence interval ``(low, high)`` (Clopper & Pearson 1934): the beta quantiles
+    ``Beta(alpha/2; s, n - s + 1)`` and ``Beta(1 - alpha/2; s + 1, n - s)``, computed in numpy by
+    :func:`ertheory._special.clopper_pearson` (no scipy import at start-up)."""
     conf = float(check_open_unit(confidence, "confidence"))
     s = np.asarray(successes, dtype=np.float64)
     n = np.asarray(trials, dtype=np.float64)
-    if (n <= 0).any() or (s < 0).any() or (s > n).any():
-        raise ValueError(f"need 0 <= successes <= trials and trials > 0, got {successes!r}, {trials!r}")
-    alpha = 1.0 - conf
-    with np.errstate(invalid="ignore"):
-        low = np.where(s == 0, 0.0, beta.ppf(alpha / 2, s, n - s + 1))
-        high = np.where(s == n, 1.0, beta.ppf(1 - alpha / 2, s + 1, n - s))
-    return low, high
+    if (n <= 0).any() or (s < 0).any() or (s > n).any() or (s != np.round(s)).any() or (n != np.round(n)).any():
+        raise ValueError(f"need integers 0 <= successes <= trials and trials > 0, got {successes!r}, {trials!r}")
+    return _special.clopper_pearson(s, n, conf)
 
 
 def estimate(successes: int, trials: int, confidence: float = 0.95) -> MCEstimate:
@@ -83,15 +107,21 @@ def _rng(seed: int | np.random.Generator | None) -> np.random.Generator:
 
 
 def _trial_batches(trials: int, batch: int, progress: bool, desc: str) -> Iterator[int]:
-    n = int(check_positive_int(trials, "trials"))
-    bar = tqdm(total=n, desc=desc, file=sys.stderr, disable=not progress or not sys.stderr.isatty(), leave=False)
+    n = check_trials(trials)
+    bar = None
+    if progress and sys.stderr.isatty():
+        from tqdm import tqdm  # only for a terminal: the import costs start-up time
+
+        bar = tqdm(total=n, desc=desc, file=sys.stderr, leave=False)
     done = 0
     while done < n:
         size = min(batch, n - done)
         yield size
         done += size
-        bar.update(size)
-    bar.close()
+        if bar is not None:
+            bar.update(size)
+    if bar is not None:
+        bar.close()
 
 
 def _estimate_in_batches(
@@ -107,6 +137,51 @@ def _estimate_in_batches(
 def _lower_bound_args(d: int, n: int, density: float) -> tuple[int, int, float]:
     """Validated ``(d, n, density)`` of Theorem 2.3's setting."""
     return int(check_positive_int(d, "d")), int(check_positive_int(n, "n")), float(check_density(density))
+
+
+#: Bytes per (trial, hidden neuron) of one batch of the tight count sampler: int64 counts, float64 miss
+#: probabilities, int64 misses and the comparison.
+_TIGHT_BYTES_PER_DRAW = 32
+
+
+def count_tight_bytes(n_hidden: int, batch: int = 2**12) -> float:
+    """Estimated peak memory (bytes) of :func:`count_sample_tight` for ``n_hidden`` hidden neurons."""
+    eff = min(int(batch), max(1, DEFAULT_CHUNK_BYTES // (_TIGHT_BYTES_PER_DRAW * max(1, int(n_hidden)))))
+    return float(eff) * n_hidden * _TIGHT_BYTES_PER_DRAW + 24.0 * n_hidden
+
+
+def mask_sample_bytes(
+    shapes: Sequence[tuple[int, int, int]], q: Sequence[int], chunk_bytes: int = DEFAULT_CHUNK_BYTES
+) -> float:
+    """Estimated peak memory (bytes) of :func:`mask_sample` *including* the target supports it is given.
+
+    ``shapes[l-1] = (n_l, n_{l-1}, k_l)`` are the supports' shapes, ``q = (q_0, ..., q_L)``.  Per layer: the
+    supports (one byte per target entry), the validity of every source row of the layer and of the one below,
+    and one chunk of rows: 5 bytes per mask entry (float32 uniforms, then booleans) plus the rows' target
+    pattern (two copies of ``n_{l-1} k_l`` bytes each) -- at least one row even when a row exceeds
+    ``chunk_bytes``.
+    """
+    total = float(sum(float(a) * b * c for a, b, c in shapes))
+    work = 0.0
+    for l, (n_out, n_in, k) in enumerate(shapes):
+        per_row = float(n_in) * q[l] * k
+        chunk = max(1.0, float(chunk_bytes // max(1.0, per_row * 5)))
+        rows = float(n_out) * q[l + 1]
+        work = max(work, min(chunk, rows) * (per_row * 5 + 2.0 * n_in * k + 8) + rows + float(n_in) * q[l])
+    return total + work
+
+
+def mask_sample_draws(shapes: Sequence[tuple[int, int, int]], q: Sequence[int]) -> float:
+    """Mask entries :func:`mask_sample` draws per trial: ``sum_l (q_l n_l) (q_{l-1} n_{l-1} k_l)``."""
+    return float(sum(float(n_out) * q[l + 1] * n_in * q[l] * k for l, (n_out, n_in, k) in enumerate(shapes)))
+
+
+def mask_lower_bound_bytes(d: int, n: int, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> float:
+    """Estimated peak memory (bytes) of :func:`mask_sample_lower_bound`: a batch of trials of ``n (d + 1)``
+    entries at 6 bytes each (float32 uniforms, the booleans and their conjunction), at least one trial."""
+    per_trial = float(n) * (d + 1) * 5
+    batch = max(1.0, float(chunk_bytes // max(1.0, per_trial)))
+    return batch * float(n) * (d + 1) * 6
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -135,6 +210,7 @@ def count_sample_proof(
     if qa.size != m.size + 1:
         raise ValueError(f"q needs one more entry than m_T, got q={q!r}, m_T={m_T!r}")
     p = np.broadcast_to(check_density(density), m.shape)
+    check_draws(trials, m.size, "count sampler")
     rng = _rng(seed)
     pairs = m * qa[1:]
     miss = np.exp(qa[:-1] * np.log1p(-np.minimum(p, 1.0)))
@@ -161,12 +237,15 @@ def count_sample_tight(
     confidence: float = 0.95,
     batch: int = 2**12,
     progress: bool = True,
+    max_memory: float | None = None,
 ) -> MCEstimate:
     """The tighter construction's event (depth-2 target) from counts.
 
     Per trial: the number of valid copies ``K_j ~ Binomial(q1, (1 - (1 - p_1)^{q0})^{in_degree[j]})`` of every
     hidden neuron, then the number of its outgoing target edges with no edge from a valid copy,
-    ``~ Binomial(out_degree[j], (1 - p_2)^{K_j})``; success when all those are 0.
+    ``~ Binomial(out_degree[j], (1 - p_2)^{K_j})``; success when all those are 0.  Trials run in batches of
+    at most ``batch`` (fewer when ``batch x n_hidden`` draws would exceed :data:`DEFAULT_CHUNK_BYTES`); a run
+    above :data:`MAX_DRAWS` draws or ``max_memory`` bytes (default 4 GiB) is refused before it starts.
     """
     q0i = int(check_positive_int(q0, "q0"))
     q1i = int(check_positive_int(q1, "q1"))
@@ -178,6 +257,11 @@ def count_sample_tight(
         raise ValueError(
             f"in_degree and out_degree must be equal-length non-negative, got {in_degree!r}, {out_degree!r}"
         )
+    check_draws(trials, 2 * ind.size, "count sampler (tight)")
+    # one batch holds a few (batch x n_hidden) arrays: keep them within DEFAULT_CHUNK_BYTES (unchanged for
+    # n_hidden <= 512, where the default batch already fits)
+    batch = min(int(batch), max(1, DEFAULT_CHUNK_BYTES // (_TIGHT_BYTES_PER_DRAW * max(1, ind.size))))
+    check_memory(count_tight_bytes(ind.size, batch), "the tight count sampler", max_memory)
     rng = _rng(seed)
     r = (1.0 - (1.0 - p1) ** q0i) ** ind
 
@@ -205,6 +289,7 @@ def count_sample_lower_bound(
     ``K ~ Bin(n, p)`` hidden units reach the output; the inputs without a path number ``~ Bin(d, (1-p)^K)``.
     """
     dd, nn, p = _lower_bound_args(d, n, density)
+    check_draws(trials, 2, "count sampler (lower bound)")
     rng = _rng(seed)
 
     def hits_in(size: int) -> int:
@@ -290,6 +375,7 @@ def mask_sample(
     confidence: float = 0.95,
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
     progress: bool = True,
+    max_memory: float | None = None,
 ) -> MaskSample:
     """Sample whole ER masks of the source and check both events on them (any depth, FC or conv).
 
@@ -299,7 +385,9 @@ def mask_sample(
     sampled ``chunk_bytes`` at a time, so memory stays bounded whatever the width.
     The proof event: every row has, for every target edge, an edge into the block.  The tight event: a row is
     valid when it has, for every target edge, an edge from a *valid* row of the block below (the univariate
-    copies of layer 0 are valid); success when every output row is valid.
+    copies of layer 0 are valid); success when every output row is valid.  A run whose estimated memory
+    (:func:`mask_sample_bytes`) exceeds ``max_memory`` (default 4 GiB) or whose draws exceed :data:`MAX_DRAWS`
+    is refused before it starts.
     """
     qa = [int(v) for v in check_positive_int(q, "q").reshape(-1)]
     L = len(supports)
@@ -311,6 +399,9 @@ def mask_sample(
     p = np.broadcast_to(check_density(density), (L,))
     if int(chunk_bytes) <= 0:
         raise ValueError(f"chunk_bytes must be positive, got {chunk_bytes!r}")
+    shapes = [(int(s.shape[0]), int(s.shape[1]), int(s.shape[2])) for s in supports]
+    check_draws(trials, mask_sample_draws(shapes, qa), "mask sampler")
+    check_memory(mask_sample_bytes(shapes, qa, int(chunk_bytes)), "the mask sampler", max_memory)
     rng = _rng(seed)
     proof_hits = tight_hits = 0
     for size in _trial_batches(trials, 1, progress, "mask sampler"):
@@ -335,9 +426,17 @@ def mask_sample_lower_bound(
     confidence: float = 0.95,
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
     progress: bool = True,
+    max_memory: float | None = None,
 ) -> MCEstimate:
-    """Theorem 2.3's event on sampled masks ``A`` (``n x d``) and ``B`` (``n``): every input has a path."""
+    """Theorem 2.3's event on sampled masks ``A`` (``n x d``) and ``B`` (``n``): every input has a path.
+
+    Trials run in batches of about ``chunk_bytes``; a run whose estimated memory
+    (:func:`mask_lower_bound_bytes`) exceeds ``max_memory`` (default 4 GiB) or whose draws exceed
+    :data:`MAX_DRAWS` is refused before it starts.
+    """
     dd, nn, p = _lower_bound_args(d, n, density)
+    check_draws(trials, float(nn) * (dd + 1), "mask sampler (lower bound)")
+    check_memory(mask_lower_bound_bytes(dd, nn, int(chunk_bytes)), "the mask sampler (lower bound)", max_memory)
     rng = _rng(seed)
     per_trial = max(1, nn * (dd + 1) * 5)
     batch = max(1, int(chunk_bytes) // per_trial)

@@ -32,8 +32,8 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy import stats
 
+from ertheory._sumsets import MAX_SORTED, SortedSums, sorted_sums_in, sorted_with_codes, sums_beyond
 from ertheory._validate import as_float_array, check_density, check_open_unit, check_positive
 
 FloatArray = NDArray[np.float64]
@@ -42,10 +42,6 @@ BoolArray = NDArray[np.bool_]
 
 #: Largest ``n`` :func:`best_subset` accepts (two halves of at most 24 values each).
 MAX_EXACT_N = 48
-#: Largest half that is enumerated and kept in memory (``2^24`` sums).
-_MAX_HALF = 24
-#: Block length of the coarse index over the large half.
-_BLOCK = 64
 
 # --------------------------------------------------------------------------------------------------------------
 # Distributions of the random values (a registry)
@@ -105,8 +101,8 @@ def sorted_subset_sums(values: ArrayLike) -> tuple[FloatArray, IntArray]:
     shifted by ``x_{k+1}``; a stable merge of two sorted runs costs linear time.  ``n <= 24``.
     """
     x = np.asarray(values, dtype=np.float64).ravel()
-    if x.size > _MAX_HALF:
-        raise ValueError(f"sorted_subset_sums enumerates 2^n sums; n must be <= {_MAX_HALF}, got n={x.size}")
+    if x.size > MAX_SORTED:
+        raise ValueError(f"sorted_subset_sums enumerates 2^n sums; n must be <= {MAX_SORTED}, got n={x.size}")
     if x.size <= 12:  # small: enumerate directly and sort once
         codes = np.arange(1 << x.size, dtype=np.int64)
         sums = _decode(codes, x.size).astype(np.float64) @ x
@@ -128,37 +124,6 @@ def _decode(codes: IntArray, n_bits: int) -> BoolArray:
     return ((codes[..., None] >> bits) & 1).astype(bool)
 
 
-def _interp_floor(q: FloatArray, xp: FloatArray, rank: FloatArray) -> IntArray:
-    """``floor`` of the fractional position of each increasing query in the sorted ``xp`` (clipped to its range).
-
-    ``np.interp`` starts each search from the previous answer, which makes a sweep of increasing queries cheap.
-    A position that rounds up to the next integer only occurs when the query is within rounding of that element.
-    """
-    pos = np.interp(q, xp, rank)
-    bad = ~np.isfinite(pos)
-    if bad.any():  # equal neighbours make the interpolation undefined; search those directly
-        pos[bad] = np.searchsorted(xp, q[bad], side="right") - 1
-    out: IntArray = np.clip(pos.astype(np.int64), 0, xp.size - 1)
-    return out
-
-
-def _nearest(sorted_b: FloatArray, index: FloatArray, index_rank: FloatArray, q: FloatArray) -> IntArray:
-    """Index of an element of ``sorted_b`` nearest to each query of the increasing array ``q``.
-
-    Two levels: the coarse ``index = sorted_b[::_BLOCK]`` (small enough to stay in cache) locates the block, then
-    a vectorised bisection inside the block finds the predecessor; it and its successor are the candidates.
-    """
-    nb = sorted_b.size
-    lo = _interp_floor(q, index, index_rank) * _BLOCK
-    for s in range(_BLOCK.bit_length() - 2, -1, -1):
-        mid = lo + (1 << s)
-        le = (mid < nb) & (sorted_b[np.minimum(mid, nb - 1)] <= q)
-        lo = np.where(le, mid, lo)
-    hi = np.minimum(lo + 1, nb - 1)
-    out: IntArray = np.where(np.abs(q - sorted_b[hi]) < np.abs(q - sorted_b[lo]), hi, lo)
-    return out
-
-
 @dataclass(frozen=True)
 class SubsetSumResult:
     """Best subsets for a batch of targets (Lemma 2.4's ``I`` with ``|z - sum_I x_i|`` minimal).
@@ -178,49 +143,76 @@ class SubsetSumResult:
         return np.flatnonzero(flat[k]).astype(np.int64)
 
 
+#: Cost of one sum of the sorted half relative to one lookup (measured with benchmarks/bench_subsetsum.py:
+#: building and indexing a sorted sum costs about as much as one nearest-sum lookup).
+_BUILD_PER_LOOKUP = 1.0
+
+
 def _split(n: int, n_targets: int) -> int:
-    """Size of the large (fully sorted, looked-up) half: balances building ``2^nb`` sums against
-    ``n_targets * 2^(n - nb)`` lookups, with ``nb <= 24``."""
-    lo = (n + 1) // 2
-    hi = min(n, _MAX_HALF)
+    """Size of the sorted half: minimises building ``2^nb`` sorted sums plus ``n_targets * 2^(n - nb)`` lookups,
+    with both halves at most ``MAX_SORTED`` values."""
+    lo = max(1, n - MAX_SORTED)
+    hi = min(n, MAX_SORTED)
     if lo > hi:
         raise ValueError(f"n={n} is too large for the exact method (at most {MAX_EXACT_N} values)")
     nbs = np.arange(lo, hi + 1)
-    cost = 2.0**nbs + n_targets * 2.0 ** (n - nbs) * 2.5  # measured: a lookup costs ~2.5 sorted-sum builds
+    cost = _BUILD_PER_LOOKUP * 2.0**nbs + n_targets * 2.0 ** (n - nbs)
     return int(nbs[np.argmin(cost)])
+
+
+#: Queries per vectorised lookup step of :func:`best_subset` (a tile of targets x sums of the small half).
+_TILE = 2**16
+#: Targets per tile: neighbouring (sorted) targets query neighbouring sums, which keeps the lookups in cache.
+_TILE_TARGETS = 128
 
 
 def best_subset(values: ArrayLike, targets: ArrayLike) -> SubsetSumResult:
     """The subset of ``values`` whose sum is closest to each target (exact; meet in the middle).
 
     ``values``: 1-D, finite, ``1 <= n <= 48``.  ``targets``: any shape, finite.  The values are split into a
-    small half ``A`` and a large half ``B``; the ``2^|B|`` sums of ``B`` are sorted once (with a coarse index of
-    every 64th sum), and for each target and each sum ``a`` of ``A`` the two neighbours of ``z - a`` among the
-    sums of ``B`` are looked up.  Cost ``O(2^|B| + T 2^|A| log)``; ties are broken towards the first candidate.
+    small half ``A`` and a sorted half ``B`` (:class:`ertheory._sumsets.SortedSums`: its ``2^|B|`` sums sorted
+    once and indexed by a uniform grid).  The targets are sorted once; tiles of neighbouring targets times a
+    block of the sums ``a`` of ``A`` are looked up together (each query ``z - a`` finds its nearest sum of ``B``
+    by a few branch-free vectorised passes), and each target keeps the pair with the smallest error.
+    Cost ``O(2^|B| + T 2^|A|)``; ties go to the first pair found.
     """
     x = _check_values(values)
     z = as_float_array(targets, "targets")
     n = x.size
     if n > MAX_EXACT_N:
         raise ValueError(f"n={n} values is too large for the exact method (at most {MAX_EXACT_N})")
+    if not np.isfinite(np.sum(np.abs(x))):
+        raise ValueError(f"values must have a finite sum of magnitudes, got values up to {np.max(np.abs(x))!r}")
     zf = z.ravel()
     nb = _split(n, zf.size)
     na = n - nb
-    sa, ca = sorted_subset_sums(x[:na])
-    sb, cb = sorted_subset_sums(x[na:])
-    index = np.ascontiguousarray(sb[::_BLOCK])
-    index_rank = np.arange(index.size, dtype=np.float64)
-    neg_a = -sa[::-1]  # increasing, so z + neg_a is an increasing sweep for every target
-    best_a = np.empty(zf.size, dtype=np.int64)
-    best_b = np.empty(zf.size, dtype=np.int64)
-    for t, zt in enumerate(zf):
-        q = zt + neg_a
-        cand = _nearest(sb, index, index_rank, q)
-        err = np.abs(q - sb[cand])
-        i = int(np.argmin(err))
-        best_a[t] = sa.size - 1 - i
-        best_b[t] = cand[i]
-    masks = np.concatenate([_decode(ca[best_a], na), _decode(cb[best_b], nb)], axis=-1)
+    table = SortedSums.build(x[na:])
+    sa, ca = sorted_with_codes(x[:na])
+    order = np.argsort(zf, kind="stable")
+    zs = zf[order]
+    best_err = np.full(zf.size, np.inf)
+    best_a = np.zeros(zf.size, dtype=np.int64)
+    best_b = np.zeros(zf.size, dtype=np.int64)
+    g = min(zf.size, _TILE_TARGETS)
+    c = max(1, _TILE // g)
+    for g0 in range(0, zf.size, g):
+        zg = zs[g0 : g0 + g]
+        rows = np.arange(zg.size)
+        for c0 in range(0, sa.size, c):
+            q = (zg[:, None] - sa[None, c0 : c0 + c]).ravel()
+            index, dist = table.nearest(q)
+            dist = dist.reshape(zg.size, -1)
+            j = dist.argmin(axis=1)
+            err = dist[rows, j]
+            better = err < best_err[g0 : g0 + g]
+            best_err[g0 : g0 + g] = np.where(better, err, best_err[g0 : g0 + g])
+            best_a[g0 : g0 + g] = np.where(better, c0 + j, best_a[g0 : g0 + g])
+            best_b[g0 : g0 + g] = np.where(better, index.reshape(zg.size, -1)[rows, j], best_b[g0 : g0 + g])
+    code_a = np.empty(zf.size, dtype=np.int64)
+    code_b = np.empty(zf.size, dtype=np.int64)
+    code_a[order] = ca[best_a]
+    code_b[order] = table.codes_of(table.sums_at(best_b))
+    masks = np.concatenate([_decode(code_a, na), _decode(code_b, nb)], axis=-1)
     sums = masks.astype(np.float64) @ x
     masks = masks.reshape(z.shape + (n,))
     sums = sums.reshape(z.shape)
@@ -327,36 +319,51 @@ def _uncovered(starts: FloatArray, ends: FloatArray, lo: float, hi: float) -> Fl
     return np.stack([edges_lo[gap], edges_hi[gap]], axis=-1)
 
 
-def covering_radius(values: ArrayLike, lo: float = -1.0, hi: float = 1.0, max_direct: int = 26) -> float:
-    """``sup_{z in [lo, hi]} min_I |z - sum_I x_i|`` by direct enumeration of the sums (``n <= max_direct``).
+#: Largest ``n`` whose covering radius (``max_gap``) is computed by enumeration: ``2^32`` sums, minutes of work.
+MAX_GAP_N = 32
 
-    Only sums within ``[lo - r0, hi + r0]`` matter, where ``r0 = max(|lo|, |hi|)`` bounds the radius (the empty
-    sum 0 is always present); partial sums that the remaining values cannot bring into that window are dropped.
+
+def covering_radius(values: ArrayLike, lo: float = -1.0, hi: float = 1.0, max_direct: int = 26) -> float:
+    """``sup_{z in [lo, hi]} min_I |z - sum_I x_i|`` by enumeration of the sums (``n <= max_direct <= 32``).
+
+    The sums inside ``[lo, hi]`` are enumerated in increasing order in chunks of bounded size
+    (:func:`ertheory._sumsets.sorted_sums_in`, from the sorted sums of two halves), with the nearest sum below
+    ``lo`` and above ``hi`` (:func:`ertheory._sumsets.sums_beyond`).  Between consecutive sums ``s < t`` the
+    farthest point of ``[lo, hi]`` is their midpoint, or the end of ``[lo, hi]`` that cuts the pair; the largest
+    such distance is carried across chunks.  Memory ``O(2^{n/2})`` plus one chunk; time ``O(2^n log)``.
     """
     x = _check_values(values) if np.size(values) else np.zeros(0)
     if x.size > max_direct:
         raise ValueError(f"n={x.size} is too large for direct enumeration (max_direct={max_direct})")
-    r0 = max(abs(lo), abs(hi))
-    wlo, whi = min(lo, 0.0) - r0, max(hi, 0.0) + r0
-    pos_rem = np.concatenate([np.cumsum(np.maximum(x, 0.0)[::-1])[::-1][1:], [0.0]])
-    neg_rem = np.concatenate([np.cumsum(np.minimum(x, 0.0)[::-1])[::-1][1:], [0.0]])
-    sums = np.zeros(1)
-    for k, xk in enumerate(x):
-        sums = np.concatenate([sums, sums + xk])
-        sums.sort(kind="stable")
-        a = np.searchsorted(sums, wlo - pos_rem[k], side="left")
-        b = np.searchsorted(sums, whi - neg_rem[k], side="right")
-        sums = sums[a:b]
-    radius = max(0.0, float(sums[0] - lo), float(hi - sums[-1]))
-    s, t = sums[:-1], sums[1:]
-    u, v = np.maximum(s, lo), np.minimum(t, hi)
-    ok = u <= v
-    if ok.any():
-        s, t, u, v = s[ok], t[ok], u[ok], v[ok]
-        m = 0.5 * (s + t)
-        inner = np.where(m < u, t - u, np.where(m > v, v - s, 0.5 * (t - s)))
-        radius = max(radius, float(inner.max()))
-    return radius
+    if x.size > MAX_GAP_N:
+        raise ValueError(f"n={x.size} is too large for direct enumeration: 2^n sums, at most n={MAX_GAP_N}")
+    x = x[x != 0.0]  # zeros add no new sums
+    below, above = sums_beyond(x, lo, hi)
+    radius = 0.0
+    prev = below
+    for chunk in sorted_sums_in(x, lo, hi):
+        if prev is not None:
+            radius = max(radius, _gap_radius(prev, float(chunk[0]), lo, hi))
+        elif chunk[0] > lo:
+            radius = max(radius, float(chunk[0]) - lo)
+        if chunk.size > 1:
+            radius = max(radius, 0.5 * float(np.max(np.diff(chunk))))
+        prev = float(chunk[-1])
+    if above is not None:
+        if prev is None:  # no sum at all in [lo, hi] and none below it
+            return above - lo
+        return max(radius, _gap_radius(prev, above, lo, hi))
+    assert prev is not None  # some sum lies in or below [lo, hi] when none lies above it
+    return max(radius, hi - prev)
+
+
+def _gap_radius(s: float, t: float, lo: float, hi: float) -> float:
+    """``sup_{z in [lo, hi] cap [s, t]} min(z - s, t - z)`` for consecutive sums ``s < t`` (0 if they miss)."""
+    u, v = max(s, lo), min(t, hi)
+    if u > v:
+        return 0.0
+    m = 0.5 * (s + t)
+    return t - u if m < u else v - s if m > v else 0.5 * (t - s)
 
 
 def coverage(
@@ -436,6 +443,8 @@ def _cover_cdf(counts: ArrayLike, k_max: int | None) -> tuple[FloatArray, int]:
 
 
 def _mixture(cdf: FloatArray, k_top: int, n: ArrayLike, p: ArrayLike) -> FloatArray:
+    from scipy import stats  # imported here: it costs most of a second at start-up
+
     k = np.arange(k_top + 1)
     nn = np.asarray(n)[..., None]
     pp = np.asarray(p)[..., None]

@@ -187,10 +187,15 @@ def test_cli_best_subset_and_coverage(capsys: pytest.CaptureFixture[str]) -> Non
     out = json.loads(stdout)
     assert out["indices"] == [0, 1] and out["sum"] == pytest.approx(0.25) and out["error"] == pytest.approx(0.05)
     rc, stdout, _ = _cli(capsys, "subset-sum", "--coverage", "--values", "0.5", "-0.25", "0.125", "--epsilon", "0.1",
-                         "--json")
+                         "--max-gap", "--json")
     out = json.loads(stdout)
     # sums {-0.25,-0.125,0,0.125,0.25,0.375,0.5,0.625}: z = -1 is 0.75 from the nearest
     assert out["covered"] is False and out["max_gap"] == pytest.approx(1.5)
+    # without --max-gap only the exact decision is made
+    rc, stdout, _ = _cli(capsys, "subset-sum", "--coverage", "--values", "0.5", "-0.25", "0.125", "--epsilon", "0.1",
+                         "--json")
+    out = json.loads(stdout)
+    assert rc == 0 and out["covered"] is False and out["max_gap"] is None
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,8 @@
 """``ertheory exact``: exact probabilities of the proof event and exact minimal widths, beside the theorem's.
 
 Example: ``ertheory exact --target 784 128 10 --sparsity 0.9 --delta 0.001 [--json]``.  For a depth-2 target
-(Theorem 2.1) it also gives the jointly minimal widths of the proof event and of the tighter construction.
+(Theorem 2.1) it also gives the jointly minimal widths of the proof event and of the tighter construction; their
+cost does not grow with the hidden width (the events depend on the target only through its degree table).
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ def compute(args: argparse.Namespace) -> dict[str, Any]:
         "theorem_widths": theorem.widths,
         "theorem_success_probability": exact.proof_success_probability(theorem.q_int, m_T, p),
         "exact_min_q": q_exact,
-        "exact_min_widths": q_exact * np.array(n_T),
+        "exact_min_widths": [int(q) * n for q, n in zip(q_exact.tolist(), n_T, strict=True)],  # exact integers
         "exact_min_q_success_probability": exact.proof_success_probability(q_exact, m_T, p),
     }
     if args.q is not None:
@@ -91,14 +92,17 @@ def compute(args: argparse.Namespace) -> dict[str, Any]:
         out["q"] = args.q
         out["proof_success_probability"] = exact.proof_success_probability(args.q, m_T, p)
         if L == 2:
-            ind, outd = exact.dense_degrees(*n_T)
+            table = exact.DegreeTable.dense(*n_T)  # one (in, out) degree pair: no per-neuron arrays
             out["tight_success_probability"] = np.exp(
-                exact.tight_log_success(args.q[0], args.q[1], p[0], p[1], ind, outd)[0]
+                exact.tight_log_success_from_table(args.q[0], args.q[1], p[0], p[1], table)[0]
             )
     if L == 2 and not args.no_tight:
         total_theorem = int(theorem.widths[0] + theorem.widths[1])
         for event in ("proof", "tight"):
-            res = exact.depth2_min_widths(n_T[0], n_T[1], n_T[2], (p[0], p[1]), args.delta, event)
+            try:
+                res = exact.depth2_min_widths(n_T[0], n_T[1], n_T[2], (p[0], p[1]), args.delta, event)
+            except ValueError as exc:
+                raise ValueError(f"{exc} (--no-tight skips it)") from exc
             out[f"{event}_joint_min"] = {
                 "q0": res.q0,
                 "q1": res.q1,

@@ -9,6 +9,8 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
+from ertheory.cli_util import add_max_memory, command_parser_kwargs, positive_int, seed_type
+
 #: Samplers of Theorem 2.3's event by name.
 SAMPLERS: dict[str, Callable[..., Any]] = {}
 
@@ -24,35 +26,47 @@ def _samplers() -> dict[str, Callable[..., Any]]:
 def register(subparsers: Any) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "lower-bound",
+        **command_parser_kwargs(
+            "ertheory lower-bound --inputs 100 --density 0.05 --delta 0.01",
+            "ertheory lower-bound --inputs 10 --sparsity 0.8 --trials 2000 --sampler masks --seed 1 --json",
+        ),
         help="Theorem 2.3: paper and proof bounds vs the exact minimal hidden width of a 1-hidden-layer ER source",
         description="For a target relu(w^T x + b) with d inputs and a one-hidden-layer ER(p) source: the paper's "
         "bound, the proof's sharper bound, and the exact smallest width at which every input has a path to the "
-        "output with probability at least 1 - delta.",
+        "output with probability at least 1 - delta.  The Monte-Carlo check is sized before it starts: at most "
+        "1e9 trials and 1e11 random draws, and an estimated memory within --max-memory.",
     )
-    parser.add_argument("--inputs", type=int, required=True, metavar="D", help="number of inputs d")
+    parser.add_argument("--inputs", type=positive_int, required=True, metavar="D",
+                        help="number of inputs d (at most 2**53)")
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument("--density", type=float, help="density p of both layers")
     group.add_argument("--sparsity", type=float, help="sparsity 1 - p")
     parser.add_argument("--delta", type=float, default=0.01, help="failure probability (default 0.01)")
-    parser.add_argument("--trials", type=int, help="also estimate P at the exact minimal width by Monte-Carlo")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--trials", type=positive_int,
+                        help="also estimate P at the exact minimal width by Monte-Carlo (at most 1e9 trials)")
+    parser.add_argument("--seed", type=seed_type, default=0, help="random seed, a non-negative integer (default 0)")
     parser.add_argument("--sampler", choices=("counts", "masks"), default="counts", help="counts (fast) or masks")
     parser.add_argument("--confidence", type=float, default=0.95, help="interval confidence (default 0.95)")
+    add_max_memory(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run)
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
-    from ertheory import bounds, exact
-    from ertheory._validate import check_density_or_sparsity
-    from ertheory.cli_util import print_json
+    from ertheory import bounds, exact, montecarlo
+    from ertheory._validate import MAX_EXACT_INT, check_density_or_sparsity, check_open_unit
+    from ertheory.jsonio import print_json
 
     p = check_density_or_sparsity(args.density, args.sparsity)
     if args.sparsity is not None:
         p = round(p, 12) if round(p, 12) > 0 else p
-    if args.inputs < 1:
-        raise ValueError(f"--inputs must be a positive integer, got {args.inputs}")
+    if not 1 <= args.inputs <= MAX_EXACT_INT:
+        raise ValueError(f"--inputs must be a positive integer at most 2**53 = {MAX_EXACT_INT}, got {args.inputs}")
+    check_open_unit(args.delta, "--delta")
+    check_open_unit(args.confidence, "--confidence")
+    if args.trials is not None:
+        montecarlo.check_trials(args.trials)
     lb = bounds.theorem_2_3(args.inputs, p, args.delta)
     n_min = int(exact.lower_bound_min_width(args.inputs, p, args.delta))
     out: dict[str, Any] = {
@@ -68,9 +82,12 @@ def run(args: argparse.Namespace) -> int:
         "exact_success_probability_below": exact.lower_bound_success_probability(args.inputs, n_min - 1, p),
     }
     if args.trials is not None:
-        if args.trials < 1:
-            raise ValueError(f"--trials must be positive, got {args.trials}")
-        est = _samplers()[args.sampler](args.inputs, n_min, p, args.trials, args.seed, confidence=args.confidence)
+        if args.sampler == "masks":  # sized before the masks exist: n_min x (d + 1) entries per trial
+            est = montecarlo.mask_sample_lower_bound(
+                args.inputs, n_min, p, args.trials, args.seed, confidence=args.confidence, max_memory=args.max_memory
+            )
+        else:
+            est = _samplers()[args.sampler](args.inputs, n_min, p, args.trials, args.seed, confidence=args.confidence)
         out.update(
             mc_success_probability=est.estimate,
             mc_ci_low=est.ci_low,

@@ -1,0 +1,221 @@
+"""Subset sums at scale: a sorted, indexed list of up to ``2^24`` sums, and sorted enumeration of larger sumsets.
+
+* :class:`SortedSums` -- all ``2^m`` subset sums of ``m <= 24`` values, sorted, with a uniform grid over their
+  range.  ``cell(x) = floor((x - base) * inv)`` is monotone in ``x`` (correctly rounded subtraction and
+  multiplication by a positive number are monotone), so every sum in a lower cell than a query is below it and
+  every sum in a higher cell is above it: the predecessor of a query lies among the sums of its own cell, and a
+  branch-free bisection over ``ceil(log2(max cell occupancy + 1))`` steps finds it exactly.  A lookup is a few
+  vectorised passes with no data-dependent branches.  The sums are built as ``S_1 + S_2`` over two halves and
+  sorted once; the bit mask of a sum is recovered afterwards by matching it against ``S_1 + S_2`` (so no codes
+  are stored for the ``2^m`` sums).
+* :func:`sorted_sums_in` -- the subset sums of up to 32 values that fall in ``[lo, hi]``, yielded in
+  increasing order in chunks of bounded size (memory ``O(2^{m/2} + chunk)``), again from two sorted halves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.int64]
+
+#: Largest number of values whose ``2^m`` sums :class:`SortedSums` holds (128 MiB of float64).
+MAX_SORTED = 24
+#: Sums per chunk of :func:`sorted_sums_in` (each sum holds ~40 bytes of temporaries while its chunk is built).
+CHUNK_SUMS = 2**21
+
+
+def all_sums(values: FloatArray) -> tuple[FloatArray, IntArray]:
+    """All ``2^m`` subset sums in code order (bit ``i`` of the code = value ``i`` used), by doubling."""
+    sums = np.zeros(1)
+    for xi in values:
+        sums = np.concatenate([sums, sums + xi])
+    return sums, np.arange(sums.size, dtype=np.int64)
+
+
+def sorted_with_codes(values: FloatArray) -> tuple[FloatArray, IntArray]:
+    """All subset sums sorted (stable, so equal sums keep code order) with their codes."""
+    sums, codes = all_sums(values)
+    order = np.argsort(sums, kind="stable")
+    return sums[order], codes[order]
+
+
+@dataclass(frozen=True)
+class SortedSums:
+    """The ``2^m`` subset sums of ``values`` in increasing order, indexed for nearest-sum lookups.
+
+    ``padded[1 : n + 1]`` are the sums; ``padded[0] = -inf`` and ``2^steps + 1`` entries of ``+inf`` follow
+    them, so that a bisection never leaves the array.  ``table[c]`` is the padded index of the last sum in a
+    cell below ``c`` (0, the ``-inf``, if none).
+    """
+
+    values: FloatArray
+    padded: FloatArray
+    n: int
+    base: float
+    inv: float
+    table: IntArray
+    steps: int
+    first: FloatArray  # sums of values[:k] in code order
+    second: FloatArray  # sums of values[k:], sorted
+    second_codes: IntArray
+    k: int
+
+    @classmethod
+    def build(cls, values: FloatArray) -> SortedSums:
+        m = int(values.size)
+        if m > MAX_SORTED:
+            raise ValueError(f"SortedSums holds 2^m sums; m must be <= {MAX_SORTED}, got m={m}")
+        k = m // 2
+        first, _ = all_sums(values[:k])
+        second, second_codes = sorted_with_codes(values[k:])
+        n = first.size * second.size
+        # cells: about two sums per cell on average over [sum of the negative values, sum of the positive ones]
+        ncell = max(1, n // 2)
+        lo_sum = float(np.sum(np.minimum(values, 0.0)))
+        width = float(np.sum(np.maximum(values, 0.0))) - lo_sum
+        inv = ncell / width if width > 0 else 0.0
+        # occupancy of the cells (order does not matter), a block of rows of S_1 + S_2 at a time
+        counts = np.zeros(ncell, dtype=np.int64)
+        rows = max(1, CHUNK_SUMS // second.size)
+        for r0 in range(0, first.size, rows):
+            block = np.add.outer(first[r0 : r0 + rows], second).ravel()
+            counts += np.bincount(_cells(block, lo_sum, inv, ncell), minlength=ncell)
+        steps = max(1, int(counts.max())).bit_length()
+        table = np.zeros(ncell, dtype=np.int64)
+        np.cumsum(counts[:-1], out=table[1:])  # padded index of the last sum below each cell
+        del counts
+        padded = np.empty(n + 2 + 2**steps, dtype=np.float64)
+        padded[0] = -np.inf
+        body = padded[1 : n + 1]
+        np.add(first[:, None], second[None, :], out=body.reshape(first.size, second.size))
+        body.sort()
+        padded[n + 1 :] = np.inf
+        return cls(values, padded, n, lo_sum, inv, table, steps, first, second, second_codes, k)
+
+    def nearest(self, q: FloatArray) -> tuple[IntArray, FloatArray]:
+        """For each query, the index (into the sorted sums) of a nearest sum and the distance to it.
+
+        Ties go to the smaller sum.  ``q`` must be finite.
+        """
+        lo = self.table[_cells(q, self.base, self.inv, self.table.size)]
+        padded = self.padded
+        for s in range(self.steps - 1, -1, -1):
+            step = 1 << s
+            lo += (padded[step:].take(lo) <= q) * step
+        below = q - padded.take(lo)
+        above = padded.take(lo + 1) - q
+        take_above = above < below
+        dist = np.where(take_above, above, below)
+        return lo - 1 + take_above, dist
+
+    def sums_at(self, index: IntArray) -> FloatArray:
+        out: FloatArray = self.padded[np.asarray(index, dtype=np.int64) + 1]
+        return out
+
+    def codes_of(self, sums: FloatArray) -> IntArray:
+        """The code (bit mask over ``values``) of a subset whose sum, as stored, equals each of ``sums``.
+
+        Each stored sum is ``first[i] + second[j]`` rounded; for every ``i`` the matching ``j`` is found by a
+        search in the sorted ``second`` and checked for equality (two neighbours either side absorb rounding).
+        """
+        out = np.empty(sums.size, dtype=np.int64)
+        first, second = self.first, self.second
+        for t, v in enumerate(np.asarray(sums, dtype=np.float64).ravel()):
+            pos = np.searchsorted(second, v - first)
+            for shift in (0, -1, 1, -2, 2):
+                j = np.clip(pos + shift, 0, second.size - 1)
+                hit = np.flatnonzero(first + second[j] == v)
+                if hit.size:
+                    i = int(hit[0])
+                    out[t] = i | (int(self.second_codes[j[i]]) << self.k)
+                    break
+            else:  # not reached for sums taken from this table; kept as an exact fallback
+                grid = np.add.outer(first, second)
+                i, j0 = np.argwhere(grid == v)[0]
+                out[t] = int(i) | (int(self.second_codes[j0]) << self.k)
+        return out
+
+
+def _cells(x: FloatArray, base: float, inv: float, ncell: int) -> IntArray:
+    """Grid cell of each ``x`` (monotone non-decreasing in ``x``), clipped to ``[0, ncell - 1]``."""
+    f = (x - base) * inv
+    np.clip(f, 0.0, float(ncell - 1), out=f)
+    return f.astype(np.int64)
+
+
+def sorted_sums_in(values: FloatArray, lo: float, hi: float, chunk: int = CHUNK_SUMS) -> Iterator[FloatArray]:
+    """The distinct subset sums of ``values`` that lie in ``[lo, hi]``, in increasing order, in chunks of at most
+    about ``chunk`` (duplicate sums may be dropped; every distinct value is yielded once or more).
+
+    Sums are ``U_1[i] + U_2[j]`` (rounded) over the distinct sums ``U_1``, ``U_2`` of two halves.  The range is
+    cut at value boundaries chosen from counts (``sum_i #{j : U_1[i] + U_2[j] < v}`` by binary search; a cut
+    holding more than ``chunk`` pairs is subdivided until it fits or is one float wide -- then it holds at most
+    ``min(|U_1|, |U_2|)`` pairs), each piece's sums are gathered -- membership decided by the computed sum itself,
+    so every pair lands in exactly one piece -- and sorted.  Memory ``O(2^{m/2} + chunk)``.
+    """
+    k = values.size // 2
+    s1 = np.unique(all_sums(values[:k])[0])
+    s2 = np.unique(all_sums(values[k:])[0])
+
+    def below(v: FloatArray) -> FloatArray:
+        return np.array([np.searchsorted(s2, t - s1, side="left").sum() for t in np.atleast_1d(v)], dtype=np.float64)
+
+    def cuts(v0: float, v1: float, c0: float, c1: float) -> Iterator[tuple[float, float]]:
+        """Pieces ``[a, b)`` covering ``[v0, v1)`` with at most ``chunk`` pairs each (where splittable)."""
+        if c1 - c0 <= chunk or not np.nextafter(v0, np.inf) < v1:
+            yield v0, v1
+            return
+        grid = np.linspace(v0, v1, 17)
+        counts = np.concatenate([[c0], below(grid[1:-1]), [c1]])
+        start = 0
+        for end in range(1, grid.size):
+            if counts[end] - counts[start] > chunk:
+                if end - 1 > start:  # flush the pieces that fit, then refine the step that does not
+                    yield grid[start], grid[end - 1]
+                    start = end - 1
+                if counts[end] - counts[start] > chunk:
+                    yield from cuts(grid[start], grid[end], counts[start], counts[end])
+                    start = end
+        if start < grid.size - 1:
+            yield grid[start], grid[-1]
+
+    total_hi = float(np.searchsorted(s2, hi - s1, side="right").sum())
+    pieces = list(cuts(lo, hi, float(below(np.array([lo]))[0]), total_hi))
+    for n_piece, (v0, v1) in enumerate(pieces):
+        last = n_piece == len(pieces) - 1
+        first_j = np.maximum(np.searchsorted(s2, v0 - s1, side="left") - 2, 0)
+        stop_j = np.minimum(np.searchsorted(s2, v1 - s1, side="right") + 2, s2.size)
+        lens = np.maximum(stop_j - first_j, 0)
+        count = int(lens.sum())
+        if count == 0:
+            continue
+        rows = np.repeat(np.arange(s1.size), lens)
+        cols = np.arange(count) - np.repeat(np.cumsum(lens) - lens - first_j, lens)
+        sums = s1[rows] + s2[cols]
+        keep = (sums >= v0) & ((sums <= v1) if last else (sums < v1))
+        part = np.sort(sums[keep])
+        if part.size:
+            yield part
+
+
+def sums_beyond(values: FloatArray, lo: float, hi: float) -> tuple[float | None, float | None]:
+    """The largest subset sum below ``lo`` and the smallest above ``hi`` (``None`` where there is none), as
+    computed sums ``U_1[i] + U_2[j]`` of the two halves of :func:`sorted_sums_in` (so they order consistently
+    with its chunks): per ``i`` a binary search, then the neighbours checked on the computed sums."""
+    k = values.size // 2
+    s1 = np.unique(all_sums(values[:k])[0])
+    s2 = np.unique(all_sums(values[k:])[0])
+    cols = np.searchsorted(s2, lo - s1, side="left")[:, None] + np.arange(-2, 2)[None, :]
+    ok = (cols >= 0) & (cols < s2.size)
+    sums = s1[:, None] + s2[np.clip(cols, 0, s2.size - 1)]
+    below = sums[ok & (sums < lo)]
+    cols = np.searchsorted(s2, hi - s1, side="right")[:, None] + np.arange(-1, 3)[None, :]
+    ok = (cols >= 0) & (cols < s2.size)
+    sums = s1[:, None] + s2[np.clip(cols, 0, s2.size - 1)]
+    above = sums[ok & (sums > hi)]
+    return (float(below.max()) if below.size else None), (float(above.min()) if above.size else None)
