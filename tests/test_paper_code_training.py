@@ -261,21 +261,21 @@ def test_imp_cycle_epochs_and_final_retrain(final_retrain: bool) -> None:
     assert out["train_steps"] == (2 + last) * SPE
 
 
-def test_imp_keeps_the_optimizer_without_reset(monkeypatch: pytest.MonkeyPatch) -> None:
-    for reset in (True, False):
-        trainer = Trainer.from_config(imp_config(cycles=2, reset_optimizer=reset), progress=False)
-        seen: list[tuple[int, bool]] = []
-        fit = trainer.fit
+@pytest.mark.parametrize("reset", [True, False])
+def test_imp_keeps_the_optimizer_without_reset(monkeypatch: pytest.MonkeyPatch, reset: bool) -> None:
+    trainer = Trainer.from_config(imp_config(cycles=2, reset_optimizer=reset), progress=False)
+    seen: list[tuple[int, bool]] = []
+    fit = trainer.fit
 
-        def spy(epochs: int, **kw: Any) -> Any:
-            seen.append((id(kw["optimizer"]), bool(kw["optimizer"].state)))
-            assert kw["optimizer"].param_groups[0]["lr"] == pytest.approx(0.1, rel=1e-12)
-            return fit(epochs, **kw)
+    def spy(epochs: int, **kw: Any) -> Any:
+        seen.append((id(kw["optimizer"]), bool(kw["optimizer"].state)))
+        assert kw["optimizer"].param_groups[0]["lr"] == pytest.approx(0.1, rel=1e-12)  # each cycle starts at lr
+        return fit(epochs, **kw)
 
-        monkeypatch.setattr(trainer, "fit", spy)
-        get_method("imp").from_config(trainer.config).run(trainer)
-        assert len({i for i, _ in seen}) == (3 if reset else 1)
-        assert [has_momentum for _, has_momentum in seen] == [False, not reset, not reset]
+    monkeypatch.setattr(trainer, "fit", spy)
+    get_method("imp").from_config(trainer.config).run(trainer)
+    assert len({i for i, _ in seen}) == (3 if reset else 1)
+    assert [has_momentum for _, has_momentum in seen] == [False, not reset, not reset]
 
 
 def edgepopup_config(**opts: Any) -> TrainConfig:
