@@ -91,16 +91,49 @@ def visible_gpus() -> list[str]:
     return [str(i) for i in range(torch.cuda.device_count())]
 
 
+class _RunLines:
+    """Off a terminal: one line per finished run (``sweep: 3/12 runs, 1a2b... done``)."""
+
+    def __init__(self, total: int, desc: str) -> None:
+        self.total, self.desc, self.done = total, desc, 0
+
+    def update(self, n: int = 1, outcome: RunOutcome | None = None) -> None:
+        self.done += n
+        what = "" if outcome is None else f", {outcome.run_hash} {'done' if outcome.ok else 'failed'}"
+        sys.stderr.write(f"{self.desc}: {self.done}/{self.total} runs{what}\n")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        """Nothing to tear down."""
+
+
 def _progress(total: int, desc: str, disable: bool | None) -> Any:
+    """A tqdm bar on a terminal, one line per finished run otherwise; nothing with ``disable=True``."""
     from tqdm import tqdm
 
-    if disable is None:
-        disable = not sys.stderr.isatty()
-    return tqdm(total=total, desc=desc, unit="run", file=sys.stderr, disable=disable)
+    if disable is None and not sys.stderr.isatty():
+        return _RunLines(total, desc)
+    return tqdm(total=total, desc=desc, unit="run", file=sys.stderr, disable=bool(disable))
 
 
-def _init_worker(slots: Any, threads: int | None) -> None:
-    """Pool initialiser: pin this worker to one GPU (from ``slots``) or to ``threads`` CPU threads."""
+def _die_with_parent(parent: int) -> None:
+    """Ask the kernel to kill this worker when its parent dies (Linux ``PR_SET_PDEATHSIG``); elsewhere a no-op."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    pr_set_pdeathsig = 1
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before the request was in place
+        os._exit(1)
+
+
+def _init_worker(slots: Any, threads: int | None, parent: int) -> None:
+    """Pool initialiser: die with the sweep's process; pin this worker to one GPU (from ``slots``) or to
+    ``threads`` CPU threads."""
+    _die_with_parent(parent)
     if slots is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(slots.get())
     if threads is not None:
@@ -139,14 +172,14 @@ class LocalExecutor:
             if self.workers == 1 or len(jobs) == 1:
                 for job in jobs:
                     outcomes.append(execute_run(job, str(runs_dir)))
-                    bar.update(1)
+                    _tick(bar, outcomes[-1])
                 return outcomes
-            outcomes = self._launch_pool(jobs, runs_dir, bar.update)
+            outcomes = self._launch_pool(jobs, runs_dir, lambda outcome: _tick(bar, outcome))
             return outcomes
         finally:
             bar.close()
 
-    def _launch_pool(self, jobs: list[str], runs_dir: Path, tick: Callable[[int], Any]) -> list[RunOutcome]:
+    def _launch_pool(self, jobs: list[str], runs_dir: Path, tick: Callable[[RunOutcome], Any]) -> list[RunOutcome]:
         import multiprocessing as mp
 
         ctx = mp.get_context("spawn")  # torch and fork do not mix; spawn also gives each worker a clean CUDA state
@@ -157,7 +190,8 @@ class LocalExecutor:
                 slots.put(gpu)
         outcomes: list[RunOutcome] = []
         with ProcessPoolExecutor(
-            max_workers=self.workers, mp_context=ctx, initializer=_init_worker, initargs=(slots, self.threads)
+            max_workers=self.workers, mp_context=ctx, initializer=_init_worker,
+            initargs=(slots, self.threads, os.getpid()),
         ) as pool:
             futures: list[tuple[str, Future[RunOutcome]]] = [
                 (job, pool.submit(execute_run, job, str(runs_dir))) for job in jobs
@@ -167,8 +201,15 @@ class LocalExecutor:
                     outcomes.append(fut.result())
                 except BrokenProcessPool as exc:  # a worker died (killed, out of memory): the run stays partial
                     outcomes.append(RunOutcome(_hash_of(job), False, f"worker process died: {exc}"))
-                tick(1)
+                tick(outcomes[-1])
         return outcomes
+
+
+def _tick(bar: Any, outcome: RunOutcome) -> None:
+    if isinstance(bar, _RunLines):
+        bar.update(1, outcome)
+    else:
+        bar.update(1)
 
 
 def _hash_of(config_json: str) -> str:
@@ -276,7 +317,7 @@ class SubmititExecutor:
                     outcomes.append(RunOutcome(run_hash, True))
                 except Exception as exc:  # submitit wraps the task's error; its error.json has the details
                     outcomes.append(RunOutcome(run_hash, False, " ".join(str(exc).split())[-500:]))
-                bar.update(1)
+                _tick(bar, outcomes[-1])
         finally:
             bar.close()
         return outcomes

@@ -178,3 +178,56 @@ def test_a_run_locked_by_another_process_is_not_trained_twice(tmp_path: Path) ->
         assert not (run_dir / "result.json").exists() and not (run_dir / "error.json").exists()
     assert execute_run(config.to_json(), str(tmp_path / "runs")).ok  # lock released: the run trains
     assert (run_dir / "result.json").is_file()
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from /proc)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal is Linux only")
+def test_pool_workers_die_with_the_sweep_process(tmp_path: Path) -> None:
+    path = _write(tmp_path, epochs=50, batch=16)
+    runs = tmp_path / "runs"
+    configs = build_configs(load_sweep(path))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ertrain.cli", "sweep", str(path), "--out", str(runs), "--no-progress",
+         "--max-parallel", "2"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while not any((runs / c.run_hash() / "metrics.jsonl").exists() for c in configs):
+            assert proc.poll() is None, "the sweep ended early"
+            assert time.monotonic() < deadline, "no run started within the time limit"
+            time.sleep(0.05)
+        workers = _children(proc.pid)
+        assert len(workers) >= 2, workers  # the pool's workers (and multiprocessing's helper)
+    finally:
+        proc.send_signal(signal.SIGKILL)  # the parent only, not its process group
+        proc.wait()
+    deadline = time.monotonic() + 5
+    while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    survivors = [w for w in workers if _alive(w)]
+    for w in survivors:  # clean up before failing
+        os.kill(w, signal.SIGKILL)
+    assert not survivors, f"processes outlived their sweep by more than 5 s: {survivors}"

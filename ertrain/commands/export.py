@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ertheory.cli_util import print_json
+    from ertheory.jsonio import print_json
     from ertrain.export import export_run, sidecar_path
 
     sidecar = export_run(args.run_dir, args.fmt, args.out, packed=args.packed, check_batch=args.check_batch)

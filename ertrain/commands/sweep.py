@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ertheory.cli_util import print_json
+from ertheory.jsonio import print_json
 
 #: ``--slurm-<field>`` flags: ``SlurmOptions`` field -> (type, help).
 SLURM_FLAGS: dict[str, tuple[type, str]] = {
