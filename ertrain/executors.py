@@ -205,6 +205,19 @@ class LocalExecutor:
         return outcomes
 
 
+def check_private(runs_dir: Path) -> None:
+    """Refuse a runs directory that others may write: submitit unpickles the jobs it stores under ``.submitit``,
+    so whoever can write there can run code as the sweep's user."""
+    import stat
+
+    for folder in (Path(runs_dir), Path(runs_dir) / ".submitit"):
+        if folder.exists() and folder.stat().st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            raise ValueError(
+                f"{str(folder)!r} is writable by other users (mode {stat.filemode(folder.stat().st_mode)}); the "
+                f"SLURM executor loads jobs stored there: run 'chmod go-w {folder}' first"
+            )
+
+
 def _tick(bar: Any, outcome: RunOutcome) -> None:
     if isinstance(bar, _RunLines):
         bar.update(1, outcome)
@@ -301,6 +314,7 @@ class SubmititExecutor:
         return executor
 
     def launch(self, configs: Sequence[TrainConfig], runs_dir: Path) -> list[RunOutcome]:
+        check_private(runs_dir)
         executor = self.make_executor(runs_dir)
         payload = [c.to_json() for c in configs]
         hashes = [c.run_hash() for c in configs]

@@ -204,3 +204,19 @@ def test_executors_are_a_registry() -> None:
         register_executor("local")(lambda **_: None)
     with pytest.raises(ValueError, match="unknown executor 'pbs'.*local, slurm, submitit-local"):
         make_executor("pbs")
+
+
+def test_the_slurm_executor_refuses_a_runs_directory_others_can_write(tmp_path: Path) -> None:
+    from ertrain.executors import check_private
+
+    runs = tmp_path / "runs"
+    runs.mkdir(mode=0o755)
+    check_private(runs)  # owner-only writable: fine
+    runs.chmod(0o775)
+    with pytest.raises(ValueError, match="writable by other users .*chmod go-w"):
+        check_private(runs)
+    runs.chmod(0o755)
+    (runs / ".submitit").mkdir(mode=0o777)
+    (runs / ".submitit").chmod(0o777)
+    with pytest.raises(ValueError, match=r"\.submitit"):
+        check_private(runs)
