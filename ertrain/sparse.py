@@ -9,10 +9,15 @@ converts back.  Both directions are exact: ``to_dense(to_sparse(model))`` has bi
 weights as ``model`` (with the masks folded in: the pruned entries are exactly zero), and the
 sparse layers' outputs equal the dense ones up to float summation order.
 
-A layer is converted only where it pays: when its density is at most ``max_density``
-(:data:`DEFAULT_MAX_DENSITY`, the crossover measured by ``benchmarks/bench_sparse_inference.py``
-on CPU) and, for convolutions, when ``convs`` allows it (``"1x1"``: only 1x1 convolutions, which
-are matrix products over the pixels; ``"all"``: any kernel through ``unfold``; ``"none"``).
+A layer is converted only where it pays.  By default that is measured: :func:`conversion_plan` times
+each eligible layer's dense and sparse forward on its own input shape (from an example input, or the
+batch size for linear layers) with the current torch thread count, and :func:`to_sparse` converts
+exactly the layers whose sparse forward is faster (timings are cached per layer shape, number of kept
+weights, input shape, threads, dtype and device, so a model is measured once per process).  The
+crossover depends on all of these: on CPU a 784-2048 layer at density 0.1 wins with CSR at batch 256
+and loses at batch 1.  ``max_density=`` keeps the older fixed rule (convert when the density is at
+most that).  Convolutions are eligible when ``convs`` allows it (``"1x1"``: only 1x1 convolutions,
+which are matrix products over the pixels; ``"all"``: any kernel through ``unfold``; ``"none"``).
 
 The layout of a converted layer's matrix is ``(out_features, in_features)`` for a linear layer
 and ``(out_channels, in_channels * kh * kw)`` for a convolution; the activations are multiplied
@@ -29,9 +34,12 @@ from __future__ import annotations
 import copy
 import json
 import os
+import statistics
 import tempfile
+import time
 import warnings
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +48,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-#: Layers denser than this stay dense in :func:`to_sparse` (CPU crossover of CSR vs dense matmul,
-#: measured with ``benchmarks/bench_sparse_inference.py``; see ``benchmarks/RESULTS.md``).
+#: A fixed density threshold for ``to_sparse(max_density=...)`` (a rough CPU crossover of CSR vs dense matmul
+#: at batch 256; the default rule measures each layer instead, see :func:`conversion_plan`).
 DEFAULT_MAX_DENSITY = 0.1
 
 #: Sparse storages of :func:`to_sparse`.
@@ -311,28 +319,209 @@ def _convertible(module: nn.Module, convs: str) -> bool:
     return False
 
 
+@dataclass(frozen=True)
+class LayerTiming:
+    """Median forward times of one layer, dense and sparse, on its input shape (seconds per call)."""
+
+    dense_s: float
+    sparse_s: float
+    input_shape: tuple[int, ...]
+    threads: int
+
+    @property
+    def speedup(self) -> float:
+        """``dense_s / sparse_s``: above 1 the sparse layer is faster."""
+        return self.dense_s / self.sparse_s if self.sparse_s > 0 else float("inf")
+
+    @property
+    def converts(self) -> bool:
+        """Whether :func:`to_sparse` converts the layer: its sparse forward is faster."""
+        return self.sparse_s < self.dense_s
+
+
+#: Measured layer timings of this process (see :func:`conversion_plan`), by layer and setting.
+_TIMINGS: dict[tuple[Any, ...], LayerTiming] = {}
+
+#: A measurement runs each forward about this long (seconds) per round, repeating it as often as needed.
+_ROUND_SECONDS = 2e-3
+
+Measure = Callable[[nn.Module, torch.Tensor, tuple[int, ...], str, torch.dtype, int], LayerTiming]
+
+
+def clear_timing_cache() -> None:
+    """Forget the layer timings measured so far (e.g. after changing the thread count)."""
+    _TIMINGS.clear()
+
+
+def measure_layer(
+    module: nn.Module,
+    mask: torch.Tensor,
+    input_shape: tuple[int, ...],
+    layout: str = "csr",
+    index_dtype: torch.dtype = torch.int32,
+    repeats: int = 5,
+    *,
+    timer: Callable[[], float] = time.perf_counter,
+) -> LayerTiming:
+    """Time ``module`` (dense) against its sparse conversion on a random input of ``input_shape``.
+
+    After a warm-up call of each, ``repeats`` rounds alternate the two; a round repeats a forward until
+    about 2 ms have passed and records the mean time per call.  The medians over rounds are returned.
+    """
+    weight = module.weight
+    assert isinstance(weight, torch.Tensor)
+    sparse: nn.Module = (
+        SparseLinear.from_dense(module, mask, layout=layout, index_dtype=index_dtype)
+        if isinstance(module, nn.Linear)
+        else SparseConv2d.from_dense(module, mask, layout=layout, index_dtype=index_dtype)  # type: ignore[arg-type]
+    )
+    gen = torch.Generator(device="cpu").manual_seed(0)
+    x = torch.randn(input_shape, generator=gen, dtype=weight.dtype).to(weight.device)
+    with torch.no_grad():
+        for layer in (module, sparse):  # warm-up, and the number of calls per round
+            layer(x)
+        calls = []
+        for layer in (module, sparse):
+            t0 = timer()
+            layer(x)
+            calls.append(max(1, int(_ROUND_SECONDS / max(timer() - t0, 1e-7))))
+        dense_t: list[float] = []
+        sparse_t: list[float] = []
+        for _ in range(int(repeats)):
+            for layer, n_calls, out in ((module, calls[0], dense_t), (sparse, calls[1], sparse_t)):
+                _sync(weight.device)
+                t0 = timer()
+                for _ in range(n_calls):
+                    layer(x)
+                _sync(weight.device)
+                out.append((timer() - t0) / n_calls)
+    return LayerTiming(statistics.median(dense_t), statistics.median(sparse_t), tuple(input_shape),
+                       torch.get_num_threads())
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _input_shapes(model: nn.Module, names: list[str], example_input: Any) -> dict[str, tuple[int, ...]]:
+    """The input shape of each named layer in one forward pass of ``example_input`` (a tensor or a tuple)."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    modules = dict(model.named_modules())
+    handles = []
+    for name in names:
+        def hook(_m: nn.Module, args: tuple[Any, ...], name: str = name) -> None:
+            if name not in shapes and args and isinstance(args[0], torch.Tensor):
+                shapes[name] = tuple(int(s) for s in args[0].shape)
+        handles.append(modules[name].register_forward_pre_hook(hook))
+    try:
+        with torch.no_grad():
+            model(*example_input) if isinstance(example_input, tuple) else model(example_input)
+    finally:
+        for h in handles:
+            h.remove()
+    return shapes
+
+
+@torch.no_grad()
+def conversion_plan(
+    model: nn.Module,
+    *,
+    masks: Mapping[str, torch.Tensor] | None = None,
+    example_input: Any = None,
+    batch_size: int | None = None,
+    convs: str = "1x1",
+    layout: str = "csr",
+    index_dtype: torch.dtype = torch.int32,
+    repeats: int = 5,
+    measure: Measure | None = None,
+) -> dict[str, LayerTiming]:
+    """Layer name -> :class:`LayerTiming` of every layer :func:`to_sparse` may convert.
+
+    Each layer is timed on its own input shape: from one forward pass of ``example_input`` (a tensor, or a
+    tuple of arguments), or, for linear layers, ``(batch_size, in_features)``; convolutions need
+    ``example_input`` (their cost depends on the image size).  Timings are cached for the process by layer
+    type and geometry, number of kept weights, input shape, layout, index type, dtype, device and
+    ``torch.get_num_threads()``; ``measure`` replaces :func:`measure_layer` (its results are not cached).
+    """
+    _check_choice("layout", layout, LAYOUTS)
+    _check_choice("convs", convs, CONV_MODES)
+    masks = dict(masks or {})
+    modules = dict(model.named_modules())
+    unknown = [n for n in masks if n not in modules]
+    if unknown:
+        raise ValueError(f"masks name layers the model does not have: {unknown}")
+    names = [n for n, m in modules.items() if n and _convertible(m, convs)]
+    if example_input is not None:
+        shapes = _input_shapes(model, names, example_input)
+    else:
+        if batch_size is None or int(batch_size) < 1:
+            raise ValueError(
+                f"give example_input or a positive batch_size to measure the layers (or max_density for the fixed "
+                f"rule), got batch_size={batch_size!r}"
+            )
+        convs_found = [n for n in names if isinstance(modules[n], nn.Conv2d)]
+        if convs_found:
+            raise ValueError(
+                f"convolutions {convs_found[:3]}{'...' if len(convs_found) > 3 else ''} need example_input (their "
+                f"cost depends on the image size), or use convs='none' or max_density"
+            )
+        shapes = {n: (int(batch_size), int(modules[n].in_features)) for n in names}
+    plan: dict[str, LayerTiming] = {}
+    for name in names:
+        if name not in shapes:  # not reached by the forward pass: nothing to gain
+            continue
+        module = modules[name]
+        mask = _pattern(module, masks.get(name))
+        weight = module.weight
+        assert isinstance(weight, torch.Tensor)
+        if measure is not None:
+            plan[name] = measure(module, mask, shapes[name], layout, index_dtype, repeats)
+            continue
+        key = (type(module).__name__, tuple(weight.shape), _geometry(module), int(mask.count_nonzero()),
+               shapes[name], layout, index_dtype, weight.dtype, str(weight.device), torch.get_num_threads())
+        if key not in _TIMINGS:
+            _TIMINGS[key] = measure_layer(module, mask, shapes[name], layout, index_dtype, repeats)
+        plan[name] = _TIMINGS[key]
+    return plan
+
+
+def _geometry(module: nn.Module) -> tuple[Any, ...]:
+    if isinstance(module, nn.Conv2d):
+        return (module.kernel_size, module.stride, module.padding, module.dilation)
+    return ()
+
+
 @torch.no_grad()
 def to_sparse(
     model: nn.Module,
     *,
     masks: Mapping[str, torch.Tensor] | None = None,
-    max_density: float = DEFAULT_MAX_DENSITY,
+    example_input: Any = None,
+    batch_size: int | None = None,
+    max_density: float | None = None,
     convs: str = "1x1",
     layout: str = "csr",
     index_dtype: torch.dtype = torch.int32,
     inplace: bool = False,
+    repeats: int = 5,
 ) -> nn.Module:
-    """A copy of ``model`` whose sparse enough linear (and conv, see ``convs``) layers are stored sparse.
+    """A copy of ``model`` whose linear (and conv, see ``convs``) layers that run faster sparse are stored sparse.
 
     ``masks`` (layer name -> bool mask, e.g. ``Masking.masks``) gives each layer's pattern; without
-    it a layer's ``weight_mask`` buffer is used, else its non-zero weights.  A layer is converted
-    when its density is ``<= max_density`` (``max_density=1`` converts every eligible layer).
+    it a layer's ``weight_mask`` buffer is used, else its non-zero weights.  Which layers convert:
+
+    * by default, exactly those whose sparse forward is faster on their input shape, measured by
+      :func:`conversion_plan` from ``example_input`` or ``batch_size`` (at the current thread count);
+    * with ``max_density``, those whose density is ``<= max_density`` (``max_density=1`` converts every
+      eligible layer), without measuring.
+
     Only exact ``nn.Linear`` / ``nn.Conv2d`` modules are converted (subclasses may change the
     forward).  ``inplace=True`` converts ``model`` itself instead of a deep copy.
     """
     _check_choice("layout", layout, LAYOUTS)
     _check_choice("convs", convs, CONV_MODES)
-    if not 0.0 <= max_density <= 1.0:
+    if max_density is not None and not 0.0 <= max_density <= 1.0:
         raise ValueError(f"max_density must be in [0, 1], got {max_density!r}")
     if index_dtype not in (torch.int32, torch.int64):
         raise ValueError(f"index_dtype must be torch.int32 or torch.int64, got {index_dtype!r}")
@@ -341,13 +530,18 @@ def to_sparse(
     unknown = [n for n in masks if n not in modules]
     if unknown:
         raise ValueError(f"masks name layers the model does not have: {unknown}")
+    if max_density is None:
+        plan = conversion_plan(model, masks=masks, example_input=example_input, batch_size=batch_size, convs=convs,
+                               layout=layout, index_dtype=index_dtype, repeats=repeats)
+        chosen = {name for name, timing in plan.items() if timing.converts}
+    else:
+        chosen = {name for name, m in modules.items()
+                  if name and _convertible(m, convs) and _layer_density(m, masks.get(name)) <= max_density}
     out = model if inplace else copy.deepcopy(model)
     for name, module in list(out.named_modules()):
-        if not name or not _convertible(module, convs):
+        if name not in chosen:
             continue
         mask = masks.get(name)
-        if _layer_density(module, mask) > max_density:
-            continue
         new: nn.Module
         if isinstance(module, nn.Linear):
             new = SparseLinear.from_dense(module, mask, layout=layout, index_dtype=index_dtype)
@@ -557,7 +751,8 @@ def atomic_write(path: Path, write: Callable[[str], object]) -> None:
 
 
 __all__ = [
-    "CONV_MODES", "DEFAULT_MAX_DENSITY", "ENCODINGS", "LAYOUTS", "MASK_BUFFER", "SparseConv2d", "SparseLinear",
-    "atomic_write", "fold_masks", "load_packed", "pack_state_dict", "save_packed", "sparse_layers", "storage_nbytes",
-    "to_dense", "to_sparse", "unpack_state_dict",
+    "CONV_MODES", "DEFAULT_MAX_DENSITY", "ENCODINGS", "LAYOUTS", "MASK_BUFFER", "LayerTiming", "SparseConv2d",
+    "SparseLinear", "atomic_write", "clear_timing_cache", "conversion_plan", "fold_masks", "load_packed",
+    "measure_layer", "pack_state_dict", "save_packed", "sparse_layers", "storage_nbytes", "to_dense", "to_sparse",
+    "unpack_state_dict",
 ]

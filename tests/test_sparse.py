@@ -13,11 +13,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
+from ertrain import sparse as sparse_module
 from ertrain.masks import Masking
 from ertrain.models import build_model
 from ertrain.sparse import (
+    LayerTiming,
     SparseConv2d,
     SparseLinear,
+    clear_timing_cache,
+    conversion_plan,
     fold_masks,
     load_packed,
     pack_state_dict,
@@ -179,6 +183,87 @@ def test_to_sparse_rejects_bad_arguments() -> None:
         to_sparse(model, max_density=1.5)
     with pytest.raises(ValueError, match="nope"):
         to_sparse(model, masks={"nope": torch.ones(2, 3, dtype=torch.bool)})
+    with pytest.raises(ValueError, match="batch_size"):  # the measured rule needs an input shape
+        to_sparse(model)
+    with pytest.raises(ValueError, match="example_input"):  # a convolution's cost depends on the image size
+        to_sparse(nn.Sequential(nn.Conv2d(3, 4, 1)), batch_size=8)
+
+
+# --- the measured conversion rule ------------------------------------------------------------------------------
+
+
+def _mlp(widths: list[int], densities: list[float], seed: int) -> tuple[nn.Sequential, dict[str, torch.Tensor]]:
+    gen = torch.Generator().manual_seed(seed)
+    layers: list[nn.Module] = []
+    masks: dict[str, torch.Tensor] = {}
+    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
+        layer = nn.Linear(a, b)
+        mask = torch.rand(b, a, generator=gen) < densities[i]
+        with torch.no_grad():
+            layer.weight.mul_(mask)
+        masks[str(2 * i)] = mask
+        layers += [layer, nn.ReLU()]
+    return nn.Sequential(*layers[:-1]), masks
+
+
+@settings(max_examples=20)
+@given(faster=st.lists(st.booleans(), min_size=1, max_size=5), seed=st.integers(0, 2**16))
+def test_exactly_the_layers_measured_faster_convert(faster: list[bool], seed: int) -> None:
+    widths = [6 + i for i in range(len(faster) + 1)]
+    model, masks = _mlp(widths, [0.5] * len(faster), seed)
+    by_out = {w: f for w, f in zip(widths[1:], faster, strict=True)}  # a fake timer keyed by the layer's width
+
+    def fake(module: nn.Module, mask: torch.Tensor, shape: tuple[int, ...], *rest: object) -> LayerTiming:
+        assert shape == (7, module.in_features)  # type: ignore[attr-defined]
+        return LayerTiming(1.0, 0.5 if by_out[module.out_features] else 2.0, shape, 1)  # type: ignore[attr-defined]
+
+    clear_timing_cache()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sparse_module, "measure_layer", fake)
+        converted_model = to_sparse(model, masks=masks, batch_size=7)
+    clear_timing_cache()
+    assert set(sparse_layers(converted_model)) == {str(2 * i) for i, f in enumerate(faster) if f}
+    x = torch.randn(3, widths[0])
+    with torch.no_grad():
+        torch.testing.assert_close(converted_model(x), model(x), atol=1e-5, rtol=1e-5)
+
+
+def test_measured_plan_separates_clear_cases_and_is_cached() -> None:
+    # a 2048 x 2048 layer keeping 0.2% of its weights is many times faster in CSR; a fully kept 512 x 512 one
+    # is several times slower (CSR stores and walks an index per weight)
+    clear_timing_cache()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one thread: steadier timings on a shared machine
+    try:
+        model, masks = _mlp([2048, 2048, 512, 512], [0.002, 1.0, 1.0], seed=0)
+        plan = conversion_plan(model, masks=masks, batch_size=64, repeats=5)
+        assert plan["0"].converts and plan["0"].speedup > 2
+        assert not plan["4"].converts and plan["4"].speedup < 1
+        assert plan["0"].input_shape == (64, 2048) and plan["0"].threads == 1
+        again = conversion_plan(model, masks=masks, batch_size=64, repeats=5)
+        assert all(again[k] is plan[k] for k in plan)  # measured once per process and setting
+        converted = sparse_layers(to_sparse(model, masks=masks, batch_size=64))
+        assert set(converted) == {k for k, t in plan.items() if t.converts} and "0" in converted
+    finally:
+        torch.set_num_threads(threads)
+        clear_timing_cache()
+
+
+def test_example_input_gives_each_layer_its_own_shape() -> None:
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 1), nn.ReLU(), nn.Conv2d(8, 4, 3, stride=2), nn.Flatten(), nn.Linear(4 * 7 * 7, 5)
+    )
+    shapes: dict[str, tuple[int, ...]] = {}
+
+    def record(module: nn.Module, mask: torch.Tensor, shape: tuple[int, ...], *rest: object) -> LayerTiming:
+        name = {id(m): n for n, m in model.named_modules()}[id(module)]
+        shapes[name] = shape
+        return LayerTiming(1.0, 2.0, shape, 1)
+
+    plan = conversion_plan(model, example_input=torch.randn(2, 3, 16, 16), convs="all", measure=record)
+    assert shapes == {"0": (2, 3, 16, 16), "2": (2, 8, 16, 16), "4": (2, 196)}
+    assert not any(t.converts for t in plan.values())
+    assert set(conversion_plan(model, example_input=torch.randn(2, 3, 16, 16), measure=record)) == {"0", "4"}
 
 
 @st.composite
