@@ -5,7 +5,8 @@ takes its lock, resumes from the newest good checkpoint of *this* run, lets the 
 (``ertrain.methods.METHODS[config.method]``), checkpoints after every epoch and writes
 ``result.json`` last.  Everything about the folder's files goes through :mod:`ertrain.rundir`.
 
-* A finished run is returned without training (``cached=True`` in the returned :class:`RunOutcome`).
+* A finished run is returned without training (``cached=True`` in the returned :class:`RunOutcome`);
+  ``resume=False`` trains it again from scratch (its result is replaced when the new one is written).
 * A run directory named by release 0.1's hash is renamed to the current name and resumed.
 * Invalid configurations fail before anything is created on disk.
 * Under ``torchrun`` only rank 0 writes; the other ranks train and wait at the barriers.
@@ -67,14 +68,14 @@ def run_config(
     identity = data_identity(config)  # missing or changed data fail here, before anything is written
     rd.check_data_identity(identity)
     finished = rd.read_result()
-    if finished is not None:
+    if finished is not None and resume:
         return RunOutcome(finished, rd.path, cached=True)
     data = _load_data(config)
     if not _is_root():
         return RunOutcome(_train(config, rd, data, resume, progress, device), rd.path, cached=False)
     with rd.lock():
         finished = rd.read_result()  # another process may have finished it while we waited
-        if finished is not None:
+        if finished is not None and resume:
             return RunOutcome(finished, rd.path, cached=True)
         if rd.set_aside_torn_result():
             sys.stderr.write(f"ertrain: {rd.path}: unreadable result.json set aside; finishing the run again\n")

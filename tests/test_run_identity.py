@@ -140,3 +140,18 @@ def test_a_second_process_cannot_train_a_locked_run(tmp_path: Path) -> None:
                            text=True)
         assert r.returncode != 0 and RunLockedError.__name__ in r.stderr and "being trained by pid" in r.stderr
     assert not (rd.path / "result.json").exists()
+
+
+def test_a_finished_run_is_cached_unless_resume_is_off(tmp_path: Path) -> None:
+    from ertrain.runner import run_config
+
+    config = TrainConfig(model="mlp", dataset="digits", density_scheme="balanced", density=0.5, epochs=1,
+                         batch_size=64, device="cpu")
+    first = run_config(config, tmp_path, progress=False)
+    again = run_config(config, tmp_path, progress=False)
+    assert not first.cached and again.cached and again.result == first.result
+    (tmp_path / config.run_hash() / "metrics.jsonl").write_text("")
+    retrained = run_config(config, tmp_path, resume=False, progress=False)
+    assert not retrained.cached
+    assert retrained.result["test_accuracy"] == first.result["test_accuracy"]  # deterministic on the CPU
+    assert len((tmp_path / config.run_hash() / "metrics.jsonl").read_text().splitlines()) == 1

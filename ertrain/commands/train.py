@@ -32,7 +32,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     )
     TrainConfig.add_arguments(parser)
     parser.add_argument("--out", default="runs", help="runs directory (default: runs/)")
-    parser.add_argument("--no-resume", action="store_true", help="ignore existing checkpoints and start over")
+    parser.add_argument("--no-resume", action="store_true",
+                        help="start over: ignore existing checkpoints and retrain a finished run")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                         help="progress on stderr: bars on a terminal, one line per epoch otherwise (default); "
                              "--no-progress: silent")
@@ -58,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     if int(os.environ.get("RANK", "0")) != 0:  # under torchrun only rank 0 reports
         return 0
     if outcome.cached:
-        sys.stderr.write(f"already finished: {outcome.run_dir} (remove it to train again)\n")
+        sys.stderr.write(f"already finished: {outcome.run_dir} (use --no-resume to retrain)\n")
     if args.json:
         print_json(outcome.result)
         return 0
