@@ -247,6 +247,124 @@ def _solve(values: FloatArray, target: float, max_values: int) -> tuple[NDArray[
     return idx, float(res.sums) - target
 
 
+@dataclass
+class _Ticket:
+    """The sub-mask ``S_P`` while it is built (weight and bias masks, all False at first) and the errors of the
+    subset-sum problems solved so far."""
+
+    weight_masks: tuple[BoolArray, BoolArray, BoolArray]
+    bias_masks: tuple[BoolArray, BoolArray, BoolArray]
+    errors: list[float] = field(default_factory=list)
+
+    @classmethod
+    def empty(cls, source: SourceNetwork) -> _Ticket:
+        M0, M1, M2 = (np.zeros_like(e) for e in source.er_masks)
+        mb0, mb1, mb2 = (np.zeros(b.shape, dtype=bool) for b in source.biases)
+        return cls((M0, M1, M2), (mb0, mb1, mb2))
+
+
+def _bias_subset(
+    own_bias: float,
+    w_row: FloatArray,
+    er_row: BoolArray,
+    prev_bias: FloatArray,
+    const: NDArray[np.int64],
+    target: float,
+    max_values: int,
+) -> tuple[bool, NDArray[np.int64], float]:
+    """A neuron's bias: the subset of {its own bias, ``v_c b_c`` of the previous layer's constant block ``const``}
+    closest to ``target``.  Returns whether the own bias is kept, the constant neurons chosen, and the error."""
+    consts = const[er_row[const] & (prev_bias[const] > 0)]
+    vals = np.concatenate([[own_bias], w_row[consts] * prev_bias[consts]])
+    idx, e = _solve(vals, target, max_values)
+    return bool(np.any(idx == 0)), consts[idx[idx > 0] - 1], e
+
+
+def _output_layer(
+    target: TargetMLP, source: SourceNetwork, ticket: _Ticket, max_values: int
+) -> tuple[list[list[NDArray[np.int64]]], FloatArray, FloatArray]:
+    """Layer 2: for each output ``o`` and hidden ``i`` the copies of ``i`` whose weights sum to ``W_2[o, i]``, and
+    the output bias.  Returns the chosen copies ``chosen[o][i]`` and the errors ``e_{2,oi}`` and ``e_{2,o}``."""
+    _, n1, n2 = target.widths
+    q1 = source.q[1]
+    W2s, E2, b1s, b2s = source.weights[2], source.er_masks[2], source.biases[1], source.biases[2]
+    M2 = ticket.weight_masks[2]
+    _, mb1, mb2 = ticket.bias_masks
+    const1 = np.arange(n1 * q1, (n1 + 1) * q1)
+    err2 = np.zeros((n2, n1))
+    err2b = np.zeros(n2)
+    chosen: list[list[NDArray[np.int64]]] = []
+    for o in range(n2):
+        row = []
+        for i in range(n1):
+            block = np.arange(i * q1, (i + 1) * q1)
+            avail = block[E2[o, block]]
+            idx, e = _solve(W2s[o, avail], float(target.W2[o, i]), max_values)
+            sel = avail[idx]
+            M2[o, sel] = True
+            err2[o, i] = e
+            row.append(sel)
+            ticket.errors.append(abs(e))
+        chosen.append(row)
+        mb2[o], sel, e = _bias_subset(b2s[o], W2s[o], E2[o], b1s, const1, float(target.b2[o]), max_values)
+        M2[o, sel] = True
+        mb1[sel] = True  # constant neurons: inputs dropped, positive bias kept
+        err2b[o] = e
+        ticket.errors.append(abs(e))
+    return chosen, err2, err2b
+
+
+def _hidden_copy(target: TargetMLP, source: SourceNetwork, ticket: _Ticket, i: int, c: int, max_values: int) -> float:
+    """Layer 1: copy ``c`` of target neuron ``i`` approximates ``W_1[i] x + b_1[i]`` (two subset sums per input,
+    one for the bias); returns its error bound ``E_c``."""
+    d = target.widths[0]
+    q0 = source.q[0]
+    W0, W1s = source.weights[0], source.weights[1]
+    E0, E1 = source.er_masks[0], source.er_masks[1]
+    b0, b1s = source.biases[0], source.biases[1]
+    M0, M1 = ticket.weight_masks[0], ticket.weight_masks[1]
+    mb0, mb1 = ticket.bias_masks[0], ticket.bias_masks[1]
+    e_pm = np.zeros((d, 2))
+    for j in range(d):
+        block = np.arange(j * q0, (j + 1) * q0)
+        ok = E1[c, block] & E0[block, j]
+        groups = ((W0[block, j] > 0, target.W1[i, j]), (W0[block, j] < 0, -target.W1[i, j]))
+        for s, (sign_ok, tgt) in enumerate(groups):
+            avail = block[ok & sign_ok]
+            idx, e = _solve(W1s[c, avail] * np.abs(W0[avail, j]), float(tgt), max_values)
+            sel = avail[idx]
+            M1[c, sel] = True
+            M0[sel, j] = True
+            e_pm[j, s] = e
+            ticket.errors.append(abs(e))
+    const0 = np.arange(d * q0, (d + 1) * q0)
+    mb1[c], sel, e = _bias_subset(b1s[c], W1s[c], E1[c], b0, const0, float(target.b1[i]), max_values)
+    M1[c, sel] = True
+    mb0[sel] = True
+    ticket.errors.append(abs(e))
+    return float(np.linalg.norm(np.abs(e_pm).max(axis=1))) + abs(e)
+
+
+def _error_bound(
+    target: TargetMLP,
+    source: SourceNetwork,
+    chosen: list[list[NDArray[np.int64]]],
+    err2: FloatArray,
+    err2b: FloatArray,
+    E_copy: FloatArray,
+) -> FloatArray:
+    """The rigorous sup-error bound per output (module docstring)."""
+    _, n1, n2 = target.widths
+    W2s = source.weights[2]
+    H = np.maximum(0.0, np.linalg.norm(target.W1, axis=1) + target.b1)
+    bound: FloatArray = np.abs(err2) @ H + np.abs(err2b)
+    for o in range(n2):
+        for i in range(n1):
+            sel = chosen[o][i]
+            bound[o] += float(np.sum(np.abs(W2s[o, sel]) * E_copy[sel]))
+    return bound
+
+
 def construct_slt(
     target: TargetMLP,
     source: SourceNetwork,
@@ -268,87 +386,20 @@ def construct_slt(
     q0, q1 = source.q
     if source.widths != (q0 * (d + 1), q1 * (n1 + 1), n2) or source.weights[0].shape[1] != d:
         raise ValueError(f"source widths {source.widths} do not fit target widths {target.widths} with q={source.q}")
-    W0, W1s, W2s = source.weights
-    b0, b1s, b2s = source.biases
-    E0, E1, E2 = source.er_masks
-    M0 = np.zeros_like(E0)
-    M1 = np.zeros_like(E1)
-    M2 = np.zeros_like(E2)
-    mb0 = np.zeros(b0.shape, dtype=bool)
-    mb1 = np.zeros(b1s.shape, dtype=bool)
-    mb2 = np.zeros(b2s.shape, dtype=bool)
-    errors: list[float] = []
-
-    const0 = np.arange(d * q0, (d + 1) * q0)
-    const1 = np.arange(n1 * q1, (n1 + 1) * q1)
-
-    # ---- layer 2 (output): choose copies of each hidden neuron, and the bias -------------------------------------
-    err2 = np.zeros((n2, n1))
-    err2b = np.zeros(n2)
-    chosen: list[list[NDArray[np.int64]]] = []
-    for o in range(n2):
-        row = []
-        for i in range(n1):
-            block = np.arange(i * q1, (i + 1) * q1)
-            avail = block[E2[o, block]]
-            idx, e = _solve(W2s[o, avail], float(target.W2[o, i]), max_values)
-            sel = avail[idx]
-            M2[o, sel] = True
-            err2[o, i] = e
-            row.append(sel)
-            errors.append(abs(e))
-        chosen.append(row)
-        consts = const1[E2[o, const1] & (b1s[const1] > 0)]
-        vals = np.concatenate([[b2s[o]], W2s[o, consts] * b1s[consts]])
-        idx, e = _solve(vals, float(target.b2[o]), max_values)
-        mb2[o] = bool(np.any(idx == 0))
-        sel = consts[idx[idx > 0] - 1]
-        M2[o, sel] = True
-        mb1[sel] = True  # constant neurons: inputs dropped, positive bias kept
-        err2b[o] = e
-        errors.append(abs(e))
-
-    # ---- layer 1: every chosen copy approximates its target pre-activation ---------------------------------------
-    E_copy = np.zeros(b1s.shape)
+    ticket = _Ticket.empty(source)
+    chosen, err2, err2b = _output_layer(target, source, ticket, max_values)
+    # only the copies chosen in layer 2 are built (the proof's backward order)
+    E_copy = np.zeros(source.biases[1].shape)
     for i in range(n1):
-        used = np.unique(np.concatenate([chosen[o][i] for o in range(n2)]))
-        for c in used:
-            e_pm = np.zeros((d, 2))
-            for j in range(d):
-                block = np.arange(j * q0, (j + 1) * q0)
-                ok = E1[c, block] & E0[block, j]
-                groups = ((W0[block, j] > 0, target.W1[i, j]), (W0[block, j] < 0, -target.W1[i, j]))
-                for s, (sign_ok, tgt) in enumerate(groups):
-                    avail = block[ok & sign_ok]
-                    idx, e = _solve(W1s[c, avail] * np.abs(W0[avail, j]), float(tgt), max_values)
-                    sel = avail[idx]
-                    M1[c, sel] = True
-                    M0[sel, j] = True
-                    e_pm[j, s] = e
-                    errors.append(abs(e))
-            consts = const0[E1[c, const0] & (b0[const0] > 0)]
-            vals = np.concatenate([[b1s[c]], W1s[c, consts] * b0[consts]])
-            idx, e = _solve(vals, float(target.b1[i]), max_values)
-            mb1[c] = bool(np.any(idx == 0))
-            sel = consts[idx[idx > 0] - 1]
-            M1[c, sel] = True
-            mb0[sel] = True
-            errors.append(abs(e))
-            E_copy[c] = float(np.linalg.norm(np.abs(e_pm).max(axis=1))) + abs(e)
-
-    H = np.maximum(0.0, np.linalg.norm(target.W1, axis=1) + target.b1)
-    bound = np.abs(err2) @ H + np.abs(err2b)
-    for o in range(n2):
-        for i in range(n1):
-            sel = chosen[o][i]
-            bound[o] += float(np.sum(np.abs(W2s[o, sel]) * E_copy[sel]))
-
+        for c in np.unique(np.concatenate([chosen[o][i] for o in range(n2)])):
+            E_copy[c] = _hidden_copy(target, source, ticket, i, int(c), max_values)
+    bound = _error_bound(target, source, chosen, err2, err2b, E_copy)
     if sample is None:
         sample = unit_ball_sample(d, SAMPLE_POINTS, rng if rng is not None else np.random.default_rng(0))
     pts = np.asarray(sample, dtype=np.float64)
-    wm = (M0, M1, M2)
-    bm = (mb0, mb1, mb2)
+    wm, bm = ticket.weight_masks, ticket.bias_masks
     sup = float(np.max(np.abs(masked_forward(source, wm, bm, pts) - target(pts))))
+    errors = ticket.errors
     return SLTResult(
         success=bool(np.all(bound <= eps)),
         epsilon=eps,
