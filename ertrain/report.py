@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ertrain.registry import Registry
 from ertrain.sweep import read_json_object
 
 #: Config fields that never distinguish results (execution-only) and the seed, which is averaged over.
@@ -67,75 +68,38 @@ class TableLayout:
     stages: bool = False  # one row per stage of a multi-stage run (IMP cycles), see ``stage_rows``
 
 
-#: Layouts by name; add one with :func:`register_table`.
-TABLES: dict[str, TableLayout] = {}
+#: Layouts by name (a :class:`ertrain.registry.Registry`; duplicates raise); add one with :func:`register_table`.
+TABLES: Registry[TableLayout] = Registry("report_tables", builtins=("ertrain.report",), label="table layout")
 
 
 def register_table(layout: TableLayout) -> TableLayout:
-    TABLES[layout.name] = layout
+    TABLES.register(layout.name, layout, help=layout.title)
     return layout
 
 
-register_table(
-    TableLayout(
-        "auto", "Test accuracy (%) by sparsity", rows=(), columns=("sparsity",), reproduces="any sweep"
-    )
+#: The paper's layouts (rows down, columns across), registered below.
+_PAPER_TABLES: tuple[TableLayout, ...] = (
+    TableLayout("auto", "Test accuracy (%) by sparsity", rows=(), columns=("sparsity",), reproduces="any sweep"),
+    TableLayout("ratios", "ER networks: test accuracy (%) per layer-wise ratio and sparsity",
+                rows=("method", "density_scheme", "flow_repair"), columns=("sparsity",),
+                reproduces="Tables 1, 8, 9, 10, 11, 23, 25, 26"),
+    TableLayout("rewiring", "Fixed ER mask vs DST rewiring: test accuracy (%)",
+                rows=("density_scheme",), columns=("method", "sparsity"), reproduces="Tables 2, 27"),
+    TableLayout("sparse_to_sparse",
+                "Sparse-to-sparse training from ER starts: test accuracy (%) by initial and final sparsity",
+                rows=("method", "density_scheme", "sparsity"), columns=("final_sparsity",),
+                reproduces="Tables 4, 5, 12, 15, 17, 18, 19, 20, 21, 22, 24, 28, 29, 30, 31, 32", stages=True),
+    TableLayout("str", "STR from dense and ER starts: test accuracy (%) by initial sparsity and weight decay",
+                rows=("method", "density_scheme", "sparsity"), columns=("weight_decay",),
+                reproduces="Tables 3, 13, 14, 16"),
+    TableLayout("flow", "Flow repair: test accuracy (%) with and without repair",
+                rows=("density_scheme", "flow_repair"), columns=("sparsity",), reproduces="Figure 3"),
+    TableLayout("widening", "Wider ER networks at fixed sparsity: test accuracy (%) by width multiplier",
+                rows=("density_scheme", "width"), columns=("sparsity",),
+                reproduces="the 1/log(1/sparsity) width factor (Theorems 2.1, 2.2)"),
 )
-register_table(
-    TableLayout(
-        "ratios",
-        "ER networks: test accuracy (%) per layer-wise ratio and sparsity",
-        rows=("method", "density_scheme", "flow_repair"),
-        columns=("sparsity",),
-        reproduces="Tables 1, 8, 9, 10, 11, 23, 25, 26",
-    )
-)
-register_table(
-    TableLayout(
-        "rewiring",
-        "Fixed ER mask vs DST rewiring: test accuracy (%)",
-        rows=("density_scheme",),
-        columns=("method", "sparsity"),
-        reproduces="Tables 2, 27",
-    )
-)
-register_table(
-    TableLayout(
-        "sparse_to_sparse",
-        "Sparse-to-sparse training from ER starts: test accuracy (%) by initial and final sparsity",
-        rows=("method", "density_scheme", "sparsity"),
-        columns=("final_sparsity",),
-        reproduces="Tables 4, 5, 12, 15, 17, 18, 19, 20, 21, 22, 24, 28, 29, 30, 31, 32",
-        stages=True,
-    )
-)
-register_table(
-    TableLayout(
-        "str",
-        "STR from dense and ER starts: test accuracy (%) by initial sparsity and weight decay",
-        rows=("method", "density_scheme", "sparsity"),
-        columns=("weight_decay",),
-        reproduces="Tables 3, 13, 14, 16",
-    )
-)
-register_table(
-    TableLayout(
-        "flow",
-        "Flow repair: test accuracy (%) with and without repair",
-        rows=("density_scheme", "flow_repair"),
-        columns=("sparsity",),
-        reproduces="Figure 3",
-    )
-)
-register_table(
-    TableLayout(
-        "widening",
-        "Wider ER networks at fixed sparsity: test accuracy (%) by width multiplier",
-        rows=("density_scheme", "width"),
-        columns=("sparsity",),
-        reproduces="the 1/log(1/sparsity) width factor (Theorems 2.1, 2.2)",
-    )
-)
+for _layout in _PAPER_TABLES:
+    register_table(_layout)
 
 
 # ---------------------------------------------------------------------------------------------- loading
@@ -422,6 +386,43 @@ def _determined(df: pd.DataFrame, keys: Sequence[str], key: str) -> bool:
     return bool((text.groupby(list(keys))[key].nunique() <= 1).all())
 
 
+def _table_keys(df: pd.DataFrame, layout: TableLayout) -> tuple[list[str], list[str]]:
+    """The row and column keys of ``layout`` in ``df``: a varying field the layout does not place becomes a
+    row key if it tells runs apart."""
+    varying = varying_keys(df, config_keys(df))
+    col_keys = [k for k in layout.columns if k in df.columns]
+    row_keys = [k for k in layout.rows if k in varying and k not in col_keys]
+    for key in varying:
+        if key not in row_keys and key not in col_keys and not _determined(df, row_keys + col_keys, key):
+            row_keys.append(key)
+    if not row_keys:
+        row_keys = [k for k in layout.rows if k in df.columns][:1] or ["model"]
+    return row_keys, col_keys
+
+
+def _best_means(
+    lookup: Mapping[tuple[Any, Any], Any], row_labels: Sequence[Any], col_labels: Sequence[Any], sign: float
+) -> dict[Any, float]:
+    """The best mean of each column (largest for ``sign = 1``, smallest for ``-1``; NaN for an empty column)."""
+    best_mean = {}
+    for col in col_labels:
+        means = [lookup[(row, col)][-3] for row in row_labels if (row, col) in lookup]
+        means = [m for m in means if not math.isnan(m)]
+        best_mean[col] = sign * max(sign * m for m in means) if means else math.nan
+    return best_mean
+
+
+def _cell(rec: Any, best_mean: float, scale: float, digits: int) -> tuple[str, bool]:
+    """A cell's text (mean, and ± the interval for more than one seed) and whether it holds the best mean."""
+    if rec is None:
+        return "", False
+    mean, ci, n = rec[-3], rec[-2], rec[-1]
+    text = f"{scale * mean:.{digits}f}"
+    if n > 1 and not math.isnan(ci):
+        text += f" ± {scale * ci:.{digits}f}"
+    return text, bool(not math.isnan(mean) and abs(mean - best_mean) <= 1e-12)
+
+
 def make_table(df: pd.DataFrame, layout: TableLayout | str = "auto", value: str | None = None) -> Table:
     """Pivot the long-form ``df`` into ``layout`` with mean ± 95% CI cells and the best cell per column."""
     if isinstance(layout, str):
@@ -431,15 +432,7 @@ def make_table(df: pd.DataFrame, layout: TableLayout | str = "auto", value: str 
     if df.empty:
         raise ValueError("no finished runs (no run directory with a result.json)")
     value = value or layout.value
-    keys = config_keys(df)
-    varying = varying_keys(df, keys)
-    col_keys = [k for k in layout.columns if k in df.columns]
-    row_keys = [k for k in layout.rows if k in varying and k not in col_keys]
-    for key in varying:  # a field the layout does not place becomes a row key if it tells runs apart
-        if key not in row_keys and key not in col_keys and not _determined(df, row_keys + col_keys, key):
-            row_keys.append(key)
-    if not row_keys:
-        row_keys = [k for k in layout.rows if k in df.columns][:1] or ["model"]
+    row_keys, col_keys = _table_keys(df, layout)
     agg = aggregate(df, row_keys + col_keys, value)
     scale, digits = (layout.scale, layout.digits) if value.endswith("accuracy") else (1.0, 3)
     row_labels = sorted({tuple(r) for r in agg[row_keys].itertuples(index=False)}, key=_label_key)
@@ -448,29 +441,8 @@ def make_table(df: pd.DataFrame, layout: TableLayout | str = "auto", value: str 
         (tuple(r[: len(row_keys)]), tuple(r[len(row_keys) : len(row_keys) + len(col_keys)])): r
         for r in agg[row_keys + col_keys + ["mean", "ci95", "n"]].itertuples(index=False)
     }
-    sign = 1.0 if layout.higher_is_better else -1.0
-    best_mean = {}
-    for col in col_labels:
-        means = [lookup[(row, col)][-3] for row in row_labels if (row, col) in lookup]
-        means = [m for m in means if not math.isnan(m)]
-        best_mean[col] = sign * max(sign * m for m in means) if means else math.nan
-    cells, best = [], []
-    for row in row_labels:
-        cell_row, best_row = [], []
-        for col in col_labels:
-            rec = lookup.get((row, col))
-            if rec is None:
-                cell_row.append("")
-                best_row.append(False)
-                continue
-            mean, ci, n = rec[-3], rec[-2], rec[-1]
-            text = f"{scale * mean:.{digits}f}"
-            if n > 1 and not math.isnan(ci):
-                text += f" ± {scale * ci:.{digits}f}"
-            cell_row.append(text)
-            best_row.append(bool(not math.isnan(mean) and abs(mean - best_mean[col]) <= 1e-12))
-        cells.append(tuple(cell_row))
-        best.append(tuple(best_row))
+    best_mean = _best_means(lookup, row_labels, col_labels, 1.0 if layout.higher_is_better else -1.0)
+    shown = [[_cell(lookup.get((row, col)), best_mean[col], scale, digits) for col in col_labels] for row in row_labels]
     n = agg["n"].to_numpy()
     density_keys = _density_keys(df, row_keys, col_keys)
     density = density_check(df, density_keys) if "density" in df.columns and density_keys else None
@@ -480,8 +452,8 @@ def make_table(df: pd.DataFrame, layout: TableLayout | str = "auto", value: str 
         col_keys=tuple(col_keys),
         row_labels=tuple(row_labels),
         col_labels=tuple(col_labels),
-        cells=tuple(cells),
-        best=tuple(best),
+        cells=tuple(tuple(text for text, _ in row) for row in shown),
+        best=tuple(tuple(is_best for _, is_best in row) for row in shown),
         n_range=(int(n.min()), int(n.max())),
         stats=agg,
         density=density,
@@ -543,48 +515,71 @@ def density_caption() -> str:
     )
 
 
-def render(table: Table, fmt: str = "md", value: str | None = None) -> str:
-    """``table`` as Markdown (best in bold), LaTeX (booktabs, best in ``\\textbf``) or CSV (best with ``*``).
-
-    Cells whose runs realised a density off the requested one carry :data:`DENSITY_MARK`; Markdown
-    and LaTeX add the density check (:func:`density_rows`) as a second table.
-    """
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown format {fmt!r}; valid: {', '.join(FORMATS)}")
-    value = value or table.layout.value
-    header_cols = [column_header(table, c) for c in table.col_labels]
+def _render_csv(table: Table, value: str) -> str:
+    """CSV: one column per row key and per column label; best cells end in `` *``."""
     col_title = " / ".join(table.col_keys)
-    cells_shown = marked_cells(table)
+    header_cols = [column_header(table, c) for c in table.col_labels]
+    df = pd.DataFrame(
+        [
+            [*map(format_label, row), *[c + (" *" if b and c else "") for c, b in zip(cells, best, strict=True)]]
+            for row, cells, best in zip(table.row_labels, marked_cells(table), table.best, strict=True)
+        ],
+        columns=[*table.row_keys, *(f"{col_title}={h}" for h in header_cols)],
+    )
+    return str(df.to_csv(index=False))
+
+
+def _render_md(table: Table, value: str) -> str:
+    """Markdown: best cells in bold; the density check as a second table."""
+    col_title = " / ".join(table.col_keys)
+    header_cols = [column_header(table, c) for c in table.col_labels]
+    lines = [f"**{table_caption(table, value)}** (columns: {col_title})", ""]
+    lines.append("| " + " | ".join([*table.row_keys, *header_cols]) + " |")
+    lines.append("|" + "|".join(["---"] * len(table.row_keys) + ["---:"] * len(header_cols)) + "|")
+    for row, cells, best in zip(table.row_labels, marked_cells(table), table.best, strict=True):
+        shown = [f"**{c}**" if b and c else c for c, b in zip(cells, best, strict=True)]
+        lines.append("| " + " | ".join([*map(format_label, row), *shown]) + " |")
     density = density_rows(table)
-    if fmt == "csv":
-        df = pd.DataFrame(
-            [
-                [*map(format_label, row), *[c + (" *" if b and c else "") for c, b in zip(cells, best, strict=True)]]
-                for row, cells, best in zip(table.row_labels, cells_shown, table.best, strict=True)
-            ],
-            columns=[*table.row_keys, *(f"{col_title}={h}" for h in header_cols)],
-        )
-        return str(df.to_csv(index=False))
-    if fmt == "md":
-        lines = [f"**{table_caption(table, value)}** (columns: {col_title})", ""]
-        lines.append("| " + " | ".join([*table.row_keys, *header_cols]) + " |")
-        lines.append("|" + "|".join(["---"] * len(table.row_keys) + ["---:"] * len(header_cols)) + "|")
-        for row, cells, best in zip(table.row_labels, cells_shown, table.best, strict=True):
-            shown = [f"**{c}**" if b and c else c for c, b in zip(cells, best, strict=True)]
-            lines.append("| " + " | ".join([*map(format_label, row), *shown]) + " |")
-        if density:
-            lines += ["", density_caption(), ""]
-            lines.append("| " + " | ".join([*table.density_keys, *DENSITY_COLUMNS]) + " |")
-            lines.append("|" + "|".join(["---"] * len(table.density_keys) + ["---:"] * 4 + [":-:"]) + "|")
-            lines += ["| " + " | ".join(r) + " |" for r in density]
-        return "\n".join(lines) + "\n"
+    if density:
+        lines += ["", density_caption(), ""]
+        lines.append("| " + " | ".join([*table.density_keys, *DENSITY_COLUMNS]) + " |")
+        lines.append("|" + "|".join(["---"] * len(table.density_keys) + ["---:"] * 4 + [":-:"]) + "|")
+        lines += ["| " + " | ".join(r) + " |" for r in density]
+    return "\n".join(lines) + "\n"
 
-    def esc(text: str) -> str:
-        return text.replace("\\", r"\textbackslash{}").replace("_", r"\_").replace("%", r"\%").replace("&", r"\&")
 
-    def tex(text: str) -> str:
-        return esc(text).replace("±", r"$\pm$").replace(DENSITY_MARK, r"$\dagger$").replace("–", "--")
+def _latex_escape(text: str) -> str:
+    return text.replace("\\", r"\textbackslash{}").replace("_", r"\_").replace("%", r"\%").replace("&", r"\&")
 
+
+def _latex_text(text: str) -> str:
+    """:func:`_latex_escape` plus the symbols of cells and captions (±, the density mark, en dash)."""
+    return _latex_escape(text).replace("±", r"$\pm$").replace(DENSITY_MARK, r"$\dagger$").replace("–", "--")
+
+
+def _latex_density(table: Table) -> list[str]:
+    """The density check as a second booktabs tabular (no lines when there is none)."""
+    density = density_rows(table)
+    if not density:
+        return []
+    return [
+        r"\par\medskip",
+        _latex_text(density_caption()),
+        r"\par\smallskip",
+        r"\begin{tabular}{" + "l" * len(table.density_keys) + "rrrrc}",
+        r"\toprule",
+        " & ".join(_latex_text(k) for k in (*table.density_keys, *DENSITY_COLUMNS)) + r" \\",
+        r"\midrule",
+        *(" & ".join(_latex_text(c) for c in r) + r" \\" for r in density),
+        r"\bottomrule",
+        r"\end{tabular}",
+    ]
+
+
+def _render_latex(table: Table, value: str) -> str:
+    """LaTeX (booktabs): best cells in ``\\textbf``; the density check as a second tabular."""
+    esc = _latex_escape
+    header_cols = [column_header(table, c) for c in table.col_labels]
     lines = [
         r"\begin{table}[t]",
         r"\centering",
@@ -594,25 +589,27 @@ def render(table: Table, fmt: str = "md", value: str | None = None) -> str:
         " & ".join([*(esc(k) for k in table.row_keys), *(esc(h) for h in header_cols)]) + r" \\",
         r"\midrule",
     ]
-    for row, cells, best in zip(table.row_labels, cells_shown, table.best, strict=True):
-        shown = [r"\textbf{" + tex(c) + "}" if b and c else tex(c) for c, b in zip(cells, best, strict=True)]
+    for row, cells, best in zip(table.row_labels, marked_cells(table), table.best, strict=True):
+        shown = [_latex_text(c) for c in cells]
+        shown = [r"\textbf{" + t + "}" if b and c else t for t, c, b in zip(shown, cells, best, strict=True)]
         lines.append(" & ".join([*(esc(format_label(v)) for v in row), *shown]) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}"]
-    if density:
-        lines += [
-            r"\par\medskip",
-            tex(density_caption()),
-            r"\par\smallskip",
-            r"\begin{tabular}{" + "l" * len(table.density_keys) + "rrrrc}",
-            r"\toprule",
-            " & ".join(tex(k) for k in (*table.density_keys, *DENSITY_COLUMNS)) + r" \\",
-            r"\midrule",
-            *(" & ".join(tex(c) for c in r) + r" \\" for r in density),
-            r"\bottomrule",
-            r"\end{tabular}",
-        ]
-    lines.append(r"\end{table}")
+    lines += [r"\bottomrule", r"\end{tabular}", *_latex_density(table), r"\end{table}"]
     return "\n".join(lines) + "\n"
+
+
+#: Renderers by format (the keys are :data:`FORMATS`).
+_RENDERERS = {"md": _render_md, "latex": _render_latex, "csv": _render_csv}
+
+
+def render(table: Table, fmt: str = "md", value: str | None = None) -> str:
+    """``table`` as Markdown (best in bold), LaTeX (booktabs, best in ``\\textbf``) or CSV (best with ``*``).
+
+    Cells whose runs realised a density off the requested one carry :data:`DENSITY_MARK`; Markdown
+    and LaTeX add the density check (:func:`density_rows`) as a second table.
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; valid: {', '.join(FORMATS)}")
+    return _RENDERERS[fmt](table, value or table.layout.value)
 
 
 # ---------------------------------------------------------------------------------------------- one call
