@@ -354,3 +354,20 @@ def test_paper_code_builds_and_trains_every_method(method: str, tmp_path: Path) 
     result = run(cfg, tmp_path, progress=False)
     assert result["select"] == "best_test" and result["test_accuracy"] is not None
     assert result["epochs_done"] == (2 if method == "imp" else 1)
+
+
+def test_edgepopup_rescales_its_redrawn_weights() -> None:
+    weights = []
+    for scale in (False, True):
+        cfg = TrainConfig(**{**edgepopup_config().__dict__, "init_scale_fan": scale})
+        trainer = Trainer.from_config(cfg, progress=False)
+        method = EdgePopup.from_config(cfg)
+        assert isinstance(method, EdgePopup)
+        method.start(trainer)
+        weights.append(dict(method.random_weights))
+        masks = {n: m.detach() for (n, _), m in zip(method.layers, method.start_masks, strict=True)}
+    for name, mask in masks.items():
+        kept = mask.sum(dim=1).double()
+        factor = torch.where(kept > 0, (mask.shape[1] / kept.clamp(min=1)).sqrt(), torch.ones_like(kept))
+        torch.testing.assert_close(weights[1][name].double(), weights[0][name].double() * factor[:, None],
+                                   rtol=1e-6, atol=0)

@@ -11,7 +11,7 @@ A method is a small class with
 
   ========================================  =====================================================
   ``start(trainer)``                        once, before training (after a resume restored state)
-  ``train(trainer)``                        the training; default: one ``fit`` of ``epochs``
+  ``train(trainer)``                        the training; default: one ``fit`` of warm-up + ``epochs``
   ``after_backward(trainer, step)``         gradients are ready (dense ones, before the step)
   ``after_step(trainer, step)``             after the optimizer step and the mask re-application
   ``end_epoch(trainer, epoch, record)``     after an epoch's evaluation, before its checkpoint;

@@ -158,6 +158,7 @@ class EdgePopup(ReparametrisedMethod):
         if self.options.init == "kaiming_normal" and not self.state.scores:  # resumed: the weights are restored
             self._draw_weights(gen)
             masking.apply_()
+            self._scale_fan_in(trainer)
         if not self.state.random_weights:
             self.state.random_weights = {n: weight_of(m).detach().cpu().clone() for n, m in self.layers}
         self.params = [ScoredWeight(self._initial_scores(name, module, gen).to(weight_of(module).device), m, 0)
@@ -174,6 +175,15 @@ class EdgePopup(ReparametrisedMethod):
                 bias = getattr(module, "bias", None)
                 if isinstance(bias, torch.Tensor):
                     bias.zero_()
+
+    def _scale_fan_in(self, trainer: Trainer) -> None:
+        """``init_scale_fan`` again on the redrawn weights (the trainer's rescaling was of the model's own)."""
+        config = trainer.config
+        if config.init_scale_fan:
+            from ertrain.init import init_scale_fan
+
+            init_scale_fan(self.layers, [m.detach() for m in self.start_masks], per=config.init_scale_fan_per,
+                           density=config.density)
 
     def _initial_scores(self, name: str, module: nn.Module, gen: torch.Generator) -> Tensor:
         import torch
