@@ -371,3 +371,38 @@ def test_edgepopup_rescales_its_redrawn_weights() -> None:
         factor = torch.where(kept > 0, (mask.shape[1] / kept.clamp(min=1)).sqrt(), torch.ones_like(kept))
         torch.testing.assert_close(weights[1][name].double(), weights[0][name].double() * factor[:, None],
                                    rtol=1e-6, atol=0)
+
+
+class Interrupt(Exception):
+    pass
+
+
+@pytest.mark.parametrize(("method", "options", "stop"), [
+    ("static", {}, 1),  # inside the warm-up
+    ("imp", {"cycles": 2, "rewind": "iteration:3", "cycle_epochs": 1, "final_retrain": True,
+             "reset_optimizer": False}, 2),  # between two cycles
+])
+def test_paper_code_options_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, method: str,
+                                   options: dict[str, Any], stop: int) -> None:
+    import ertrain.rundir as rundir_mod
+
+    warmup = 1 if method == "static" else 0
+    cfg = tiny(method=method, method_options=options, epochs=2, warmup_epochs=warmup, nesterov=True, lr=0.1,
+               schedule="multistep", schedule_options={"milestones": [0.5]}, val_fraction=0.2, select="best_val")
+    reference = run(cfg, tmp_path / "a", progress=False)
+    real_save, calls = rundir_mod.save_checkpoint, {"n": 0}
+
+    def save_then_stop(run_dir: Path, state: dict[str, Any], run_hash: str | None = None) -> Path:
+        path = real_save(run_dir, state, run_hash)
+        calls["n"] += 1
+        if calls["n"] == stop:
+            raise Interrupt
+        return path
+
+    monkeypatch.setattr(rundir_mod, "save_checkpoint", save_then_stop)
+    with pytest.raises(Interrupt):
+        run(cfg, tmp_path / "b", progress=False)
+    monkeypatch.setattr(rundir_mod, "save_checkpoint", real_save)
+    resumed = run(cfg, tmp_path / "b", progress=False)
+    for key in ("test_accuracy", "final_test_accuracy", "selected_epoch", "test_loss", "epochs_done", "global_step"):
+        assert resumed[key] == reference[key], key
