@@ -83,7 +83,7 @@ METHOD_ROWS: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
       "--density-scheme", "dense"),
      ("--epochs", "20", "--method", "set", "--set-update-every", "20", "--density-scheme", "erk",
       "--sparsity", "0.9")),
-    ("STR (20 epochs; its density is learned)",
+    ("STR (20 epochs, default --str-s-init)",
      ("--epochs", "20", "--method", "str", "--density-scheme", "dense"),
      ("--epochs", "20", "--method", "str", "--density-scheme", "erk", "--sparsity", "0.5")),
     ("edge-popup (5 annealed levels of 4 epochs, weights never trained)",
@@ -91,8 +91,8 @@ METHOD_ROWS: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
      ("--epochs", "4", "--method", "edgepopup", "--edgepopup-final-density", "0.1", "--density-scheme", "erk",
       "--sparsity", "0.5")),
 )
-#: Static ER masks with randomised saliency ratios (20 epochs, sparsity 0.9).
-SALIENCY_ROWS: tuple[tuple[str, str], ...] = (("ER-SNIP", "snip"), ("ER-SynFlow", "synflow"), ("ER-IMP", "imp"))
+#: Static ER masks with randomised saliency ratios (20 epochs, sparsity 0.9); ER-IMP needs an IMP run's ratios.
+SALIENCY_ROWS: tuple[tuple[str, str], ...] = (("ER-SNIP", "snip"), ("ER-SynFlow", "synflow"))
 
 
 # ------------------------------------------------------------------------------------------- results files
