@@ -406,3 +406,19 @@ def test_paper_code_options_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     resumed = run(cfg, tmp_path / "b", progress=False)
     for key in ("test_accuracy", "final_test_accuracy", "selected_epoch", "test_loss", "epochs_done", "global_step"):
         assert resumed[key] == reference[key], key
+
+
+def test_selection_past_the_last_phase_is_refused_before_training() -> None:
+    with pytest.raises(ValueError, match="select_from_epoch 5"):
+        get_method("static").from_config(tiny(select="best_test", select_from_epoch=5, epochs=3, warmup_epochs=2))
+    get_method("static").from_config(tiny(select="best_test", select_from_epoch=4, epochs=3, warmup_epochs=2))
+
+    def imp(select_from_epoch: int = 0, warmup_epochs: int = 0, **opts: Any) -> TrainConfig:
+        return tiny(method="imp", method_options={"cycle_epochs": 1, **opts}, epochs=2, select="best_test",
+                    select_from_epoch=select_from_epoch, warmup_epochs=warmup_epochs)
+
+    with pytest.raises(ValueError, match="last cycle"):
+        get_method("imp").from_config(imp(select_from_epoch=1))
+    get_method("imp").from_config(imp(select_from_epoch=1, final_retrain=True))
+    with pytest.raises(ValueError, match="warm-up"):
+        get_method("imp").from_config(imp(warmup_epochs=1))

@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     import torch
     from torch import Tensor, nn
 
+    from ertrain.config import TrainConfig
     from ertrain.masks import Masking
     from ertrain.train import Trainer
 
@@ -151,6 +152,17 @@ class IMP(Method):
         self.lengths: list[int] = []  # epochs of each cycle
         self.fits: list[tuple[int, int, bool]] = []
         self.resumed = False
+
+    @classmethod
+    def check_config(cls, config: TrainConfig) -> None:
+        """The base checks, and ``select_from_epoch`` within the last cycle (the one whose epochs are selected)."""
+        super().check_config(config)
+        opts = config.method_options
+        epochs = int(config.epochs)
+        last = epochs if opts.get("final_retrain") else int(opts.get("cycle_epochs", 0)) or epochs
+        if config.select != "final" and int(config.select_from_epoch) >= last:
+            raise ValueError(f"select_from_epoch {config.select_from_epoch!r} is past the {last} epochs of imp's "
+                             f"last cycle; use a value below {last}")
 
     @property
     def cycle_masks(self) -> list[dict[str, Tensor]]:
