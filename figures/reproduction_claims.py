@@ -55,9 +55,24 @@ def _series(data: Any, claim: int, x_key: str, fixed: dict[str, Any]) -> tuple[n
 
 
 def _band(ax: Any, x: np.ndarray, mean: np.ndarray, ci: np.ndarray, rows: Rows, name: str, **kw: Any) -> None:
+    """A line with its 95% band (clipped to [0, 100]); the plotted values go to ``rows``."""
     (line,) = ax.plot(x, mean, marker="o", ms=3, label=name, **kw)
-    ax.fill_between(x, mean - ci, mean + ci, color=line.get_color(), alpha=0.15, lw=0)
+    ax.fill_between(x, np.clip(mean - ci, 0, 100), np.clip(mean + ci, 0, 100), color=line.get_color(), alpha=0.15,
+                    lw=0)
     rows += [[name, float(a), float(b), float(c)] for a, b, c in zip(x, mean, ci, strict=True)]
+
+
+def _sparsity_axis(ax: Any, sparsities: Sequence[float]) -> None:
+    """x = -log10(1 - sparsity) (so 0.9, 0.99 are evenly spaced), ticks labelled with the sparsities."""
+    ticks = sorted(set(sparsities))
+    ax.set_xticks([-math.log10(1.0 - s) for s in ticks], [f"{s:g}" for s in ticks])
+    ax.set_xlabel("sparsity")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylim(0, 100)
+
+
+def _lift(x: np.ndarray) -> np.ndarray:
+    return np.asarray(-np.log10(1.0 - x))
 
 
 def _bars(ax: Any, groups: Sequence[str], series: dict[str, list[Any]], rows: Rows) -> None:
@@ -65,28 +80,32 @@ def _bars(ax: Any, groups: Sequence[str], series: dict[str, list[Any]], rows: Ro
     for i, (name, cells) in enumerate(series.items()):
         x = np.arange(len(groups)) + i * width
         means = [c.mean if c is not None and c.n else math.nan for c in cells]
-        cis = [np.nan_to_num(c.ci95) if c is not None and c.n else 0.0 for c in cells]
-        ax.bar(x, means, width, yerr=cis, capsize=3, label=name)
+        cis = [float(np.nan_to_num(c.ci95)) if c is not None and c.n else 0.0 for c in cells]
+        low = [min(ci, m) if not math.isnan(m) else 0.0 for m, ci in zip(means, cis, strict=True)]
+        high = [min(ci, 100.0 - m) if not math.isnan(m) else 0.0 for m, ci in zip(means, cis, strict=True)]
+        ax.bar(x, means, width, yerr=[low, high], capsize=3, label=name)
         rows += [[f"{name} | {g}", float(i), m, c] for g, m, c in zip(groups, means, cis, strict=True)]
     ax.set_xticks(np.arange(len(groups)) + 0.4 - width / 2, groups, fontsize=7)
     ax.set_ylabel("test accuracy (%)")
+    ax.set_ylim(0, 100)
 
 
 def claim1(data: Any, rows: Rows) -> Any:
-    models = list(data.design.claim(1)["sparsities"])
-    fig, axes = plt.subplots(1, len(models), figsize=(5.5 * len(models), 4.0), squeeze=False)
-    for ax, model in zip(axes[0], models, strict=True):
-        for ratio in data.design.claim(1)["schemes"]:
-            for repair in ("none", data.design.claim(1)["flow_repair"]):
+    from ertrain.study.arms import ratio_grids
+
+    grids = ratio_grids(data.design)
+    fig, axes = plt.subplots(1, len(grids), figsize=(5.5 * len(grids), 4.0), squeeze=False)
+    for ax, (model, grid) in zip(axes[0], grids.items(), strict=True):
+        for ratio in grid.schemes:
+            for repair in ("none", data.design.claim(1)["flow_repair"]) if ratio in grid.repaired else ("none",):
                 x, m, c = _series(data, 1, "sparsity", {"model": model, "ratio": ratio, "repair": repair})
                 style = {"linestyle": "--"} if repair != "none" else {}
-                _band(ax, x, m, c, rows, f"{model} {ratio}" + (" + repair" if repair != "none" else ""), **style)
+                _band(ax, _lift(x), m, c, rows, f"{model} {ratio}" + (" + repair" if repair != "none" else ""),
+                      **style)
         dense = data.table.cell(1, model=model, ratio="dense")
         if dense.n:
             ax.axhline(dense.mean, color="k", lw=1, label="dense")
-        ax.set_xscale("logit")
-        ax.set_xlabel("sparsity")
-        ax.set_ylabel("test accuracy (%)")
+        _sparsity_axis(ax, list(grid.sparsities))
         ax.set_title(f"Claim 1: layerwise ratios ({model})")
         ax.legend(fontsize=6)
     return fig
@@ -107,6 +126,7 @@ def claim2(data: Any, rows: Rows) -> Any:
     ax.set_xscale("log", base=2)
     ax.set_xlabel("width multiplier")
     ax.set_ylabel("test accuracy (%)")
+    ax.set_ylim(0, 100)
     ax.set_title(f"Claim 2: widening at sparsity {float(data.design.claim(2)['sparsity']):g}")
     ax.legend(fontsize=6)
     return fig
@@ -132,10 +152,8 @@ def claim4(data: Any, rows: Rows) -> Any:
     fig, ax = plt.subplots(figsize=(6.0, 4.0))
     for mask in sorted({dict(s)["mask"] for s in data.table.settings(4)}):
         x, m, c = _series(data, 4, "sparsity", {"mask": mask})
-        _band(ax, x, m, c, rows, mask, **({"linestyle": "--"} if "own" in mask else {}))
-    ax.set_xscale("logit")
-    ax.set_xlabel("sparsity")
-    ax.set_ylabel("test accuracy (%)")
+        _band(ax, _lift(x), m, c, rows, mask, **({"linestyle": "--"} if "own" in mask else {}))
+    _sparsity_axis(ax, [float(v) for v in data.design.claim(4)["sparsities"]])
     ax.set_title("Claim 4: randomised saliency ratios and own masks")
     ax.legend(fontsize=6)
     return fig

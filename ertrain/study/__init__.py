@@ -15,10 +15,11 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import ertrain.models.smallcnn  # noqa: F401  (registers the study's CNN until ertrain.models imports it)
+from ertrain.study.arms import Arm
 from ertrain.study.design import ROOT, Design, load_design
 from ertrain.study.load import RESULTS_DIR, StudyData, load, results_dir
 from ertrain.study.runner import Log, Summary, run_study
@@ -30,17 +31,20 @@ ALL_CLAIMS = (1, 2, 3, 4, 5)
 
 
 def run(variant: str | Path, *, results: Path | None = None, runs_dir: Path | None = None, jobs: int = 1,
-        threads: int = 1, claims: Sequence[int] = ALL_CLAIMS, dry_run: bool = False, log: Log = print) -> Summary:
+        threads: int = 1, claims: Sequence[int] = ALL_CLAIMS, dry_run: bool = False, log: Log = print,
+        select: Callable[[Arm], bool] | None = None) -> Summary:
     """Train the arms of ``variant`` that have no result file (see the module docstring).
 
     ``results``: the folder of result files (default ``results/reproduction/<variant>``); ``runs_dir``: run
     directories with checkpoints (default ``results/reproduction/runs/<variant>``, not committed); ``jobs``
-    processes of ``threads`` threads each; ``dry_run`` only counts what the first phase would train.
+    processes of ``threads`` threads each; ``dry_run`` only counts what the first phase would train; ``select``
+    keeps only the arms it returns True for (e.g. the dense references first).
     """
     design = load_design(variant)
     out = results_dir(design.name, results)
     runs = runs_dir if runs_dir is not None else RESULTS_DIR / "runs" / design.name
-    return run_study(design, out, runs, jobs=jobs, threads=threads, claims=tuple(claims), dry_run=dry_run, log=log)
+    return run_study(design, out, runs, jobs=jobs, threads=threads, claims=tuple(claims), dry_run=dry_run, log=log,
+                     select=select)
 
 
 def build_document(variant: str | Path, *, results: Path | None = None) -> str:
@@ -59,5 +63,5 @@ def write_document(variant: str | Path, *, results: Path | None = None, doc: Pat
     return target
 
 
-__all__ = ["ALL_CLAIMS", "DOC_PATH", "RESULTS_DIR", "Design", "StudyData", "Summary", "build_document", "load",
+__all__ = ["ALL_CLAIMS", "DOC_PATH", "RESULTS_DIR", "Arm", "Design", "StudyData", "Summary", "build_document", "load",
            "load_design", "run", "write_document"]

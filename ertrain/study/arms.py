@@ -48,20 +48,43 @@ def setting(**labels: Any) -> Setting:
 # ------------------------------------------------------------------------------------------------ claim 1
 
 
+@dataclass(frozen=True)
+class RatioGrid:
+    """Claim 1 for one model: its ratios, sparsities, and the ratios also trained with flow repair."""
+
+    schemes: tuple[str, ...]
+    sparsities: tuple[float, ...]
+    repaired: tuple[str, ...]
+
+
+def ratio_grids(design: Design) -> dict[str, RatioGrid]:
+    """``[claim1.models.<model>]`` tables: ``schemes``, ``sparsities``, ``repaired`` (default: every scheme)."""
+    grids = {}
+    for model, t in design.claim(1)["models"].items():
+        schemes = tuple(t["schemes"])
+        repaired = tuple(t.get("repaired", schemes))
+        if not set(repaired) <= set(schemes):
+            raise ValueError(f"{design.path}: [claim1.models.{model}] repaired {list(repaired)} must be among "
+                             f"its schemes {list(schemes)}")
+        grids[model] = RatioGrid(schemes, tuple(float(x) for x in t["sparsities"]), repaired)
+    return grids
+
+
 def claim1_arms(design: Design, index: Index) -> list[Arm]:
-    """Dense, and each ratio at each sparsity with and without flow repair, for every model listed."""
-    c = design.claim(1)
+    """Dense, and each ratio at each sparsity without (and, where listed, with) flow repair, for every model."""
+    repair = design.claim(1)["flow_repair"]
     arms = []
-    for model, sparsities in c["sparsities"].items():
+    for model, grid in ratio_grids(design).items():
         for seed in design.seeds:
             arms.append(Arm(1, setting(model=model, ratio="dense", repair="none", sparsity=0.0), seed,
                             design.config(model, seed=seed)))
-            for scheme in c["schemes"]:
-                for s in sparsities:
+            for scheme in grid.schemes:
+                for s in grid.sparsities:
                     cfg = design.config(model, density_scheme=scheme, sparsity=s, seed=seed)
-                    for repair in ("none", c["flow_repair"]):
-                        arms.append(Arm(1, setting(model=model, ratio=scheme, repair=repair, sparsity=float(s)), seed,
-                                        cfg if repair == "none" else cfg.replace(flow_repair=repair)))
+                    arms.append(Arm(1, setting(model=model, ratio=scheme, repair="none", sparsity=s), seed, cfg))
+                    if scheme in grid.repaired:
+                        arms.append(Arm(1, setting(model=model, ratio=scheme, repair=repair, sparsity=s), seed,
+                                        cfg.replace(flow_repair=repair)))
     return arms
 
 
@@ -192,7 +215,10 @@ def next_decay(lo: float, hi: float, factor: float) -> float:
 
 
 def claim4_arms(design: Design, index: Index) -> list[Arm]:
-    """ER-SNIP / ER-SynFlow / ER-IMP, balanced, pyramidal, and SNIP's, SynFlow's and IMP's own masks."""
+    """ER-SNIP / ER-SynFlow / ER-IMP, balanced, pyramidal, and SNIP's, SynFlow's and IMP's own masks.
+
+    The methods' own masks and ER-IMP are trained at ``own_sparsities`` (default: every sparsity of the claim).
+    """
     c = design.claim(4)
     model, arms = c["model"], []
     for s in (float(x) for x in c["sparsities"]):
@@ -201,6 +227,8 @@ def claim4_arms(design: Design, index: Index) -> list[Arm]:
             for scheme in ("snip", "synflow", "balanced", "pyramidal"):
                 arms.append(Arm(4, setting(mask=f"ER {scheme}", sparsity=s), seed,
                                 design.config(model, seed=seed, density_scheme=scheme, sparsity=s)))
+            if s not in own_sparsities(c):
+                continue
             for saliency in ("snip", "synflow"):
                 arms.append(Arm(4, setting(mask=f"{saliency} (own mask)", sparsity=s), seed,
                                 design.config(model, seed=seed, method="pai",
@@ -209,6 +237,11 @@ def claim4_arms(design: Design, index: Index) -> list[Arm]:
             arms.append(Arm(4, setting(mask="imp (own mask)", sparsity=s), seed, imp))
             arms.append(er_imp_arm(design, model, s, seed, imp, index))
     return arms
+
+
+def own_sparsities(c: Mapping[str, Any]) -> list[float]:
+    """Claim 4's sparsities of the methods' own masks and of ER-IMP."""
+    return [float(x) for x in c.get("own_sparsities", c["sparsities"])]
 
 
 def er_imp_arm(design: Design, model: str, sparsity: float, seed: int, imp: TrainConfig, index: Index) -> Arm:
@@ -255,4 +288,5 @@ def build_arms(design: Design, index: Index, claims: tuple[int, ...] = (1, 2, 3,
     return [arm for k in claims for arm in BUILDERS[k](design, index)]
 
 
-__all__ = ["BUILDERS", "Arm", "Setting", "build_arms", "equal_nnz_width", "setting", "start_name", "starts"]
+__all__ = ["BUILDERS", "Arm", "RatioGrid", "Setting", "build_arms", "equal_nnz_width", "own_sparsities",
+           "ratio_grids", "setting", "start_name", "starts"]

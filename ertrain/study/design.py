@@ -78,15 +78,11 @@ class Design:
 
 
 def make_config(fields: Mapping[str, Any]) -> TrainConfig:
-    """A TrainConfig from a ``recipe`` name plus fields; ``sparsity`` is accepted for ``density = 1 - sparsity``."""
-    from ertrain.recipes import load_recipe
-
+    """:meth:`TrainConfig.build` of ``fields`` (a ``recipe`` fills the unset ones); ``sparsity`` is ``1 - density``."""
     values = dict(fields)
-    recipe = values.pop("recipe", None)
-    merged = {**(load_recipe(recipe) if recipe is not None else {}), **values}
-    if "sparsity" in merged:
-        merged["density"] = round(1.0 - float(merged.pop("sparsity")), 12)
-    return TrainConfig(**merged)
+    if "sparsity" in values:
+        values["density"] = round(1.0 - float(values.pop("sparsity")), 12)
+    return TrainConfig.build(values)
 
 
 def design_path(variant: str | Path) -> Path:

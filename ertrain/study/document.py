@@ -9,6 +9,7 @@ committed files and compares.  The figures it embeds are drawn from the same fil
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -48,7 +49,7 @@ def _order(v: Any) -> tuple[int, Any]:
 
 def tables1(data: StudyData) -> str:
     out = []
-    for model in data.design.claim(1)["sparsities"]:
+    for model in data.design.claim(1)["models"]:
         dense = data.table.cell(1, model=model, ratio="dense")
         out.append(f"**{model}** (dense: {dense.text()} %)\n")
         sub = StudyData.restricted(data, 1, model=model, exclude={"ratio": "dense"})
@@ -75,8 +76,8 @@ def tables3(data: StudyData) -> str:
     body = pivot(data, 3, lambda s: s["method"], "start", str)
     dens = ", ".join(f"{dict(s)['method']} from {dict(s)['start']} {e.density:.3f}"
                      for s in data.table.settings(3) if (e := data.table.get(3, **dict(s))) is not None)
-    probes = "; ".join(f"decay {dict(a.setting).get('decay', a.config.method_options['s_weight_decay']):g} → "
-                       f"density {r['density']:.3f}" for a, r in data.table.probes if a.config is not None)
+    probes = "; ".join(f"from {dict(a.setting)['start']}, threshold decay {dict(a.setting)['decay']:g} → final "
+                       f"density {r['density']:.3f}" for a, r in data.table.probes)
     text = body + f"\nMean final densities: {dens}.\n"
     return text + (f"\nSTR calibration probes (first seed, not pooled): {probes}.\n" if probes else "")
 
@@ -130,9 +131,11 @@ def _nums(values: Sequence[Any]) -> str:
 
 
 def _setting1(data: StudyData, c: dict[str, Any]) -> str:
-    per = "; ".join(f"{_model_text(data, m)} at sparsities {_nums(s)}" for m, s in c["sparsities"].items())
-    return (f"{', '.join(c['schemes'])} ratios, each with and without flow repair ({c['flow_repair']}), on "
-            f"{data.design.base.get('dataset')}: {per}")
+    from ertrain.study.arms import ratio_grids
+
+    per = "; ".join(f"{_model_text(data, m)}: {', '.join(g.schemes)} at sparsities {_nums(g.sparsities)}, "
+                    f"{', '.join(g.repaired)} also with flow repair" for m, g in ratio_grids(data.design).items())
+    return f"on {data.design.base.get('dataset')}, flow repair by {c['flow_repair']}: {per}"
 
 
 def _setting2(data: StudyData, c: dict[str, Any]) -> str:
@@ -231,16 +234,20 @@ def summary_section(data: StudyData) -> list[str]:
 
 def convergence_section(data: StudyData) -> list[str]:
     crit = data.design.criterion
-    bad = data.unconverged()
+    rows = data.unconverged()
+    failed = [r for r in rows if r[3] == "not converged"]
+    unchecked = Counter(r[4] for r in rows if r[3] == "unchecked")
     lines = ["## Convergence", "",
              f"Criterion (docs/study_design.md): over the last max(2, ⌈{crit.window:g}·E⌉) epochs of a run's final "
              f"fit, the best validation accuracy exceeds the best of the earlier epochs by at most "
              f"{crit.tolerance:g} percentage points. A run without validation records is *unchecked*.", ""]
-    if bad:
-        lines += [md_table(["claim", "setting", "seed", "status", "why"], bad)]
-    else:
-        lines += ["Every run met the criterion.", ""]
-    return lines
+    if not rows:
+        return lines + ["Every run met the criterion.", ""]
+    lines += [f"Not converged: {len(failed)} run(s)" + (":" if failed else "."), ""]
+    if failed:
+        lines += [md_table(["claim", "setting", "seed", "status", "why"], failed)]
+    lines += [f"Unchecked: {n} run(s): {why}." for why, n in sorted(unchecked.items())]
+    return lines + [""]
 
 
 def build_document(data: StudyData) -> str:

@@ -65,11 +65,14 @@ class StudyData:
 
     def unconverged(self) -> list[list[str]]:
         """Rows (claim, setting, seed, status, why) of every run that did not meet the criterion."""
-        rows = []
+        rows, seen = [], set()
         for arm in self.arms:
             h = arm.config.run_hash() if arm.config is not None else None
             if h is None or h not in self.table.checks or self.table.checks[h]["status"] == "converged":
                 continue
+            if (arm.claim, h) in seen:
+                continue
+            seen.add((arm.claim, h))
             label = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in arm.setting)
             rows.append([str(arm.claim), label, str(arm.seed), self.table.checks[h]["status"],
                          self.table.checks[h]["why"]])

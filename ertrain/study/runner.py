@@ -131,8 +131,9 @@ def _config_json(config: TrainConfig) -> dict[str, Any]:
 
 
 def run_study(design: Design, results_dir: Path, runs_dir: Path, *, jobs: int = 1, threads: int = 1,
-              claims: tuple[int, ...] = (1, 2, 3, 4, 5), dry_run: bool = False, log: Log = print) -> Summary:
-    """Train what is missing, phase by phase, until every arm of ``claims`` has its result file."""
+              claims: tuple[int, ...] = (1, 2, 3, 4, 5), dry_run: bool = False, log: Log = print,
+              select: Callable[[Arm], bool] | None = None) -> Summary:
+    """Train what is missing, phase by phase, until every arm of ``claims`` (that ``select`` keeps) has its file."""
     if jobs < 1 or threads < 1:
         raise ValueError(f"jobs and threads must be >= 1, got jobs={jobs!r}, threads={threads!r}")
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
@@ -140,7 +141,7 @@ def run_study(design: Design, results_dir: Path, runs_dir: Path, *, jobs: int = 
     trained, cpu = 0, 0.0
     while True:
         index = store.index()
-        arms = build_arms(design, index, claims)
+        arms = [a for a in build_arms(design, index, claims) if select is None or select(a)]
         work = plan(arms, index)
         if not work or dry_run:
             break
