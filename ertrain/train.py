@@ -160,8 +160,8 @@ class Trainer:
         """Train ``epochs`` epochs; return this call's per-epoch records.
 
         Each record has ``epoch`` (global), ``fit``/``fit_epoch``, ``lr``, ``train_loss``,
-        ``train_accuracy``, ``test_loss``, ``test_accuracy``, ``density``, ``time_s``.
-        After a checkpoint restore the first call continues the interrupted fit.
+        ``train_accuracy``, ``test_loss``, ``test_accuracy``, ``density``, ``time_s`` (``val_loss``, ``val_accuracy``
+        with a validation split).  After a checkpoint restore the first call continues the interrupted fit.
         """
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
             raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
