@@ -447,3 +447,65 @@ def run_sweep(
     if todo:
         executor.launch(todo, runs_dir)
     return sweep_status(configs, runs_dir)[1]
+
+
+# ---------------------------------------------------------------------------------------------- one call
+
+
+def load_configs(
+    path: str | Path, overrides: Mapping[str, Any] | None = None, slurm_changes: Mapping[str, Any] | None = None
+) -> tuple[SweepSpec, list[TrainConfig], SlurmOptions]:
+    """The sweep file ``path``, its distinct configs (``overrides`` as in :func:`build_configs`) and its SLURM
+    options with ``slurm_changes`` applied (and checked)."""
+    spec = load_sweep(path)
+    configs = build_configs(spec, overrides)
+    slurm = dataclasses.replace(spec.slurm, **slurm_changes) if slurm_changes else spec.slurm
+    return spec, configs, slurm
+
+
+@dataclass(frozen=True)
+class SweepPlan:
+    """A sweep ready to launch: its file, its configs, the SLURM options, and where every run stands."""
+
+    spec: SweepSpec
+    configs: tuple[TrainConfig, ...]
+    slurm: SlurmOptions
+    runs_dir: Path
+    states: tuple[RunStatus, ...]
+    before: SweepSummary
+    keys: tuple[str, ...]  # the fields that vary across the configs (for listings)
+
+    @property
+    def title(self) -> str:
+        return f"sweep {self.spec.name}" + (f" ({self.spec.reproduces})" if self.spec.reproduces else "")
+
+    @property
+    def todo(self) -> list[tuple[TrainConfig, RunStatus]]:
+        """The configs whose run is not done, with their status."""
+        return [(c, s) for c, s in zip(self.configs, self.states, strict=True) if s.state != "done"]
+
+    def report(self, executor: str, dry_run: bool) -> dict[str, Any]:
+        """The plan as a JSON-able dict (``ertrain sweep --json`` adds ``after`` and ``job_ids`` once it ran)."""
+        return {
+            "name": self.spec.name,
+            "reproduces": self.spec.reproduces,
+            "runs_dir": str(self.runs_dir),
+            "executor": executor,
+            "dry_run": bool(dry_run),
+            "before": self.before.to_dict(),
+            "to_launch": [
+                {"run_hash": s.run_hash, "state": s.state, "fields": describe(c, self.keys)} for c, s in self.todo
+            ],
+        }
+
+
+def plan_sweep(
+    spec: SweepSpec, configs: Sequence[TrainConfig], slurm: SlurmOptions, runs_dir: str | Path, *, validate: bool = True
+) -> SweepPlan:
+    """Check every config (:func:`validate_config`, unless ``validate`` is False) and read where its run stands."""
+    if validate:
+        for config in configs:
+            validate_config(config)
+    states, before = sweep_status(configs, runs_dir)
+    keys = varying_fields(configs)
+    return SweepPlan(spec, tuple(configs), slurm, Path(runs_dir), tuple(states), before, tuple(keys))

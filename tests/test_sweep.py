@@ -263,6 +263,7 @@ def test_smoke_sweep_runs_reports_and_is_not_rerun(tmp_path: Path, capsys: pytes
 def test_local_executor_one_run_per_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
     import queue
 
+    from ertrain import executors
     from ertrain.executors import LocalExecutor, _init_worker, visible_gpus
 
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
@@ -282,7 +283,9 @@ def test_local_executor_one_run_per_gpu(monkeypatch: pytest.MonkeyPatch) -> None
     for gpu in ("3", "5"):
         slots.put(gpu)
     seen = []
+    died_with: list[int] = []
+    monkeypatch.setattr(executors, "_die_with_parent", died_with.append)  # no death signal on the test process
     for _ in range(2):
-        _init_worker(slots, None)
+        _init_worker(slots, None, 4321)
         seen.append(os.environ["CUDA_VISIBLE_DEVICES"])
-    assert seen == ["3", "5"]
+    assert seen == ["3", "5"] and died_with == [4321, 4321]

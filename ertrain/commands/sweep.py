@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ertheory.jsonio import print_json
+
+if TYPE_CHECKING:
+    from ertrain.sweep import SweepPlan, SweepSummary
 
 #: ``--slurm-<field>`` flags: ``SlurmOptions`` field -> (type, help).
 SLURM_FLAGS: dict[str, tuple[type, str]] = {
@@ -72,55 +75,27 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    import dataclasses
-
     from ertrain.executors import make_executor
-    from ertrain.sweep import (
-        build_configs,
-        describe,
-        load_sweep,
-        run_sweep,
-        sweep_status,
-        validate_config,
-        varying_fields,
-    )
+    from ertrain.sweep import describe, load_configs, plan_sweep, run_sweep
 
     if args.max_parallel is not None and args.max_parallel < 1:
         raise ValueError(f"--max-parallel must be >= 1, got {args.max_parallel}")
-    spec = load_sweep(args.config)
     overrides = {k: v for k, v in (("data_dir", args.data_dir), ("device", args.device)) if v is not None}
-    configs = build_configs(spec, overrides)
-    slurm = spec.slurm
     changes = {name: getattr(args, name) for name in SLURM_FLAGS if getattr(args, name) is not None}
-    if changes:
-        slurm = dataclasses.replace(slurm, **changes)  # checks the values
+    spec, configs, slurm = load_configs(args.config, overrides, changes)
     runs_dir = Path(args.out)
     if args.status:
         return _print_status(spec.name, [c.run_hash() for c in configs], runs_dir, args.json)
-    if not args.no_validate:
-        for config in configs:
-            validate_config(config)
-    states, before = sweep_status(configs, runs_dir)
-    keys = varying_fields(configs)
-    todo = [(c, s) for c, s in zip(configs, states, strict=True) if s.state != "done"]
-    title = f"sweep {spec.name}" + (f" ({spec.reproduces})" if spec.reproduces else "")
-    report: dict[str, Any] = {
-        "name": spec.name,
-        "reproduces": spec.reproduces,
-        "runs_dir": str(runs_dir),
-        "executor": args.executor,
-        "dry_run": bool(args.dry_run),
-        "before": before.to_dict(),
-        "to_launch": [{"run_hash": s.run_hash, "state": s.state, "fields": describe(c, keys)} for c, s in todo],
-    }
+    plan = plan_sweep(spec, configs, slurm, runs_dir, validate=not args.no_validate)
+    report = plan.report(args.executor, args.dry_run)
     if not args.json:
-        print(f"{title}: {before.line()}", flush=True)
-    if args.dry_run or not todo:
-        if not args.json:
-            for c, s in todo:
-                print(f"  {s.run_hash}  [{s.state}]  {describe(c, keys)}")
+        print(f"{plan.title}: {plan.before.line()}", flush=True)
+    if args.dry_run or not plan.todo:
         if args.json:
             print_json(report)
+        else:
+            for c, s in plan.todo:
+                print(f"  {s.run_hash}  [{s.state}]  {describe(c, plan.keys)}")
         return 0
     executor = make_executor(
         args.executor,
@@ -129,31 +104,34 @@ def run(args: argparse.Namespace) -> int:
         wait=args.wait or args.executor == "submitit-local",
         progress=False if args.no_progress else None,
     )
-    after = run_sweep(configs, runs_dir, executor)
+    after = run_sweep(plan.configs, runs_dir, executor)
     jobs = getattr(executor, "jobs", [])
-    report["after"] = after.to_dict()
-    report["job_ids"] = [str(j.job_id) for j in jobs]
+    report.update(after=after.to_dict(), job_ids=[str(j.job_id) for j in jobs])
     if args.json:
         print_json(report)
     else:
-        if jobs and args.executor == "slurm":
-            ids = [str(j.job_id) for j in jobs]
-            if len(ids) == 1:  # submitit submits a single run as a plain job
-                print(f"submitted 1 run as SLURM job {ids[0]}")
-            else:
-                print(
-                    f"submitted {len(ids)} runs as SLURM array job {ids[0].split('_')[0]} "
-                    f"(at most {slurm.array_parallelism} at once): {' '.join(ids)}"
-                )
-            if not args.wait:
-                print(f"follow it with: ertrain sweep {args.config} --out {args.out} --status")
-        print(f"{title}: {after.line()}")
-        if after.failures:
-            print("failed runs (error.json in each run directory):")
-            for f in after.failures:
-                print(f"  {f.run_hash}  {f.error}")
+        _print_launched(args, plan, after, [str(j.job_id) for j in jobs])
     sys.stdout.flush()
     return 1 if after.failures else 0
+
+
+def _print_launched(args: argparse.Namespace, plan: SweepPlan, after: SweepSummary, ids: list[str]) -> None:
+    """The SLURM job ids (and how to follow them), the counts after launching, and the failed runs."""
+    if ids and args.executor == "slurm":
+        if len(ids) == 1:  # submitit submits a single run as a plain job
+            print(f"submitted 1 run as SLURM job {ids[0]}")
+        else:
+            print(
+                f"submitted {len(ids)} runs as SLURM array job {ids[0].split('_')[0]} "
+                f"(at most {plan.slurm.array_parallelism} at once): {' '.join(ids)}"
+            )
+        if not args.wait:
+            print(f"follow it with: ertrain sweep {args.config} --out {args.out} --status")
+    print(f"{plan.title}: {after.line()}")
+    if after.failures:
+        print("failed runs (error.json in each run directory):")
+        for f in after.failures:
+            print(f"  {f.run_hash}  {f.error}")
 
 
 def _print_status(name: str, run_hashes: list[str], runs_dir: Path, as_json: bool) -> int:
