@@ -181,7 +181,9 @@ def best_subset(values: ArrayLike, targets: ArrayLike) -> SubsetSumResult:
     n = x.size
     if n > MAX_EXACT_N:
         raise ValueError(f"n={n} values is too large for the exact method (at most {MAX_EXACT_N})")
-    if not np.isfinite(np.sum(np.abs(x))):
+    with np.errstate(over="ignore"):
+        magnitude = np.sum(np.abs(x))
+    if not np.isfinite(magnitude):
         raise ValueError(f"values must have a finite sum of magnitudes, got values up to {np.max(np.abs(x))!r}")
     zf = z.ravel()
     nb = _split(n, zf.size)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import subprocess
+import sys
 
 import mpmath
 import numpy as np
@@ -205,3 +207,109 @@ def test_lower_bound_command_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert out["mc_ci_low"] <= out["mc_success_probability"] <= out["mc_ci_high"]
     assert out["paper_width"] <= n <= out["proof_width"]
     assert main(["lower-bound", "--inputs", "10", "--density", "0.2", "--sparsity", "0.8"]) == 2
+
+
+# --- numpy special functions (no scipy at start-up) against scipy and high precision ------------------------------
+
+
+@settings(max_examples=80)
+@given(st.integers(0, 10**7), st.floats(0.0, 1.0), st.floats(0.0, 1.0))
+def test_binom_logpmf_matches_high_precision(n: int, u: float, p: float) -> None:
+    from ertheory._special import binom_logpmf, binom_logpmf_scalar
+
+    k = int(round(u * n))
+    mpmath.mp.dps = 40
+    if p in (0.0, 1.0):
+        want = 0.0 if (p == 0.0 and k == 0) or (p == 1.0 and k == n) else -np.inf
+    else:
+        want = float(mpmath.log(mpmath.binomial(n, k)) + k * mpmath.log(p) + (n - k) * mpmath.log1p(-mpmath.mpf(p)))
+    got = float(binom_logpmf(k, n, p))
+    assert got == binom_logpmf_scalar(k, n, p) or abs(got - binom_logpmf_scalar(k, n, p)) <= 1e-13 * max(1, abs(got))
+    if np.isinf(want):
+        assert got == want
+    else:
+        assert abs(got - want) <= 1e-12 * max(1.0, abs(want))
+        # the previous implementation (scipy's log-gamma differences) agrees to its own accuracy
+        assert got == pytest.approx(float(binom.logpmf(k, n, p)), rel=1e-8, abs=1e-8)
+
+
+@settings(max_examples=40)
+@given(st.lists(st.floats(-700, 700), min_size=1, max_size=30), st.floats(-1.0, 50.0), st.floats(-0.999, 10.0))
+def test_logsumexp_and_xlog1py_match_scipy(a: list[float], x: float, y: float) -> None:
+    from scipy import special
+
+    from ertheory._special import logsumexp, xlog1py
+
+    arr = np.array(a).reshape(1, -1)
+    assert logsumexp(arr, axis=1)[0] == pytest.approx(float(special.logsumexp(arr, axis=1)[0]), rel=1e-14, abs=1e-14)
+    assert logsumexp(np.full((2, 3), -np.inf), axis=1).tolist() == [-np.inf, -np.inf]
+    assert float(xlog1py(x, y)) == pytest.approx(float(special.xlog1py(x, y)), rel=1e-15, abs=0)
+    assert float(xlog1py(0.0, -1.0)) == 0.0
+
+
+@settings(max_examples=25)
+@given(st.integers(1, 50), st.integers(1, 40), st.integers(1, 8), st.integers(1, 80), st.integers(1, 80),
+       st.floats(0.02, 0.95))
+def test_degree_table_gives_the_per_neuron_result(d: int, n1: int, n2: int, q0: int, q1: int, p: float) -> None:
+    ind, outd = exact.dense_degrees(d, n1, n2)
+    direct = exact.tight_log_success(q0, q1, p, p, ind, outd)
+    table = exact.tight_log_success_from_table(q0, q1, p, p, exact.DegreeTable.dense(d, n1, n2))
+    assert direct[0] == table[0] and (direct[1] == table[1] or np.isnan(direct[1]) and np.isnan(table[1]))
+
+
+@settings(max_examples=12)
+@given(st.integers(1, 40), st.integers(1, 20000), st.integers(1, 4), st.floats(0.3, 0.8), st.floats(0.001, 0.2),
+       st.sampled_from(["proof", "tight"]))
+def test_pruned_joint_search_equals_the_full_grid(d: int, n1: int, n2: int, p: float, delta: float, event: str) -> None:
+    # wide hidden layers prune most q1; the result must be the grid minimum over every (q0, q1)
+    res = exact.depth2_min_widths(d, n1, n2, p, delta, event)
+    table = exact.DegreeTable.dense(d, n1, n2)
+    q0, q1 = np.meshgrid(np.arange(1, 3 * res.q0 + 3), np.arange(1, 3 * res.q1 + 3), indexing="ij")
+    if event == "proof":
+        lp = exact.proof_log_success(np.stack(np.broadcast_arrays(q0, q1, 1), -1), [d * n1, n1 * n2], p)
+    else:
+        lp = exact.tight_log_success_from_table(q0, q1, p, p, table)[0]
+    ok = -np.expm1(lp) <= delta  # the search's criterion: failure probability at most delta
+    total = np.where(ok, q0 * d + q1 * n1, np.iinfo(np.int64).max)
+    assert res.n_S0 + res.n_S1 == total.min()
+    assert ok[res.q0 - 1, res.q1 - 1]
+
+
+def test_exact_searches_refuse_runaway_sizes() -> None:
+    with pytest.raises(ValueError, match="2\\*\\*53"):
+        exact.lower_bound_min_width(10, 1e-9, 0.01)
+    with pytest.raises(ValueError, match="candidates"):
+        exact.depth2_min_widths(784, 128, 10, 1e-9, 0.01)
+    with pytest.raises(ValueError, match="binomial terms"):
+        exact.depth2_min_widths(784, 128, 10, 1e-3, 0.01)
+
+
+def _run_cli(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "ertheory.cli", *argv], capture_output=True, text=True, timeout=300)
+
+
+def test_lower_bound_inputs_beyond_int64_is_one_line() -> None:
+    res = _run_cli("lower-bound", "--inputs", "99999999999999999999", "--density", "0.5")
+    assert res.returncode == 2 and res.stdout == ""
+    assert len(res.stderr.splitlines()) == 1 and "Traceback" not in res.stderr and "Warning" not in res.stderr
+    assert "99999999999999999999" in res.stderr and "2**53" in res.stderr
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["exact", "--target", "20", "8", "2", "--sparsity", "0.9"],
+        ["lower-bound", "--inputs", "10", "--density", "0.5", "--trials", "100"],
+        ["simulate", "--target", "6", "4", "2", "--density", "0.5", "--q", "4", "3", "1", "--trials", "500"],
+    ],
+)
+def test_fast_commands_do_not_import_scipy(argv: list[str]) -> None:
+    # scipy.stats/special cost 0.3-1 s of start-up; these commands compute everything with numpy alone
+    code = (
+        "import sys\nfrom ertheory.cli import main\nrc = main(sys.argv[1:])\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('scipy', 'tqdm', 'sympy', 'matplotlib'))\n"
+        "print('HEAVY', heavy)\nsys.exit(rc)\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert "HEAVY []" in res.stdout

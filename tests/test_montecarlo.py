@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import tracemalloc
 
 import numpy as np
@@ -110,3 +113,93 @@ def test_mask_sampler_memory_bounded_at_width_20000() -> None:
     tracemalloc.stop()
     assert peak < 2**30
     assert res.proof.trials == 1
+
+
+@settings(max_examples=40)
+@given(st.integers(1, 10**7), st.floats(0.0, 1.0), st.sampled_from([0.5, 0.9, 0.95, 0.999]))
+def test_clopper_pearson_large_trials_matches_beta_quantiles(trials: int, u: float, confidence: float) -> None:
+    from scipy.stats import beta
+
+    s = int(round(u * trials))
+    low, high = montecarlo.clopper_pearson(s, trials, confidence)
+    alpha = 1 - confidence
+    want_low = 0.0 if s == 0 else float(beta.ppf(alpha / 2, s, trials - s + 1))
+    want_high = 1.0 if s == trials else float(beta.ppf(1 - alpha / 2, s + 1, trials - s))
+    assert float(low) == pytest.approx(want_low, rel=1e-9, abs=1e-12)
+    assert float(high) == pytest.approx(want_high, rel=1e-9, abs=1e-12)
+
+
+def test_trials_and_draws_are_capped_before_any_work() -> None:
+    with pytest.raises(ValueError, match="cap"):
+        montecarlo.count_sample_proof([3, 2, 1], [6, 4], 0.5, montecarlo.MAX_TRIALS + 1, 0, progress=False)
+    with pytest.raises(ValueError, match="draws"):
+        montecarlo.count_sample_tight(3, 3, 0.5, 0.5, np.full(10**6, 3), np.full(10**6, 2), 10**6, 0, progress=False)
+    with pytest.raises(ValueError, match="positive integer"):
+        montecarlo.count_sample_lower_bound(3, 4, 0.5, 0, 0, progress=False)
+    sup = montecarlo.dense_supports([200, 200, 1])
+    with pytest.raises(ValueError, match="memory"):  # one row of 200 x 2000 entries does not fit 1 MiB
+        montecarlo.mask_sample(sup, [2000, 2, 1], 0.5, 1, 0, progress=False, max_memory=2**20)
+    with pytest.raises(ValueError, match="memory"):
+        montecarlo.mask_sample_lower_bound(3000, 3000, 0.5, 1, 0, progress=False, max_memory=2**20)
+
+
+def test_memory_estimates_bound_the_traced_peak() -> None:
+    shapes = [(30, 20, 1), (4, 30, 1)]
+    q = [40, 25, 1]
+    sup = montecarlo.dense_supports([20, 30, 4])
+    estimate = montecarlo.mask_sample_bytes(shapes, q, chunk_bytes=2**16)
+    tracemalloc.start()
+    montecarlo.mask_sample(sup, q, 0.3, 2, 0, progress=False, chunk_bytes=2**16)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak <= 2 * estimate
+    assert montecarlo.mask_sample_draws(shapes, q) == 30 * 25 * 20 * 40 + 4 * 30 * 25
+    est_lb = montecarlo.mask_lower_bound_bytes(50, 80, chunk_bytes=2**18)
+    tracemalloc.start()
+    montecarlo.mask_sample_lower_bound(50, 80, 0.3, 64, 1, progress=False, chunk_bytes=2**18)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak <= 2 * est_lb
+
+
+def test_tight_batches_shrink_only_for_wide_targets() -> None:
+    # up to 512 hidden neurons the default batch of 4096 trials is kept: estimates are unchanged bit for bit
+    ind, outd = exact.dense_degrees(5, 128, 3)
+    a = montecarlo.count_sample_tight(4, 3, 0.4, 0.4, ind, outd, 9000, 3, progress=False)
+    b = montecarlo.count_sample_tight(4, 3, 0.4, 0.4, ind, outd, 9000, 3, progress=False, batch=4096)
+    assert a == b
+    assert montecarlo.count_tight_bytes(128) == 4096 * 128 * 32 + 24 * 128
+    assert montecarlo.count_tight_bytes(10**6) <= montecarlo.DEFAULT_CHUNK_BYTES + 24 * 10**6
+
+
+def _run_cli(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "ertheory.cli", *argv], capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["simulate", "--target", "100000", "100000", "10", "--density", "0.5", "--q", "2", "2", "1", "--sampler",
+          "masks", "--trials", "1"], "9.4 GiB"),
+        (["simulate", "--target", "784", "128", "10", "--density", "0.5", "--trials", "2000000000"], "cap"),
+        (["simulate", "--target", "784", "128", "10", "--density", "0.5", "--trials", "999999999"], "draws"),
+        (["simulate", "--target", "784", "128", "10", "--density", "0.5", "--q", "20", "20", "1", "--sampler",
+          "masks", "--trials", "10", "--max-memory", "1MiB"], "1.0 MiB"),
+        (["lower-bound", "--inputs", "30000", "--density", "0.01", "--trials", "1", "--sampler", "masks"], "memory"),
+        (["lower-bound", "--inputs", "100", "--density", "0.05", "--trials", "99999999999"], "cap"),
+    ],
+)
+def test_runaway_requests_are_refused_with_one_line(argv: list[str], needle: str) -> None:
+    res = _run_cli(*argv)
+    assert res.returncode == 2 and res.stdout == ""
+    assert len(res.stderr.splitlines()) == 1 and "Traceback" not in res.stderr
+    assert needle in res.stderr
+
+
+def test_max_memory_raises_the_limit() -> None:
+    base = ["simulate", "--target", "6", "4", "2", "--density", "0.5", "--q", "4", "3", "1", "--sampler", "masks",
+            "--trials", "50", "--json"]
+    assert _run_cli(*base, "--max-memory", "1KiB").returncode == 2
+    res = _run_cli(*base, "--max-memory", "1GiB")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["trials"] == 50

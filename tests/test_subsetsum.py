@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Callable
 
 import numpy as np
@@ -210,3 +212,132 @@ def test_cli_bad_input_one_line_exit_2(argv: list[str], capsys: pytest.CaptureFi
     rc, stdout, stderr = _cli(capsys, *argv)
     assert rc == 2 and stdout == ""
     assert len(stderr.strip().splitlines()) == 1
+
+
+# --- the indexed sorted sums, the chunked enumeration, and request sizing ----------------------------------------
+
+magnitudes = st.sampled_from([0.0, 1e-9, 1.0, 1e3, 1e6])
+
+
+@settings(max_examples=40)
+@given(
+    values=st.lists(st.tuples(finite, magnitudes, st.booleans()), min_size=1, max_size=14),
+    queries=st.lists(st.floats(-3e6, 3e6, allow_nan=False), min_size=1, max_size=30),
+)
+def test_sorted_sums_nearest_equals_searchsorted(values: list[tuple[float, float, bool]], queries: list[float]) -> None:
+    from ertheory._sumsets import SortedSums
+    from ertheory._sumsets import all_sums as doubling_sums
+
+    # values of mixed magnitudes, zeros and repeats: crowded grid cells must still give the exact neighbour
+    x = np.array([v * m if not rep else 0.5 * m for v, m, rep in values])
+    table = SortedSums.build(x)
+    full = np.sort(np.add.outer(table.first, table.second).ravel())  # the same rounded sums, sorted directly
+    q = np.array(queries + list(full[:: max(1, full.size // 7)]))
+    index, dist = table.nearest(q)
+    pos = np.clip(np.searchsorted(full, q), 1, full.size - 1) if full.size > 1 else np.zeros(q.size, dtype=int)
+    want = np.minimum(np.abs(full[pos] - q), np.abs(full[np.maximum(pos - 1, 0)] - q))
+    np.testing.assert_array_equal(dist, want)
+    np.testing.assert_array_equal(np.abs(table.sums_at(index) - q), want)
+    # the code recovered for a stored sum names a subset that gives exactly that stored sum
+    codes = table.codes_of(table.sums_at(index))
+    k = table.k
+    second_sums = doubling_sums(x[k:])[0]  # in the order SortedSums enumerates them
+    np.testing.assert_array_equal(table.first[codes & ((1 << k) - 1)] + second_sums[codes >> k], table.sums_at(index))
+
+
+@settings(max_examples=40)
+@given(
+    values=st.lists(st.tuples(finite, st.sampled_from([0.0, 0.5, 1.0]), st.booleans()), min_size=0, max_size=12),
+    lo=st.floats(-3, 1), width=st.floats(0.0, 4), chunk=st.integers(1, 64),
+)
+def test_chunked_sorted_sums_cover_the_window_in_order(
+    values: list[tuple[float, float, bool]], lo: float, width: float, chunk: int
+) -> None:
+    from ertheory._sumsets import all_sums, sorted_sums_in
+
+    x = np.array([v * m if not rep else m for v, m, rep in values])
+    hi = lo + width
+    chunks = list(sorted_sums_in(x, lo, hi, chunk=chunk))
+    got = np.concatenate(chunks) if chunks else np.zeros(0)
+    assert np.all(np.diff(got) >= 0)  # increasing across chunk boundaries too
+    k = x.size // 2
+    every = np.add.outer(np.unique(all_sums(x[:k])[0]), np.unique(all_sums(x[k:])[0])).ravel()
+    np.testing.assert_array_equal(np.unique(got), np.unique(every[(every >= lo) & (every <= hi)]))
+
+
+def _radius_by_enumeration(x: np.ndarray, lo: float, hi: float) -> float:
+    s = np.unique(all_sums(x))
+    grid_pts = np.concatenate([[lo, hi], s[(s > lo) & (s < hi)], 0.5 * (s[:-1] + s[1:])])
+    grid_pts = grid_pts[(grid_pts >= lo) & (grid_pts <= hi)]
+    pos = np.clip(np.searchsorted(s, grid_pts), 1, max(1, s.size - 1))
+    d = np.minimum(np.abs(s[np.minimum(pos, s.size - 1)] - grid_pts), np.abs(s[pos - 1] - grid_pts))
+    return float(d.max())
+
+
+@settings(max_examples=40)
+@given(values=st.lists(finite, min_size=0, max_size=12), lo=st.floats(-3, 2), width=st.floats(0.01, 4))
+def test_covering_radius_equals_enumeration(values: list[float], lo: float, width: float) -> None:
+    x = np.array(values)
+    # the sup of the distance is attained at lo, hi or a midpoint between consecutive sums
+    assert ss.covering_radius(x, lo, lo + width) == pytest.approx(_radius_by_enumeration(x, lo, lo + width), abs=1e-12)
+
+
+def test_runaway_gap_requests_are_refused() -> None:
+    with pytest.raises(ValueError, match="at most n=32"):
+        ss.covering_radius(np.ones(33), max_direct=40)
+    with pytest.raises(ValueError, match="finite sum"):
+        ss.best_subset([1e308, 1e308], 0.0)
+
+
+def _run_cli(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "ertheory.cli", *argv], capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["subset-sum", "--random", "1000000000", "--target", "0.1"], "--random"),
+        (["subset-sum", "--random", "5000000", "--target", "0.1", "--max-memory", "64MiB"], "memory"),
+        (["subset-sum", "--random", "30", "--coverage", "--epsilon", "0.01", "--max-gap", "--max-direct", "1000"],
+         "--max-direct"),
+        (["subset-sum", "--random", "30", "--coverage", "--epsilon", "0.01", "--max-gap"], "--max-direct=26"),
+        (["subset-sum", "--random", "100000", "--coverage", "--epsilon", "1e-6"], "interval operations"),
+        (["subset-sum", "--random", "60", "--target", "0.1"], "at most 48"),
+    ],
+)
+def test_runaway_subset_sum_requests_are_one_line(argv: list[str], needle: str) -> None:
+    res = _run_cli(*argv)
+    assert res.returncode == 2 and res.stdout == ""
+    assert len(res.stderr.splitlines()) == 1 and "Traceback" not in res.stderr
+    assert needle in res.stderr
+
+
+def test_negative_values_such_as_minus_1e_3_are_values() -> None:
+    res = _run_cli("subset-sum", "--values", "0.5", "-1e-3", "-.25", "--target", "0.249", "--json")
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["indices"] == [0, 1, 2] and out["error"] == pytest.approx(0.0, abs=1e-15)  # 0.5 - 0.001 - 0.25
+
+
+def _peak_rss_mib(*argv: str) -> tuple[float, str]:
+    code = (
+        "import resource, sys\nfrom ertheory.cli import main\nrc = main(sys.argv[1:])\n"
+        "print('RSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\nsys.exit(rc)\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    return float(res.stdout.split("RSS")[-1]), res.stdout
+
+
+def test_coverage_with_defaults_at_n26_decides_without_enumerating() -> None:
+    rss, out = _peak_rss_mib("subset-sum", "--coverage", "--random", "26", "--epsilon", "0.01")
+    assert "covered: True" in out and "not computed" in out
+    assert rss < 500
+
+
+@pytest.mark.slow
+def test_max_gap_at_n26_stays_under_500_mib() -> None:
+    rss, out = _peak_rss_mib("subset-sum", "--coverage", "--random", "26", "--epsilon", "0.01", "--max-gap", "--json")
+    assert rss < 500
+    res = json.loads(out.split("RSS")[0])
+    assert res["covered"] and res["max_gap"] is not None and res["max_gap"] <= 0.02

@@ -21,13 +21,14 @@ def _counts(n_T: list[int], q: list[int], p: Any, args: argparse.Namespace) -> d
 
     L = len(n_T) - 1
     m_T = [n_T[l] * n_T[l + 1] for l in range(L)]
+    montecarlo.check_draws(args.trials, L, "count sampler")
+    if L == 2:  # the tight sampler draws a binomial pair per hidden neuron and trial: size it before any work
+        montecarlo.check_draws(args.trials, 2.0 * n_T[1], "count sampler (tight)")
+        _check_memory(montecarlo.count_tight_bytes(n_T[1]) + 16.0 * n_T[1], "the tight count sampler", args)
     out = {"proof": montecarlo.count_sample_proof(q, m_T, p, args.trials, args.seed, confidence=args.confidence)}
     if L == 2:
         import numpy as np
 
-        # the count sampler draws one binomial pair per hidden neuron and trial: size it before the arrays exist
-        montecarlo.check_draws(args.trials, 2.0 * n_T[1], "count sampler (tight)")
-        _check_memory(montecarlo.count_tight_bytes(n_T[1]) + 16.0 * n_T[1], "the tight count sampler", args)
         ind, outd = np.full(n_T[1], n_T[0], dtype=np.int64), np.full(n_T[1], n_T[2], dtype=np.int64)
         out["tight"] = montecarlo.count_sample_tight(
             q[0], q[1], p[0], p[1], ind, outd, args.trials, args.seed + 1, confidence=args.confidence,
