@@ -51,13 +51,16 @@ MAX_WIDTH = MAX_EXACT_INT
 _CEIL_RTOL = 1e-12
 
 
-def _fields_as_json(result: Any) -> dict[str, Any]:
-    """A result dataclass as a JSON-able dict: its fields in order, numpy arrays as nested lists.
+class _JSONFields:
+    """Mixin of the result dataclasses: :meth:`as_dict`."""
 
-    A value beyond the float range (Theorem 2.5's ``rho`` for huge targets; its logarithm is recorded too)
-    becomes ``None``.
-    """
-    return {f.name: _finite_or_none(to_jsonable(getattr(result, f.name))) for f in fields(result)}
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-able dict: the fields in order, numpy arrays as nested lists.
+
+        A value beyond the float range (Theorem 2.5's ``rho`` for huge targets; its logarithm is recorded
+        too) becomes ``None``.
+        """
+        return {f.name: _finite_or_none(to_jsonable(getattr(self, f.name))) for f in fields(self)}  # type: ignore[arg-type]
 
 
 def _finite_or_none(obj: Any) -> Any:
@@ -71,7 +74,7 @@ def _finite_or_none(obj: Any) -> Any:
 
 
 @dataclass(frozen=True)
-class WidthBound:
+class WidthBound(_JSONFields):
     """Coverage factors and source widths that a theorem asks for.
 
     ``q`` holds the real-valued factors ``q_l`` (``l = 0..L``, ``q_L = 1``), ``q_int`` the integer copies
@@ -85,13 +88,9 @@ class WidthBound:
     widths: IntArray
     inputs: dict[str, Any] = field(default_factory=dict)
 
-    def as_dict(self) -> dict[str, Any]:
-        """A JSON-able dict (numpy arrays become nested lists)."""
-        return _fields_as_json(self)
-
 
 @dataclass(frozen=True)
-class LowerBound:
+class LowerBound(_JSONFields):
     """Theorem 2.3: hidden widths below which a one-hidden-layer ER source fails (see :func:`theorem_2_3`).
 
     ``paper_bound`` is the stated threshold, ``proof_bound`` the sharper one its proof reaches; the
@@ -103,10 +102,6 @@ class LowerBound:
     paper_width: IntArray
     proof_width: IntArray
     inputs: dict[str, Any] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        """A JSON-able dict (numpy arrays become nested lists)."""
-        return _fields_as_json(self)
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ Each sub-command lives in its own module (``<package>.commands.<name>``) that de
 * ``--seed`` must be a non-negative integer in every command (checked once here, after parsing).
 
 Both scripts get ``--version`` and ``--debug``.  Helpers for commands: :func:`examples` (a help
-epilog), :func:`seed_type`, :func:`memory_size`, :func:`add_max_memory`, :func:`out_dir`.
+epilog), :func:`add_command`, :func:`seed_type`, :func:`memory_size`, :func:`add_max_memory`, :func:`out_dir`.
 """
 
 from __future__ import annotations
@@ -72,26 +72,35 @@ def command_parser_kwargs(*lines: str) -> dict[str, Any]:
     return {"epilog": examples(*lines), "formatter_class": argparse.RawDescriptionHelpFormatter}
 
 
-def seed_type(text: str) -> int:
-    """argparse type of ``--seed``: a non-negative integer."""
+def add_command(
+    subparsers: Any, name: str, *, examples: Sequence[str], help: str, description: str
+) -> argparse.ArgumentParser:
+    """A sub-command's parser: ``help`` in the command list, ``description`` and the example lines in its help."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        name, help=help, description=description, **command_parser_kwargs(*examples)
+    )
+    return parser
+
+
+def _int_at_least(text: str, low: int, expected: str) -> int:
+    """``int(text)`` if it is at least ``low``; else :class:`BadValue` ``"<expected>, got <text>"``."""
     try:
         value = int(text)
     except ValueError as exc:
-        raise BadValue(f"seed must be a non-negative integer, got {text!r}") from exc
-    if value < 0:
-        raise BadValue(f"seed must be a non-negative integer, got {text!r}")
+        raise BadValue(f"{expected}, got {text!r}") from exc
+    if value < low:
+        raise BadValue(f"{expected}, got {text!r}")
     return value
+
+
+def seed_type(text: str) -> int:
+    """argparse type of ``--seed``: a non-negative integer."""
+    return _int_at_least(text, 0, "seed must be a non-negative integer")
 
 
 def positive_int(text: str) -> int:
     """argparse type of a count that must be at least 1."""
-    try:
-        value = int(text)
-    except ValueError as exc:
-        raise BadValue(f"expected a positive integer, got {text!r}") from exc
-    if value < 1:
-        raise BadValue(f"expected a positive integer, got {text!r}")
-    return value
+    return _int_at_least(text, 1, "expected a positive integer")
 
 
 _UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "kib": 2**10, "m": 10**6, "mb": 10**6, "mib": 2**20,
@@ -254,6 +263,7 @@ __all__ = [
     "OneLineParser",
     "UsageError",
     "BadValue",
+    "add_command",
     "add_max_memory",
     "build_parser",
     "command_parser_kwargs",

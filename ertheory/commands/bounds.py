@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ertheory.cli_util import command_parser_kwargs
+from ertheory.cli_util import add_command
 
 THEOREMS = ("auto", "2.1", "2.2", "A.5", "2.5")
 
@@ -27,19 +27,22 @@ def _kernel(text: str) -> int:
     return area
 
 
+#: Example command lines shown in ``--help``.
+_EXAMPLES = (
+    "ertheory bounds --target 784 128 10 --sparsity 0.9 --delta 0.001",
+    "ertheory bounds --target 784 128 128 10 --density 0.1 0.2 0.5 --json",
+    "ertheory bounds --conv --channels 3 64 10 --kernel 3x3 1 --sparsity 0.9",
+    "ertheory bounds --target 2 3 1 --density 0.5 --theorem 2.5 --epsilon 0.01",
+)
+_HELP = "per-layer q_l and source widths an ER network needs to contain a target (Thm 2.1/2.2/A.5/2.5)"
+_DESCRIPTION = (
+    "Coverage factors q_l (real and integer) and source widths n_S,l = ceil(q_l) n_T,l that an "
+    "ER source needs to contain a target network with probability at least 1 - delta."
+)
+
+
 def register(subparsers: Any) -> argparse.ArgumentParser:
-    parser: argparse.ArgumentParser = subparsers.add_parser(
-        "bounds",
-        **command_parser_kwargs(
-            "ertheory bounds --target 784 128 10 --sparsity 0.9 --delta 0.001",
-            "ertheory bounds --target 784 128 128 10 --density 0.1 0.2 0.5 --json",
-            "ertheory bounds --conv --channels 3 64 10 --kernel 3x3 1 --sparsity 0.9",
-            "ertheory bounds --target 2 3 1 --density 0.5 --theorem 2.5 --epsilon 0.01",
-        ),
-        help="per-layer q_l and source widths an ER network needs to contain a target (Thm 2.1/2.2/A.5/2.5)",
-        description="Coverage factors q_l (real and integer) and source widths n_S,l = ceil(q_l) n_T,l that an "
-        "ER source needs to contain a target network with probability at least 1 - delta.",
-    )
+    parser = add_command(subparsers, "bounds", examples=_EXAMPLES, help=_HELP, description=_DESCRIPTION)
     parser.add_argument("--target", type=int, nargs="+", metavar="N", help="target widths d n_1 ... n_L")
     parser.add_argument("--conv", action="store_true", help="convolutional target (Theorem A.5)")
     parser.add_argument("--channels", type=int, nargs="+", metavar="C", help="with --conv: channels c_0 ... c_L")

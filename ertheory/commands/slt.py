@@ -13,23 +13,23 @@ from typing import Any
 
 import numpy as np
 
-from ertheory.cli_util import add_max_memory, command_parser_kwargs, positive_int, seed_type
+from ertheory.cli_util import add_command, add_max_memory, positive_int, seed_type
+
+#: Example command lines shown in ``--help``.
+_EXAMPLES = (
+    "ertheory slt --target 2 3 1 --density 0.5 --q 80 --epsilon 0.05 --json",
+    "ertheory slt --target 2 3 1 --sparsity 0.5 --sweep 20 40 80 120 --draws 10 --seed 1",
+)
+_HELP = "construct a strong lottery ticket by subset sums (Theorem 2.5) and verify its sup error"
+_DESCRIPTION = (
+    "Draw a random two-layer ReLU target (entries U[-1, 1]) and an ER source of depth 3 with U[-1, 1] "
+    "weights, pick the sub-mask layer by layer with the exact subset-sum solver, and check the sup error "
+    "over the unit ball.  --sweep reports the success rate against the block size q."
+)
 
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
-    parser: argparse.ArgumentParser = subparsers.add_parser(
-        "slt",
-        **command_parser_kwargs(
-            "ertheory slt --target 2 3 1 --density 0.5 --q 80 --epsilon 0.05 --json",
-            "ertheory slt --target 2 3 1 --sparsity 0.5 --sweep 20 40 80 120 --draws 10 --seed 1",
-        ),
-        help="construct a strong lottery ticket by subset sums (Theorem 2.5) and verify its sup error",
-        description=(
-            "Draw a random two-layer ReLU target (entries U[-1, 1]) and an ER source of depth 3 with U[-1, 1] "
-            "weights, pick the sub-mask layer by layer with the exact subset-sum solver, and check the sup error "
-            "over the unit ball.  --sweep reports the success rate against the block size q."
-        ),
-    )
+    parser = add_command(subparsers, "slt", examples=_EXAMPLES, help=_HELP, description=_DESCRIPTION)
     parser.add_argument("--target", type=positive_int, nargs=3, default=[2, 3, 1], metavar=("D", "N1", "N2"),
                         help="target widths d n_T1 n_T2 (default 2 3 1)")
     parser.add_argument("--density", type=float, help="ER density p_1 = p_2 of the source (default 0.5)")
