@@ -426,10 +426,16 @@ def _check_names(config: TrainConfig) -> None:
     if config.dataset not in DATASETS:
         raise ValueError(f"unknown dataset {config.dataset!r}; valid names: {', '.join(sorted(DATASETS))}")
     from ertrain.data.identity import check_compatible
-    from ertrain.data.registry import dataset_options
+    from ertrain.data.registry import dataset, dataset_options
 
     check_compatible(config.model, config.dataset)
     dataset_options(config.dataset, config.data_options)
+    if config.val_fraction > 0 and dataset(config.dataset).inputs == "graph":
+        raise ValueError(f"val_fraction applies to image and flat data; dataset {config.dataset!r} is a graph with "
+                         "its own validation nodes (use val_fraction 0)")
+    from ertrain.methods import get_method
+
+    get_method(config.method).check_config(config)
     entry = DENSITY_SCHEMES.entry(config.density_scheme)
     if entry.options is not None:
         entry.make_options(config.density_options)
