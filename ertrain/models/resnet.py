@@ -147,10 +147,17 @@ def _stem(stem: str, input_size: int) -> str:
     return stem
 
 
+def _registered(factory: Callable[..., ResNet], name: str, doc: str) -> Callable[..., ResNet]:
+    """``factory`` named ``name`` with the docstring ``doc``, registered as the model ``name``."""
+    factory.__name__ = factory.__qualname__ = name
+    factory.__doc__ = doc
+    return register_model(name)(factory)
+
+
 def _cifar_factory(depth: int, doc: str) -> Callable[..., ResNet]:
     """The registered factory of the CIFAR ResNet of ``depth`` (options: ``shortcut``)."""
 
-    def factory(
+    def cifar_resnet(
         *,
         num_classes: int,
         in_channels: int = 3,
@@ -161,9 +168,7 @@ def _cifar_factory(depth: int, doc: str) -> Callable[..., ResNet]:
     ) -> ResNet:
         return _cifar_resnet(depth, num_classes, in_channels, width, shortcut)
 
-    factory.__name__ = factory.__qualname__ = f"resnet{depth}"
-    factory.__doc__ = doc
-    return register_model(f"resnet{depth}")(factory)
+    return _registered(cifar_resnet, f"resnet{depth}", doc)
 
 
 def _imagenet_factory(
@@ -171,7 +176,7 @@ def _imagenet_factory(
 ) -> Callable[..., ResNet]:
     """The registered factory of the four-stage ResNet ``name`` with 64..512 planes (options: ``stem``)."""
 
-    def factory(
+    def imagenet_resnet(
         *,
         num_classes: int,
         in_channels: int = 3,
@@ -183,9 +188,7 @@ def _imagenet_factory(
         planes = tuple(scaled(c, width) for c in (64, 128, 256, 512))
         return ResNet(block, blocks_per_stage, planes, num_classes, in_channels, _stem(stem, input_size), "B")
 
-    factory.__name__ = factory.__qualname__ = name
-    factory.__doc__ = doc
-    return register_model(name)(factory)
+    return _registered(imagenet_resnet, name, doc)
 
 
 resnet20 = _cifar_factory(20, "CIFAR ResNet20 (He et al. 2016, Sec. 4.2, n = 3).")
