@@ -159,6 +159,16 @@ def code_path(model: str, method: str) -> str | None:
     return path if path is not None else MODEL_PATHS.get(model)
 
 
+#: Values the STR and ER_SLT scripts share (the last keys of both): no warm-up, no flow repair, best test epoch.
+_STR_ER_SLT_SHARED: dict[str, Any] = {
+    "warmup_epochs": 0,
+    "flow_repair": None,
+    "select": "best_test",
+    "select_from_epoch": 0,
+    "val_fraction": 0.0,
+    "init_scale_fan": False,
+}
+
 #: What each script ran (values in ``docs/protocol.md`` with file and line).
 PATH_VALUES: dict[str, dict[str, Any]] = {
     "er_dst": {
@@ -189,12 +199,7 @@ PATH_VALUES: dict[str, dict[str, Any]] = {
         "label_smoothing": 0.0,
         "schedule": "cosine",
         "lr_min": 0.01,
-        "warmup_epochs": 0,
-        "flow_repair": None,
-        "select": "best_test",
-        "select_from_epoch": 0,
-        "val_fraction": 0.0,
-        "init_scale_fan": False,
+        **_STR_ER_SLT_SHARED,
     },
     "er_slt": {
         "nesterov": False,
@@ -208,12 +213,7 @@ PATH_VALUES: dict[str, dict[str, Any]] = {
         "augment": False,
         "schedule": "step",
         "schedule_options": {"step_size": 30, "gamma": 0.1, "offset": 1},
-        "warmup_epochs": 0,
-        "flow_repair": None,
-        "select": "best_test",
-        "select_from_epoch": 0,
-        "val_fraction": 0.0,
-        "init_scale_fan": False,
+        **_STR_ER_SLT_SHARED,
     },
 }
 
