@@ -78,10 +78,10 @@ def run(args: argparse.Namespace) -> int:
     from ertrain.executors import make_executor
     from ertrain.sweep import describe, load_configs, plan_sweep, run_sweep
 
-    if args.max_parallel is not None and args.max_parallel < 1:
-        raise ValueError(f"--max-parallel must be >= 1, got {args.max_parallel}")
     overrides = {k: v for k, v in (("data_dir", args.data_dir), ("device", args.device)) if v is not None}
     changes = {name: getattr(args, name) for name in SLURM_FLAGS if getattr(args, name) is not None}
+    if args.max_parallel is not None and args.max_parallel < 1:
+        raise ValueError(f"--max-parallel must be >= 1, got {args.max_parallel}")
     spec, configs, slurm = load_configs(args.config, overrides, changes)
     runs_dir = Path(args.out)
     if args.status:

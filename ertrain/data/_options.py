@@ -34,6 +34,12 @@ class LoaderOptions:
     def check(self) -> None:
         """Range checks of the subclass (types are already enforced)."""
 
+    def require_positive(self, *names: str) -> None:
+        """:meth:`fail` on the first option of ``names`` below 1 (they are integers)."""
+        for name in names:
+            if getattr(self, name) < 1:
+                self.fail(name, "a positive integer")
+
     def fail(self, name: str, valid: str) -> typing.NoReturn:
         """Raise the ``ValueError`` of option ``name``: its value and what would be ``valid``."""
         raise ValueError(f"{self.dataset} option {name!r} must be {valid}, got {getattr(self, name)!r}")

@@ -26,9 +26,7 @@ class TeacherOptions(LoaderOptions):
     noise: float = 0.0
 
     def check(self) -> None:
-        for name in ("n_train", "n_test", "in_features", "hidden"):
-            if getattr(self, name) < 1:
-                self.fail(name, "a positive integer")
+        self.require_positive("n_train", "n_test", "in_features", "hidden")
         if self.task not in ("classification", "regression"):
             self.fail("task", "'classification' or 'regression'")
         if self.num_classes < (2 if self.task == "classification" else 1):
@@ -78,9 +76,7 @@ class SyntheticCifarOptions(LoaderOptions):
     num_classes: int = 10
 
     def check(self) -> None:
-        for name in ("n_train", "n_test"):
-            if getattr(self, name) < 1:
-                self.fail(name, "a positive integer")
+        self.require_positive("n_train", "n_test")
         if self.num_classes < 2:
             self.fail("num_classes", "at least 2")
 

@@ -102,9 +102,7 @@ class SyntheticCitationOptions(NodeSplitOptions):
     def check(self) -> None:
         super().check()
         n = self.num_nodes
-        for name in ("num_nodes", "num_features", "num_edges"):
-            if getattr(self, name) < 1:
-                self.fail(name, "a positive integer")
+        self.require_positive("num_nodes", "num_features", "num_edges")
         if not 2 <= self.num_classes <= n:
             self.fail("num_classes", f"in [2, num_nodes={n}]")
         if self.num_features < self.num_classes:
