@@ -55,7 +55,8 @@ def plan_budget(design: Design, str_probes: bool = True) -> list[BudgetLine]:
     for arm in arms:
         for config in _configs_of(design, arm):
             configs.setdefault(config.run_hash(), config)
-    runs, epochs, example = Counter[str](), Counter[str](), {}
+    runs, epochs = Counter[str](), Counter[str]()
+    example: dict[str, TrainConfig] = {}
     for config in configs.values():
         key = architecture(config)
         runs[key] += 1

@@ -44,7 +44,7 @@ class Criterion:
         k = self.last_epochs(len(final))
         if len(final) < k + 1:
             return {"status": "unchecked", "gain": None, "why": f"final fit has {len(final)} epochs, needs {k + 1}"}
-        acc = [100.0 * float(v) for v in values]
+        acc = [100.0 * float(v) for v in values if v is not None]
         gain = max(acc[-k:]) - max(acc[:-k])
         status = "converged" if gain <= self.tolerance else "not converged"
         return {"status": status, "gain": gain, "why": f"best of last {k} epochs minus best before: {gain:+.2f} pts"}

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import platform
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ RESULT_KEYS = ("test_accuracy", "test_loss", "density", "requested_density", "ep
 EPOCH_KEYS = ("epoch", "fit", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_accuracy")
 
 
-def compact(config: TrainConfig, result: Mapping[str, Any], epochs: list[Mapping[str, Any]],
+def compact(config: TrainConfig, result: Mapping[str, Any], epochs: Sequence[Mapping[str, Any]],
             cpu_s: float) -> dict[str, Any]:
     """The record written for one finished run."""
     record: dict[str, Any] = {"config": json.loads(config.to_json()), "cpu_s": round(float(cpu_s), 3),
