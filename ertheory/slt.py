@@ -39,14 +39,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ertheory._validate import (
-    as_float_array,
-    check_density,
-    check_memory,
-    check_open_unit,
-    check_positive,
-    check_positive_int,
-)
+from ertheory._validate import as_float_array, check_density, check_memory, check_positive, check_positive_int
 from ertheory.subsetsum import best_subset
 
 FloatArray = NDArray[np.float64]
@@ -421,12 +414,12 @@ def theorem_widths(
     """Theorem 2.5's source widths ``(n_{S,0}, n_{S,1}, n_{S,2})`` for this target on the unit ball.
 
     Uses eq. (3) for ``epsilon_l`` with ``||W||_inf`` the max-row-sum norms, ``B_0 = sup ||x||_1 = sqrt(d)`` and
-    ``B_1 = sum_i H_i >= sup ||x^(1)||_1``; ``C`` is the theorem's generic constant.
+    ``B_1 = sum_i H_i >= sup ||x^(1)||_1``; ``C`` is the theorem's generic constant.  ``epsilon`` (in (0, 1)) is
+    checked by :func:`ertheory.bounds.epsilon_l`.
     """
     from ertheory import bounds
 
     d, n1, n2 = target.widths
-    check_open_unit(epsilon, "epsilon")
     H = np.maximum(0.0, np.linalg.norm(target.W1, axis=1) + target.b1)
     norms = [float(np.abs(target.W1).sum(axis=1).max()), float(np.abs(target.W2).sum(axis=1).max())]
     eps_l = bounds.epsilon_l(epsilon, norms, [float(np.sqrt(d)), float(H.sum())], n2)
@@ -454,14 +447,14 @@ def width_sweep(
     qs: ArrayLike,
     epsilon: float,
     *,
+    disable: bool | None = None,
     draws: int = 10,
     seed: int = 0,
     level: float = 0.9,
     max_values: int = 20,
+    max_memory: float | None = None,
     q0_factor: int = 2,
     density0: float = 1.0,
-    disable: bool | None = None,
-    max_memory: float | None = None,
 ) -> WidthSweep:
     """Success rate against block size ``q`` (``q_1 = q``, ``q_0 = q0_factor * q``) for each density.
 
