@@ -32,6 +32,7 @@ and neither *partial* (it resumes from its checkpoint), and the rest are *new*.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import json
 import math
@@ -345,7 +346,8 @@ def build_configs(spec: SweepSpec, overrides: Mapping[str, Any] | None = None) -
 
 
 def validate_config(config: TrainConfig) -> None:
-    """Check what a config cannot check alone, before any run is launched: the device and the data options.
+    """Check what a config cannot check alone, before any run is launched: the device, the data options and
+    that the data files are there.
 
     (Registry names and method options are checked when the config is built.)  Raises ``ValueError``
     naming the bad value and the valid ones.  Imports torch.
@@ -357,6 +359,15 @@ def validate_config(config: TrainConfig) -> None:
     entry = DATASETS.entry(config.dataset) if hasattr(DATASETS, "entry") else None
     if entry is not None and entry.options is not None:
         entry.make_options(config.data_options)
+    _data_present(config.dataset, config.data_dir, json.dumps(config.data_options, sort_keys=True))
+
+
+@functools.lru_cache(maxsize=256)
+def _data_present(dataset: str, data_dir: str | None, options_json: str) -> None:
+    """The dataset's files can be found and read (once per dataset, folder and options)."""
+    from ertrain.data.identity import data_fingerprint
+
+    data_fingerprint(dataset, data_dir, json.loads(options_json))
 
 
 # ---------------------------------------------------------------------------------------------- status

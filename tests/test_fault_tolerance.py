@@ -134,24 +134,26 @@ def test_corrupt_checkpoint_is_detected_and_the_run_recovers(tmp_path: Path, cap
 
 
 def test_a_failing_run_is_recorded_and_the_others_finish(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    # the second dataset directory does not exist: that run fails, the other one finishes
+    # the second run asks IMP to rewind past the steps it trains: it fails while training, the other one finishes
     sweep = tmp_path / "mixed.toml"
     sweep.write_text(
         """
 [base]
 model = "mlp"
+dataset = "digits"
 model_options = { hidden = [8] }
 epochs = 1
 
 [[grid]]
-dataset = ["digits"]
+method = ["static"]
 
 [[grid]]
-dataset = ["cora"]
+method = ["imp"]
+method_options.rewind = ["iteration:1000000"]
 """
     )
     runs = tmp_path / "runs"
-    assert main(["sweep", str(sweep), "--out", str(runs), "--data-dir", str(tmp_path / "none"), "--no-progress"]) == 1
+    assert main(["sweep", str(sweep), "--out", str(runs), "--no-progress"]) == 1
     out = capsys.readouterr().out
     assert "2 runs: 2 exist, 1 done, 1 remain (1 failed" in out
     assert "failed runs" in out
@@ -161,6 +163,15 @@ dataset = ["cora"]
     error = json.loads((bad / "error.json").read_text())
     assert error["type"] and error["message"] and "Traceback" in error["traceback"]
     assert error["message"].split()[0] in out
+
+
+def test_a_sweep_with_missing_data_launches_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    sweep = tmp_path / "missing.toml"
+    sweep.write_text('[base]\nmodel = "gcn"\ndataset = "cora"\nepochs = 1\n[grid]\nseed = [0, 1]\n')
+    runs = tmp_path / "runs"
+    assert main(["sweep", str(sweep), "--out", str(runs), "--data-dir", str(tmp_path / "none")]) == 2
+    assert "cora" in capsys.readouterr().err
+    assert not runs.exists() or not any(runs.iterdir())
 
 
 def test_a_run_locked_by_another_process_is_not_trained_twice(tmp_path: Path) -> None:
