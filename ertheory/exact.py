@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ertheory._special import binom_logpmf, logsumexp, xlog1py
+from ertheory._special import binom_logpmf_rows, logsumexp, xlog1py
 from ertheory._validate import as_float_array, check_density, check_open_unit, check_positive_int
 
 FloatArray = NDArray[np.float64]
@@ -152,8 +152,7 @@ def _window_sums(
     inside = k <= hi[:, None]
     k = np.minimum(k, hi[:, None])
     with np.errstate(divide="ignore", invalid="ignore"):
-        logpmf = binom_logpmf(k, n[:, None], r[:, None])
-        logpmf = np.where(inside, logpmf, -np.inf)
+        logpmf = np.where(inside, binom_logpmf_rows(n, r, lo, width), -np.inf)
         log_f = c[:, None] * log_block_hit(a[:, None], k)
         log_f = np.where(c[:, None] == 0, 0.0, log_f)
         log_not_f = log1mexp(log_f)
