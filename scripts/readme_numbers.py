@@ -63,8 +63,10 @@ BUDGET_SPARSITIES = (0.9, 0.99)
 FLOW_SCHEMES = ("balanced", "erk", "uniform", "pyramidal")
 FLOW_SEEDS = (0, 1, 2, 3, 4)
 
-#: The digits method table: MLP 64-300-100-10, one seed; per row the dense-start and the ER-start flags.
-METHOD_BASE = ("--model", "mlp", "--dataset", "digits", "--seed", "0")
+#: The digits method table: MLP 64-300-100-10, one seed, the optimiser settings spelled out (no recipe decides
+#: them); per row the dense-start and the ER-start flags.
+METHOD_BASE = ("--model", "mlp", "--dataset", "digits", "--seed", "0", "--optimizer", "sgd", "--lr", "0.1",
+               "--momentum", "0.9", "--weight-decay", "0.0005", "--batch-size", "128", "--schedule", "cosine")
 METHOD_ROWS: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
     ("static (fixed mask, 20 epochs)",
      ("--epochs", "20", "--density-scheme", "dense"),
