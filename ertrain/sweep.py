@@ -346,8 +346,7 @@ def build_configs(spec: SweepSpec, overrides: Mapping[str, Any] | None = None) -
 
 
 def validate_config(config: TrainConfig) -> None:
-    """Check what a config cannot check alone, before any run is launched: the device, the data options and
-    that the data files are there.
+    """Check what a config cannot check alone, before any run is launched: the device and the data options.
 
     (Registry names and method options are checked when the config is built.)  Raises ``ValueError``
     naming the bad value and the valid ones.  Imports torch.
@@ -359,6 +358,10 @@ def validate_config(config: TrainConfig) -> None:
     entry = DATASETS.entry(config.dataset) if hasattr(DATASETS, "entry") else None
     if entry is not None and entry.options is not None:
         entry.make_options(config.data_options)
+
+
+def check_data(config: TrainConfig) -> None:
+    """The files of ``config``'s dataset can be found and read (``ValueError`` saying where it looked)."""
     _data_present(config.dataset, config.data_dir, json.dumps(config.data_options, sort_keys=True))
 
 
@@ -513,10 +516,12 @@ class SweepPlan:
 def plan_sweep(
     spec: SweepSpec, configs: Sequence[TrainConfig], slurm: SlurmOptions, runs_dir: str | Path, *, validate: bool = True
 ) -> SweepPlan:
-    """Check every config (:func:`validate_config`, unless ``validate`` is False) and read where its run stands."""
+    """Check every config and its data (:func:`validate_config`, :func:`check_data`; unless ``validate`` is
+    False) and read where its run stands."""
     if validate:
         for config in configs:
             validate_config(config)
+            check_data(config)
     states, before = sweep_status(configs, runs_dir)
     keys = varying_fields(configs)
     return SweepPlan(spec, tuple(configs), slurm, Path(runs_dir), tuple(states), before, tuple(keys))
