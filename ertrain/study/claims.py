@@ -126,7 +126,9 @@ def rule2(design: Design, t: Table) -> list[Check]:
         outcome = INCONCLUSIVE
     first = next((x for x in within if x.outcome == HOLDS), within[-1] if within else None)
     diff = first.diff if first is not None else Difference(math.nan, -math.inf, math.inf)
-    note = f"theory asks for x{q:.1f} (Theorem 2.2, delta {c['delta']:g}); trained widths {', '.join(map(str, widths))}"
+    matched = [w for w in widths if check("", er[w], target, "above", -m).outcome == HOLDS]
+    needs = f"training needs x{matched[0]:g}" if matched else f"no trained width up to x{widths[-1]:g} matches"
+    note = f"theory asks for x{q:.1f} (Theorem 2.2, delta {c['delta']:g}), {needs}"
     out.append(Check("an ER network at most as wide as the theory's factor matches the dense target",
                      first.a if first else "-", target[0], diff, outcome, note))
     return out
