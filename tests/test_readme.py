@@ -163,13 +163,15 @@ def test_every_command_line_is_valid_bash() -> None:
 
 
 def how_to_check(words: list[str]) -> str:
-    """``replay`` (set-up scripts), ``dry-run`` (SLURM), ``help`` (CIFAR, DDP, absent Fashion-MNIST) or ``run``."""
+    """``replay`` (set-up scripts), ``help`` (CIFAR, DDP, absent Fashion-MNIST), ``dry-run`` (SLURM) or ``run``."""
     if words[:1] == ["bash"]:
         return "replay"
+    paper_scale = any(w.endswith("full.toml") for w in words)  # the paper's CIFAR-scale sweeps
+    cifar = any(w in words for w in ("cifar10", "cifar100", "tiny-imagenet"))
+    if "torch.distributed.run" in words or paper_scale or cifar:
+        return "help"  # their data is checked before anything runs, also by a dry run
     if "slurm" in words:
         return "dry-run"
-    if "torch.distributed.run" in words or any(w in words for w in ("cifar10", "cifar100", "tiny-imagenet")):
-        return "help"
     if "fashion-mnist" in words:
         from ertrain.data.idx import find_files
 
