@@ -57,9 +57,13 @@ def search_dirs(data_dir: str | None) -> list[Path]:
 
 
 def _resolve(root: Path, stem: str) -> Path | None:
+    """The file ``stem`` (gzipped or not) under ``root``; None when absent or the folder cannot be searched."""
     for candidate in (root / (stem + ".gz"), root / stem):
-        if candidate.is_file():
-            return candidate
+        try:
+            if candidate.is_file():
+                return candidate
+        except PermissionError:  # an unreadable folder in the search path is skipped like an absent one
+            return None
     return None
 
 
