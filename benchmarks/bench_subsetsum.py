@@ -1,25 +1,33 @@
 """Benchmark of ertheory.subsetsum: best subset for n = 40 values x 1,000 targets, ratio to brute force at
-n = 20, and the coverage decision at n = 24.  Warm-up first, then medians of several repeats.
+n = 20, and coverage at n = 24 / 26 (the exact decision, and max_gap by enumeration) with peak memory.
 
-Run: ``OMP_NUM_THREADS=1 python benchmarks/bench_subsetsum.py [--repeats 3] [--targets 1000]``.
+Timings are medians after a warm-up (wall time, process CPU time beside it).  Peak memory of the coverage
+command is the child process's maximum resident set size.  ``--compare PATH`` also times the package under
+PATH (an older checkout, ``git archive <commit> ertheory | tar -x -C PATH``) in subprocesses: the best subset
+at n = 40 once, and the coverage command with its defaults at n = 26.
+
+Run: ``OMP_NUM_THREADS=1 python benchmarks/bench_subsetsum.py [--repeats 3] [--targets 1000] [--compare PATH]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
 from ertheory import subsetsum as ss
 
 
-def median_time(fn: Callable[[], object], repeats: int) -> float:
-    """Median wall time of ``repeats`` calls after one warm-up call; the median process CPU time is printed
-    to stderr beside it (on a shared machine CPU time is the steadier measure of single-core cost)."""
+def median_time(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
+    """Median wall and CPU time of ``repeats`` calls after one warm-up call."""
     fn()  # warm-up
     times, cpu = [], []
     for _ in range(repeats):
@@ -27,8 +35,7 @@ def median_time(fn: Callable[[], object], repeats: int) -> float:
         fn()
         times.append(time.perf_counter() - t0)
         cpu.append(time.process_time() - c0)
-    print(f"    (wall {statistics.median(times):.4g} s, cpu {statistics.median(cpu):.4g} s)", file=sys.stderr)
-    return statistics.median(times)
+    return statistics.median(times), statistics.median(cpu)
 
 
 def brute_force_batch(x: np.ndarray, z: np.ndarray) -> np.ndarray:
@@ -37,37 +44,81 @@ def brute_force_batch(x: np.ndarray, z: np.ndarray) -> np.ndarray:
     return np.array([np.abs(sums - t).min() for t in z])
 
 
+_CHILD = (
+    "import resource, sys, time\nt0 = time.perf_counter()\nfrom ertheory.cli import main\nrc = main(sys.argv[1:])\n"
+    "print('BENCH', time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
+)
+
+
+def cli_run(argv: list[str], pythonpath: Path | None = None) -> tuple[float, float]:
+    """Seconds and peak RSS (MiB) of one ``ertheory`` command in a fresh process."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    cwd = Path(__file__).resolve().parents[1]
+    if pythonpath is not None:
+        env["PYTHONPATH"] = str(pythonpath)
+        cwd = pythonpath
+    res = subprocess.run([sys.executable, "-c", _CHILD, *argv], env=env, cwd=cwd, capture_output=True, text=True,
+                         check=True)
+    seconds, rss = res.stdout.split("BENCH")[-1].split()
+    return float(seconds), float(rss)
+
+
+def old_best_subset(path: Path, n: int, targets: int, seed: int) -> float:
+    code = (
+        "import sys, time\nimport numpy as np\nfrom ertheory import subsetsum as ss\n"
+        f"rng = np.random.default_rng({seed})\nx = rng.uniform(-1, 1, {n})\nz = rng.uniform(-1, 1, {targets})\n"
+        "t0 = time.perf_counter()\nss.best_subset(x, z)\nprint('BENCH', time.perf_counter() - t0)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"} | {"PYTHONPATH": str(path)}
+    res = subprocess.run([sys.executable, "-c", code], env=env, cwd=path, capture_output=True, text=True, check=True)
+    return float(res.stdout.split("BENCH")[-1])
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--targets", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--compare", type=Path, help="also time the ertheory package under this directory")
     args = parser.parse_args(argv)
+    print(f"threads: OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}; cpus {os.cpu_count()}; "
+          f"load average {os.getloadavg()[0]:.1f}")
     rng = np.random.default_rng(args.seed)
 
     x40 = rng.uniform(-1, 1, 40)
     z = rng.uniform(-1, 1, args.targets)
-    t40 = median_time(lambda: ss.best_subset(x40, z), max(1, args.repeats - 1))
+    wall, cpu = median_time(lambda: ss.best_subset(x40, z), args.repeats)
     res = ss.best_subset(x40, z)
-    print(f"best subset, n=40, {z.size} targets: {t40:.2f} s (median); max error {res.errors.max():.2e}")
+    print(f"best subset, n=40, {z.size} targets: {wall:.2f} s wall, {cpu:.2f} s CPU (median of {args.repeats}); "
+          f"max error {res.errors.max():.2e}")
+    if args.compare is not None:
+        t_old = old_best_subset(args.compare, 40, args.targets, args.seed)
+        print(f"  compare ({args.compare}): {t_old:.2f} s wall (one run); ratio old/new = {t_old / wall:.1f}")
 
     x20 = rng.uniform(-1, 1, 20)
     z20 = z[:100]
-    t_mitm = median_time(lambda: ss.best_subset(x20, z20), args.repeats)
-    t_brute = median_time(lambda: brute_force_batch(x20, z20), args.repeats)
-    assert np.allclose(ss.best_subset(x20, z20).errors, brute_force_batch(x20, z20), atol=1e-12)
+    t_mitm, _ = median_time(lambda: ss.best_subset(x20, z20), args.repeats)
+    t_brute, _ = median_time(lambda: brute_force_batch(x20, z20), args.repeats)
+    assert np.array_equal(ss.best_subset(x20, z20).errors, brute_force_batch(x20, z20)) or np.allclose(
+        ss.best_subset(x20, z20).errors, brute_force_batch(x20, z20), rtol=0, atol=1e-12)
     print(f"n=20, {z20.size} targets: meet in the middle {t_mitm * 1e3:.1f} ms, brute force {t_brute * 1e3:.1f} ms, "
           f"ratio brute/mitm = {t_brute / t_mitm:.1f}")
 
     x24 = rng.uniform(-1, 1, 24)
-    t_dec = median_time(lambda: ss.coverage(x24, 0.01, max_direct=0), args.repeats)
-    t_gap = median_time(lambda: ss.coverage(x24, 0.01), args.repeats)
-    cov = ss.coverage(x24, 0.01)
-    print(f"coverage n=24, eps=0.01: decision (interval method) {t_dec * 1e3:.2f} ms; with exact max_gap by "
-          f"enumeration {t_gap:.2f} s; covered={cov.covered}, max_gap={cov.max_gap:.3g}")
+    t_dec, _ = median_time(lambda: ss.coverage(x24, 0.01, max_direct=-1), args.repeats)
+    t_gap, _ = median_time(lambda: ss.covering_radius(x24), args.repeats)
+    print(f"coverage n=24, eps=0.01: exact decision {t_dec * 1e3:.2f} ms; max_gap by enumeration {t_gap:.2f} s")
+    base = ["subset-sum", "--coverage", "--random", "26", "--epsilon", "0.01", "--seed", str(args.seed)]
+    for label, extra in (("defaults (decision)", []), ("--max-gap", ["--max-gap"])):
+        seconds, rss = cli_run(base + extra)
+        print(f"coverage command n=26, {label}: {seconds:.2f} s in process, peak RSS {rss:.0f} MiB (floor 500)")
+    if args.compare is not None:
+        seconds, rss = cli_run(base, args.compare)
+        print(f"  compare ({args.compare}) n=26 with its defaults: {seconds:.2f} s, peak RSS {rss:.0f} MiB")
     x200 = rng.uniform(-1, 1, 200)
-    t_big = median_time(lambda: ss.coverage(x200, 1e-3), args.repeats)
-    print(f"coverage n=200, eps=1e-3 (interval method): {t_big * 1e3:.1f} ms")
+    t_big, _ = median_time(lambda: ss.coverage(x200, 1e-3, max_direct=-1), args.repeats)
+    print(f"coverage n=200, eps=1e-3 (exact decision): {t_big * 1e3:.1f} ms")
+    print(json.dumps({"n40_wall_s": wall, "n40_cpu_s": cpu, "n20_ratio": t_brute / t_mitm}))
     return 0
 
 

@@ -27,6 +27,8 @@ IntArray = NDArray[np.int64]
 MAX_SORTED = 24
 #: Sums per chunk of :func:`sorted_sums_in` (each sum holds ~40 bytes of temporaries while its chunk is built).
 CHUNK_SUMS = 2**21
+#: Entries of ``+inf`` after the sorted sums of :class:`SortedSums` (enough for cells of up to 63 sums).
+_PAD = 64
 
 
 def all_sums(values: FloatArray) -> tuple[FloatArray, IntArray]:
@@ -74,26 +76,27 @@ class SortedSums:
         first, _ = all_sums(values[:k])
         second, second_codes = sorted_with_codes(values[k:])
         n = first.size * second.size
-        # cells: about two sums per cell on average over [sum of the negative values, sum of the positive ones]
-        ncell = max(1, n // 2)
+        # cells: about eight sums per cell on average over [sum of the negative values, sum of the positive ones]
+        ncell = max(1, n // 8)
         lo_sum = float(np.sum(np.minimum(values, 0.0)))
         width = float(np.sum(np.maximum(values, 0.0))) - lo_sum
         inv = ncell / width if width > 0 else 0.0
-        # occupancy of the cells (order does not matter), a block of rows of S_1 + S_2 at a time
-        counts = np.zeros(ncell, dtype=np.int64)
-        rows = max(1, CHUNK_SUMS // second.size)
-        for r0 in range(0, first.size, rows):
-            block = np.add.outer(first[r0 : r0 + rows], second).ravel()
-            counts += np.bincount(_cells(block, lo_sum, inv, ncell), minlength=ncell)
-        steps = max(1, int(counts.max())).bit_length()
-        table = np.zeros(ncell, dtype=np.int64)
-        np.cumsum(counts[:-1], out=table[1:])  # padded index of the last sum below each cell
-        del counts
-        padded = np.empty(n + 2 + 2**steps, dtype=np.float64)
+        padded = np.empty(n + 2 + _PAD, dtype=np.float64)
         padded[0] = -np.inf
         body = padded[1 : n + 1]
         np.add(first[:, None], second[None, :], out=body.reshape(first.size, second.size))
         body.sort()
+        # occupancy of the cells: the sorted sums of a chunk fall in a contiguous range of cells
+        counts = np.zeros(ncell, dtype=np.int64)
+        for start in range(0, n, CHUNK_SUMS):
+            cells = _cells(body[start : start + CHUNK_SUMS], lo_sum, inv, ncell)
+            counts[cells[0] : cells[-1] + 1] += np.bincount(cells - cells[0])
+        steps = max(1, int(counts.max())).bit_length()
+        table = np.zeros(ncell, dtype=np.int64)
+        np.cumsum(counts[:-1], out=table[1:])  # padded index of the last sum below each cell
+        del counts
+        if 2**steps > _PAD:  # crowded cells (sums far from uniform): a longer run of +inf after the sums
+            padded = np.concatenate([padded[: n + 1], np.empty(2**steps + 1)])
         padded[n + 1 :] = np.inf
         return cls(values, padded, n, lo_sum, inv, table, steps, first, second, second_codes, k)
 
@@ -102,16 +105,19 @@ class SortedSums:
 
         Ties go to the smaller sum.  ``q`` must be finite.
         """
-        lo = self.table[_cells(q, self.base, self.inv, self.table.size)]
+        lo = self.table.take(_cells(q, self.base, self.inv, self.table.size))
         padded = self.padded
         for s in range(self.steps - 1, -1, -1):
             step = 1 << s
             lo += (padded[step:].take(lo) <= q) * step
         below = q - padded.take(lo)
-        above = padded.take(lo + 1) - q
-        take_above = above < below
-        dist = np.where(take_above, above, below)
-        return lo - 1 + take_above, dist
+        above = padded[1:].take(lo)
+        above -= q
+        # branch-free choice (np.where on unpredictable masks is several times slower here)
+        dist = np.minimum(above, below)
+        lo += above < below
+        lo -= 1
+        return lo, dist
 
     def sums_at(self, index: IntArray) -> FloatArray:
         out: FloatArray = self.padded[np.asarray(index, dtype=np.int64) + 1]
