@@ -320,9 +320,11 @@ def test_negative_values_such_as_minus_1e_3_are_values() -> None:
 
 
 def _peak_rss_mib(*argv: str) -> tuple[float, str]:
+    # VmHWM: the peak resident set of the child's own memory (ru_maxrss would include pytest's, inherited at fork)
     code = (
-        "import resource, sys\nfrom ertheory.cli import main\nrc = main(sys.argv[1:])\n"
-        "print('RSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\nsys.exit(rc)\n"
+        "import sys\nfrom ertheory.cli import main\nrc = main(sys.argv[1:])\n"
+        "hwm = [line for line in open('/proc/self/status') if line.startswith('VmHWM')][0].split()[1]\n"
+        "print('RSS', int(hwm) / 1024)\nsys.exit(rc)\n"
     )
     res = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr
