@@ -229,7 +229,7 @@ class Trainer:
             "test_loss": test["loss"], "test_accuracy": test["accuracy"],
             "density": self.density(), "time_s": time.perf_counter() - t0,
         }
-        if self.val_data is not None:
+        if self.val_data is not None or self.data.val_index is not None:  # a held-out split, or graph val nodes
             val = self.evaluate("val")
             record.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
         for hook in hooks:

@@ -1,14 +1,14 @@
-"""``ertrain study``: the reproduction study of the paper's five claims (train what is missing, write the document)."""
+"""``ertrain study``: the reproduction study of the paper's five claims: train what is missing, draw, document."""
 
 from __future__ import annotations
 
 import argparse
 
 EPILOG = """examples:
-  ertrain study quick --jobs 2                 # the whole pipeline in minutes (CI runs it)
+  ertrain study quick --jobs 2                 # the whole pipeline in minutes (the tests run it)
+  ertrain study cpu --dry-run                  # how many runs of the CPU study are still missing
   ertrain study cpu --jobs 2 --threads 1       # the CPU study of docs/study_design.md (resumable)
-  ertrain study cpu --dry-run                  # how many runs are still missing
-  ertrain study cpu --document-only            # rewrite docs/reproduction.md from the committed results
+  ertrain study cpu --no-run                   # figures and docs/reproduction.md from the committed results
 """
 
 
@@ -19,7 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         description=(
             "Train every arm of a study design (configs/reproduction/VARIANT.toml) that has no result file yet, "
             "write one small result file per finished run under results/reproduction/VARIANT/ (re-running skips "
-            "them), then write docs/reproduction.md from those files only."
+            "them), then draw one figure per claim and write docs/reproduction.md from those files only."
         ),
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -27,8 +27,11 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("--jobs", type=int, default=1, help="runs trained at once (default: 1)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run (default: 1)")
     parser.add_argument("--claims", type=int, nargs="+", default=None, metavar="N", help="only these claims (1-5)")
-    parser.add_argument("--dry-run", action="store_true", help="count the missing runs; train nothing")
-    parser.add_argument("--document-only", action="store_true", help="only write the document from the results")
+    parser.add_argument("--dry-run", action="store_true", help="count the missing runs; train and write nothing")
+    parser.add_argument("--no-run", action="store_true", help="train nothing: draw and write from the results")
+    parser.add_argument("--results", default=None, help="results folder (default: results/reproduction/VARIANT)")
+    parser.add_argument("--runs-dir", default=None, help="run directories with checkpoints (default: not committed "
+                        "results/reproduction/runs/VARIANT)")
     parser.add_argument("--doc", default=None, help="document path (default: docs/reproduction.md)")
     parser.set_defaults(func=run)
     return parser
@@ -45,13 +48,18 @@ def run(args: argparse.Namespace) -> int:
     bad = [c for c in args.claims or () if c not in study.ALL_CLAIMS]
     if bad:
         raise ValueError(f"--claims must be among {list(study.ALL_CLAIMS)}, got {bad}")
-    if not args.document_only:
-        summary = study.run(args.variant, jobs=args.jobs, threads=args.threads,
+    results = None if args.results is None else Path(args.results)
+    if not args.no_run:
+        summary = study.run(args.variant, results=results, runs_dir=None if args.runs_dir is None
+                            else Path(args.runs_dir), jobs=args.jobs, threads=args.threads,
                             claims=tuple(args.claims or study.ALL_CLAIMS), dry_run=args.dry_run)
         print(f"{summary.variant}: {summary.arms} arms, {summary.runs} runs, {summary.trained} trained now "
               f"({summary.cpu_s:.0f} CPU-s), {len(summary.pending)} pending; results in {summary.results_dir}")
         if args.dry_run:
             return 0
-    path = study.write_document(args.variant, doc=None if args.doc is None else Path(args.doc))
-    print(f"wrote {path}")
+    from figures.reproduction_claims import write_figures
+
+    figures = write_figures(study.load_design(args.variant).name, results=results)
+    path = study.write_document(args.variant, results=results, doc=None if args.doc is None else Path(args.doc))
+    print(f"wrote {len(figures)} figures in {figures[0].parent} and {path}" if figures else f"wrote {path}")
     return 0
