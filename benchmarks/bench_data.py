@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from ertrain.config import TrainConfig
-from ertrain.train import Trainer
+from ertrain.trainer import Trainer
 
 CASES: dict[str, dict[str, Any]] = {
     "mlp / fashion-mnist (12800 examples, no augmentation)": dict(

@@ -1,4 +1,4 @@
-"""Speed of the training fast path (``ertrain.train.Trainer``) on CUDA or the CPU, against a plain loop.
+"""Speed of the training fast path (``ertrain.trainer.Trainer``) on CUDA or the CPU, against a plain loop.
 
 Sections (``--only`` picks some; every ratio is measured within one run, variants interleaved in
 rotating order after a warm-up):
@@ -65,7 +65,7 @@ from ertrain.density import layer_densities  # noqa: E402
 from ertrain.masks import Masking, flow_repair, sample_er_masks  # noqa: E402
 from ertrain.models import build_model, layer_weight, maskable_layers  # noqa: E402
 from ertrain.montecarlo_torch import count_sample_proof_torch  # noqa: E402
-from ertrain.train import Trainer, resolve_device  # noqa: E402
+from ertrain.trainer import Trainer, resolve_device  # noqa: E402
 
 SECTIONS = ("masking", "epoch", "memory", "sampling", "montecarlo")
 

@@ -94,7 +94,7 @@ def _scheme_data(req: DensityRequest, needs: str, kwargs: dict[str, Any]) -> Any
             "(and --data-dir), or --scheme-options '{\"ratios\": [one per layer]}'"
         )
     from ertrain.data import load_dataset
-    from ertrain.train import model_kwargs_for
+    from ertrain.trainer import model_kwargs_for
 
     data = load_dataset(req.dataset, req.data_dir, seed=0)
     kwargs.update(model_kwargs_for(data))

@@ -235,7 +235,7 @@ class RunJob:
     """The callable submitit runs for one array task.
 
     ``checkpoint`` makes submitit requeue the task with the same arguments when it is preempted or
-    times out; the requeued task calls ``ertrain.train.run`` again, which resumes from the run's last
+    times out; the requeued task calls ``ertrain.trainer.run`` again, which resumes from the run's last
     good checkpoint (and does nothing if the run has finished).
     """
 

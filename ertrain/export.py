@@ -1,6 +1,6 @@
 """Standalone export of a finished run: the sparse network out of the training harness.
 
-:func:`export_run` loads a run directory with :func:`ertrain.train.load_run`, folds the masks
+:func:`export_run` loads a run directory with :func:`ertrain.trainer.load_run`, folds the masks
 into the weights (pruned entries exactly ``+0.0``; the mask buffers are dropped, so the model is
 plain torch) and writes it in one of :data:`EXPORT_FORMATS`.  None of the files needs
 ``ertrain`` to load:

@@ -9,7 +9,7 @@ their results stay bit-identical; every other setting is a ``LambdaLR`` whose fa
 is :func:`ertrain.schedules.lr_at` ``/ lr``: ``warmup_epochs`` of linear warm-up, then ``schedule``
 over ``epochs`` (``step``, ``multistep`` at fractional milestones, ``cosine`` to an absolute floor,
 ``constant``).  A run trains :func:`total_epochs` ``= warmup_epochs + epochs`` epochs.
-:meth:`ertrain.train.Trainer.make_optimizer` and :meth:`~ertrain.train.Trainer.make_scheduler`
+:meth:`ertrain.trainer.Trainer.make_optimizer` and :meth:`~ertrain.trainer.Trainer.make_scheduler`
 call them (and can be overridden in a subclass).
 """
 

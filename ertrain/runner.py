@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
     from ertrain.masks import Masking
     from ertrain.methods.base import Method
-    from ertrain.train import Trainer
+    from ertrain.trainer import Trainer
 
 
 @dataclass(frozen=True)
@@ -127,7 +127,7 @@ def _train(
     config: TrainConfig, rd: RunDir, data: Any, resume: bool, progress: bool | None, device: Any
 ) -> dict[str, Any]:
     from ertrain.methods import get_method
-    from ertrain.train import Trainer
+    from ertrain.trainer import Trainer
 
     method = get_method(config.method).from_config(config)
     t_start = time.perf_counter()

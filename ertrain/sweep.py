@@ -352,7 +352,7 @@ def validate_config(config: TrainConfig) -> None:
     naming the bad value and the valid ones.  Imports torch.
     """
     from ertrain.data import DATASETS
-    from ertrain.train import resolve_device
+    from ertrain.trainer import resolve_device
 
     resolve_device(config.device)
     entry = DATASETS.entry(config.dataset) if hasattr(DATASETS, "entry") else None

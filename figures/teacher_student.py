@@ -129,7 +129,7 @@ def train_student(
     from ertrain.config import TrainConfig
     from ertrain.masks import Masking
     from ertrain.models import build_model, layer_weight, maskable_layers
-    from ertrain.train import Trainer, derive_seed
+    from ertrain.trainer import Trainer, derive_seed
 
     config = TrainConfig(
         model="mlp", dataset="teacher", density_scheme="uniform" if kind == "er" else "dense",

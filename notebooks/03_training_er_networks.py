@@ -25,9 +25,9 @@ import tempfile
 import matplotlib.pyplot as plt
 import numpy as np
 
+from ertrain import train as run
 from ertrain.config import TrainConfig
 from ertrain.density import layer_densities
-from ertrain.train import run
 
 SMALL = os.environ.get("ERTOOLKIT_SMALL", "0") == "1"
 DATA = {"limit_train": 8000} if SMALL else {}

@@ -9,7 +9,7 @@ import torch
 from ertrain.config import TrainConfig
 from ertrain.data import DATASETS, DataBundle, load_dataset
 from ertrain.data.synthetic_graph import sbm_edges
-from ertrain.train import Trainer
+from ertrain.trainer import Trainer
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,8 @@ from ertrain.cli import main as ertrain_main
 from ertrain.config import TrainConfig
 from ertrain.data import load_dataset
 from ertrain.export import ATOL, RTOL, export_run, sidecar_path
-from ertrain.train import Trainer, load_run, run
+from ertrain.runner import load_run, run
+from ertrain.trainer import Trainer
 
 FORMATS = ["torch", "torchscript", "onnx", "safetensors"]
 

@@ -36,7 +36,7 @@ from ertrain.config import TrainConfig
 from ertrain.data import DataBundle, load_dataset
 from ertrain.models import build_model, layer_weight, maskable_layers
 from ertrain.montecarlo_torch import count_sample_proof_torch
-from ertrain.train import Trainer
+from ertrain.trainer import Trainer
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)]
 BF16_U = 2.0**-8

@@ -85,7 +85,7 @@ def test_kill_mid_epoch_then_rerun_finishes_each_run_once(tmp_path: Path) -> Non
     assert after[:kept] == before[:kept], "the epochs trained before the kill were redone"
 
     # the resumed run ends where an uninterrupted run of the same config ends (CPU training is deterministic)
-    from ertrain.train import run
+    from ertrain.runner import run
 
     reference = run(configs[0], tmp_path / "reference")
     resumed = json.loads(results[configs[0].run_hash()])
@@ -98,7 +98,7 @@ def test_kill_mid_epoch_then_rerun_finishes_each_run_once(tmp_path: Path) -> Non
 
 
 def test_corrupt_checkpoint_is_detected_and_the_run_recovers(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
-    from ertrain.train import run
+    from ertrain.runner import run
 
     path = _write(tmp_path, epochs=3, batch=128)
     config = build_configs(load_sweep(path))[0]

@@ -107,7 +107,7 @@ def test_find_cycle_by_hand() -> None:
 
 def test_graph_sees_module_level_imports_only() -> None:
     tree = ast.parse("from typing import TYPE_CHECKING\nimport ertrain.config\nif TYPE_CHECKING:\n"
-                     "    from ertrain.train import Trainer\ndef f():\n    import ertrain.methods\n"
+                     "    from ertrain.trainer import Trainer\ndef f():\n    import ertrain.methods\n"
                      "try:\n    from ertrain import data\nexcept ImportError:\n    pass\n")
     names = [getattr(st, "module", None) or st.names[0].name for st in module_level_imports(tree)]
     assert names == ["typing", "ertrain.config", "ertrain"]
@@ -125,8 +125,8 @@ def test_layering() -> None:
         if name.startswith("ertheory"):
             assert not any(t.startswith("ertrain") for t in targets), (name, targets)
         if name.startswith("ertrain.methods"):
-            assert "ertrain.train" not in targets and "ertrain.runner" not in targets, (name, targets)
-    assert not {t for t in graph["ertrain.config"] if t.startswith(("ertrain.methods", "ertrain.train"))}
+            assert "ertrain.trainer" not in targets and "ertrain.runner" not in targets, (name, targets)
+    assert not {t for t in graph["ertrain.config"] if t.startswith(("ertrain.methods", "ertrain.trainer"))}
     assert "ertrain.methods.imp" not in graph["ertrain.methods.dst"]
 
 

@@ -22,7 +22,7 @@ from ertrain.methods.base import TRAINER_INTERFACE, Method
 from ertrain.methods.dst import RigL
 from ertrain.methods.maskops import random_scores
 from ertrain.runner import run
-from ertrain.train import Trainer
+from ertrain.trainer import Trainer
 
 METHODS_DIR = Path(methods_pkg.__file__).parent
 

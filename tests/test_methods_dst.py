@@ -13,7 +13,7 @@ from ertrain.flops import inference_flops_ratio
 from ertrain.methods import METHODS
 from ertrain.methods.dst import drop_fraction, gradual_target
 from ertrain.methods.maskops import update_mask
-from ertrain.train import Trainer
+from ertrain.trainer import Trainer
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from ertrain.data import DataBundle, load_dataset
 from ertrain.methods import METHODS
 from ertrain.methods._reparam import ScoredWeight
 from ertrain.methods.edgepopup import level_counts
-from ertrain.train import Trainer
+from ertrain.trainer import Trainer
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from ertrain.data import DataBundle, load_dataset
 from ertrain.methods import METHODS
 from ertrain.methods.imp import cycle_targets
 from ertrain.methods.maskops import magnitude_prune
-from ertrain.train import Trainer
+from ertrain.trainer import Trainer
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from ertrain.config import TrainConfig
 from ertrain.data import DataBundle, load_dataset
 from ertrain.methods import METHODS, get_method
 from ertrain.methods.pai import PruneAtInit
-from ertrain.train import Trainer
+from ertrain.trainer import Trainer
 
 
 @pytest.fixture(scope="module")

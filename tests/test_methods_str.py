@@ -11,7 +11,7 @@ from ertrain.config import TrainConfig
 from ertrain.data import DataBundle, load_dataset
 from ertrain.methods import METHODS
 from ertrain.methods._reparam import SoftThreshold
-from ertrain.train import Trainer
+from ertrain.trainer import Trainer
 
 
 @pytest.fixture(scope="module")

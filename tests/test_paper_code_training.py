@@ -26,7 +26,7 @@ from ertrain.methods.edgepopup import EdgePopup
 from ertrain.rundir import RunDir
 from ertrain.runner import run, run_config
 from ertrain.schedules import str_threshold_trajectory
-from ertrain.train import Trainer
+from ertrain.trainer import Trainer
 
 N_TRAIN, BATCH = 200, 32
 SPE = math.ceil(N_TRAIN / BATCH)  # optimizer steps per epoch of the tiny runs

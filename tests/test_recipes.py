@@ -110,7 +110,7 @@ def test_digits_recipe_trains_a_balanced_sparse_mlp_above_93_percent() -> None:
 
     import torch
 
-    from ertrain.train import Trainer
+    from ertrain.trainer import Trainer
 
     torch.set_num_threads(1)
     config = TrainConfig(model="mlp", dataset="digits", density_scheme="balanced", density=0.1,

@@ -57,7 +57,7 @@ def test_ci_covers_the_true_mean_95_percent_of_the_time() -> None:
 
 
 def _fake_runs(tmp_path: Path, accuracies: dict[tuple[str, float, int], float], **extra: object) -> Path:
-    """Write run directories the way ``ertrain.train.run`` does (config.json + result.json)."""
+    """Write run directories the way ``ertrain.trainer.run`` does (config.json + result.json)."""
     from ertrain.config import TrainConfig
 
     runs = tmp_path / "runs"

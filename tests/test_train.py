@@ -14,7 +14,7 @@ import ertrain.rundir as rundir_mod
 from ertrain.config import TrainConfig
 from ertrain.rundir import CHECKPOINT, PREVIOUS_CHECKPOINT, RunDir, read_checkpoint, save_checkpoint
 from ertrain.runner import load_run, run
-from ertrain.train import Trainer
+from ertrain.trainer import Trainer
 
 
 def load_latest_checkpoint(run_dir: Path) -> tuple[dict[str, Any] | None, list[str]]:

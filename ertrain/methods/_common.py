@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from torch import Tensor, nn
 
     from ertrain.masks import Masking
-    from ertrain.train import Trainer
+    from ertrain.trainer import Trainer
 
 
 def ensure_masking(trainer: Trainer) -> Masking:

@@ -24,7 +24,7 @@ from ertrain.methods.base import Method
 
 if TYPE_CHECKING:
     from ertrain.masks import Masking
-    from ertrain.train import Trainer
+    from ertrain.trainer import Trainer
 
 
 class _TopK(torch.autograd.Function):

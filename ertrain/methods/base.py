@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from ertrain.config import TrainConfig
-    from ertrain.train import Trainer
+    from ertrain.trainer import Trainer
 
 #: The trainer attributes and methods a method may use (see the module docstring).
 TRAINER_INTERFACE = frozenset({

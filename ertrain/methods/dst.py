@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from torch import Tensor
 
     from ertrain.masks import Masking
-    from ertrain.train import Trainer
+    from ertrain.trainer import Trainer
 
 
 def drop_fraction(step: int, prune_fraction: float, t_end: int) -> float:

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     import torch
     from torch import Tensor, nn
 
-    from ertrain.train import Trainer
+    from ertrain.trainer import Trainer
 
 
 INIT_CHOICES = ("kaiming_normal", "model")

@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 
     from ertrain.config import TrainConfig
     from ertrain.masks import Masking
-    from ertrain.train import Trainer
+    from ertrain.trainer import Trainer
 
 REWIND_CHOICES = ("init", "epoch", "none", "iteration:N")
 

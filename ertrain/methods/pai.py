@@ -30,7 +30,7 @@ from ertrain.scores import global_topk_masks, iterative_synflow_masks, snip_scor
 if TYPE_CHECKING:
     from torch import Tensor
 
-    from ertrain.train import Trainer
+    from ertrain.trainer import Trainer
 
 SALIENCY_CHOICES = ("snip", "synflow")
 

@@ -27,7 +27,7 @@ from ertrain.scores import weight_of
 
 if TYPE_CHECKING:
 
-    from ertrain.train import Trainer
+    from ertrain.trainer import Trainer
 
 
 @register_method("str")

@@ -88,7 +88,7 @@ def seconds_per_epoch(config: TrainConfig, epochs: int = 2) -> float:
     import torch
 
     from ertrain.study.datashapes import dataset_of
-    from ertrain.train import Trainer
+    from ertrain.trainer import Trainer
 
     torch.set_num_threads(1)
     probe = config.replace(epochs=epochs, density_scheme="dense", density=1.0, flow_repair=None, method=(

@@ -23,7 +23,7 @@ def dataset_of(config: TrainConfig) -> Any:
 
 def model_kwargs(config: TrainConfig) -> dict[str, Any]:
     """``build_model`` keyword arguments (classes, input size) of ``config``'s dataset."""
-    from ertrain.train import model_kwargs_for
+    from ertrain.trainer import model_kwargs_for
 
     return model_kwargs_for(dataset_of(config))
 

@@ -48,7 +48,7 @@ class Summary:
 def repair_edges(config: TrainConfig) -> int:
     """Edges flow repair adds to ``config``'s ER mask (the same sampling as its run; no training)."""
     from ertrain.study.datashapes import dataset_of
-    from ertrain.train import Trainer
+    from ertrain.trainer import Trainer
 
     trainer = Trainer.from_config(config.replace(device="cpu"), data=dataset_of(config), progress=False)
     assert trainer.masking is not None

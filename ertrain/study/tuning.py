@@ -24,7 +24,7 @@ def tune(config: TrainConfig) -> list[dict[str, Any]]:
 
     ``cpu_s`` is the process CPU time of the epoch (training and evaluation).
     """
-    from ertrain.train import Trainer
+    from ertrain.trainer import Trainer
 
     if config.density_scheme != "dense":
         raise ValueError(f"recipes are tuned on dense networks, got density_scheme {config.density_scheme!r}")

@@ -418,17 +418,5 @@ def model_kwargs_for(data: DataBundle) -> dict[str, Any]:
     return kwargs
 
 
-def __getattr__(name: str) -> Any:
-    """Names that moved: ``run``/``load_run`` to :mod:`ertrain.runner`, checkpoints to :mod:`ertrain.rundir`."""
-    moved = {"run": "ertrain.runner", "load_run": "ertrain.runner", "CHECKPOINT": "ertrain.rundir",
-             "PREVIOUS_CHECKPOINT": "ertrain.rundir", "read_checkpoint": "ertrain.rundir",
-             "save_checkpoint": "ertrain.rundir", "state_digest": "ertrain.rundir"}
-    if name in moved:
-        import importlib
-
-        return getattr(importlib.import_module(moved[name]), name)
-    raise AttributeError(f"module 'ertrain.train' has no attribute {name!r}")
-
-
 __all__ = ["TrainHook", "Trainer", "build_masking", "build_seeded_model", "derive_seed", "model_kwargs_for",
            "resolve_device", "scale_fan_in", "wrap_model"]
