@@ -6,6 +6,7 @@ Example: ``ertheory lower-bound --inputs 100 --density 0.05 --delta 0.01 --trial
 from __future__ import annotations
 
 import argparse
+import textwrap
 from collections.abc import Callable
 from typing import Any
 
@@ -31,10 +32,13 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
             "ertheory lower-bound --inputs 10 --sparsity 0.8 --trials 2000 --sampler masks --seed 1 --json",
         ),
         help="Theorem 2.3: paper and proof bounds vs the exact minimal hidden width of a 1-hidden-layer ER source",
-        description="For a target relu(w^T x + b) with d inputs and a one-hidden-layer ER(p) source: the paper's "
+        description=textwrap.fill(
+            "For a target relu(w^T x + b) with d inputs and a one-hidden-layer ER(p) source: the paper's "
         "bound, the proof's sharper bound, and the exact smallest width at which every input has a path to the "
         "output with probability at least 1 - delta.  The Monte-Carlo check is sized before it starts: at most "
         "1e9 trials and 1e11 random draws, and an estimated memory within --max-memory.",
+            width=100,
+        ),
     )
     parser.add_argument("--inputs", type=positive_int, required=True, metavar="D",
                         help="number of inputs d (at most 2**53)")

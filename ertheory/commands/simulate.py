@@ -9,6 +9,7 @@ random numbers, and an estimated memory within ``--max-memory`` (default 4 GiB).
 from __future__ import annotations
 
 import argparse
+import textwrap
 from collections.abc import Callable
 from typing import Any
 
@@ -71,11 +72,14 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
             "ertheory simulate --target 6 4 2 --density 0.5 --q 4 3 1 --trials 2000 --sampler masks --json",
         ),
         help="Monte-Carlo check of the proofs' event (and the tighter construction's) against the exact value",
-        description="Estimate the probability that an ER source with q_l copies per target neuron holds the "
+        description=textwrap.fill(
+            "Estimate the probability that an ER source with q_l copies per target neuron holds the "
         "event of Theorems 2.1/2.2 (and, from masks or for depth 2, the tighter construction's event), with "
         "Clopper-Pearson intervals, beside the exact probability.  Requests are sized before any work: at most "
         "1e9 trials and 1e11 random draws (binomial counts, or mask entries with --sampler masks) per run, and "
         "an estimated memory within --max-memory.",
+            width=100,
+        ),
     )
     add_target_flags(parser)
     parser.add_argument("--q", type=positive_int, nargs="+", metavar="Q",

@@ -16,6 +16,7 @@ above ``--max-memory`` or ``MAX_COVERAGE_WORK``; ``--max-gap`` enumerates ``2^n`
 from __future__ import annotations
 
 import argparse
+import textwrap
 from typing import Any
 
 import numpy as np
@@ -43,14 +44,15 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
             "ertheory subset-sum --random 30 --density 0.5 --seed 1 --target 0.3 0.7",
         ),
         help="exact best subset sum for targets, or exact coverage of [-1, 1] (Lemma 2.4)",
-        description=(
+        description=textwrap.fill(
             "Best subset of VALUES for each target (|sum - target| minimal; exact, meet in the middle, n <= 48; "
             "about 2^(n/2) work per target).  With --coverage: whether every z in [-1, 1] is within EPSILON of a "
             "subset sum -- an exact decision for any n by propagating covered intervals (no enumeration; at most "
             "about (2 + sum |x|) / (2 EPSILON) intervals, usually milliseconds).  --max-gap adds max_gap, the largest "
             "gap between subset sums seen from [-1, 1] (twice the covering radius), also exact but by enumerating "
-            "all 2^n sums in sorted chunks: bounded memory, time ~2^n (about a second at n = 24, a minute at 30); "
-            "refused for n above --max-direct."
+            "all 2^n sums in sorted chunks: bounded memory, time ~2^n (a second or two at n = 24-26, half a "
+            "minute at 30); refused for n above --max-direct.",
+            width=100,
         ),
     )
     src = parser.add_mutually_exclusive_group(required=True)
