@@ -33,7 +33,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.special import expit
 
 from ertrain.registry import Registry
 
@@ -211,6 +210,8 @@ def str_threshold_trajectory(
             started = True
             s -= lr * (g + momentum * buf if nesterov else buf)
         out[e] = s
+    from scipy.special import expit  # imported here: scipy.special costs every ertrain command its start-up
+
     return out, np.asarray(expit(out), dtype=np.float64)
 
 

@@ -26,6 +26,8 @@ def weighted_mean(shapes: list[tuple[int, ...]], p: np.ndarray) -> float:
 
 def bisect_capped(raw: np.ndarray, sizes: np.ndarray, density: float) -> np.ndarray:
     """Independent solver: ``min(1, eps * raw)`` with ``eps`` found by bisection on the budget."""
+    if density >= 1.0:  # every layer dense; the budget root sits on the bracket's end
+        return np.ones_like(raw)
     target = density * sizes.sum()
 
     def f(eps: float) -> float:
