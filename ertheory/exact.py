@@ -377,6 +377,75 @@ def _depth2_log_q(event: str, q0: IntArray, q1: IntArray, p1: float, p2: float, 
 _DEPTH2_EVENTS = ("proof", "tight")
 
 
+@dataclass(frozen=True)
+class _Depth2Search:
+    """The fixed data of one depth-2 joint search: the event, the densities, the degree table, ``log delta``."""
+
+    event: str
+    p1: float
+    p2: float
+    table: DegreeTable
+    log_delta: float
+
+    def log_q(self, q0: IntArray, q1: IntArray) -> FloatArray:
+        """``log`` of the failure probability of the event at ``(q0, q1)``."""
+        return _depth2_log_q(self.event, q0, q1, self.p1, self.p2, self.table)
+
+    def min_q0(self, q1: IntArray) -> tuple[IntArray, IntArray]:
+        """The smallest feasible ``q0`` for each ``q1`` (doubling, then bisection); ``q1`` that no ``q0 < 2^62``
+        makes feasible are dropped."""
+        hi = np.ones_like(q1)
+        for _ in range(62):
+            bad = self.log_q(hi, q1) > self.log_delta
+            if not bad.any():
+                break
+            hi = np.where(bad, hi * 2, hi)
+        else:
+            bad_any = self.log_q(hi, q1) > self.log_delta
+            q1, hi = q1[~bad_any], hi[~bad_any]
+        lo = hi // 2  # infeasible (or 0)
+        while (hi - lo > 1).any():
+            mid = (lo + hi) // 2
+            active = hi - lo > 1
+            ok = self.log_q(np.maximum(mid, 1), q1) <= self.log_delta
+            hi = np.where(active & ok, mid, hi)
+            lo = np.where(active & ~ok, mid, lo)
+        return q1, hi
+
+
+def _default_q1_max(p2: float, dlt: float, m2: int) -> int:
+    """Twice the ``q1`` that covers the output layer alone with failure ``delta`` (plus 2), capped at ``2^62``."""
+    base = 1.0 if p2 >= 1.0 else np.log(-np.expm1(np.log1p(-dlt) / max(1, m2))) / np.log1p(-p2)
+    return int(min(2 * max(1.0, np.ceil(base)) + 2, 2.0**62))
+
+
+def _feasible_q1(q1_max: int, p2: float, dlt: float, table: DegreeTable) -> IntArray:
+    """The ``q1`` in ``1..q1_max`` feasible as ``q0 -> infinity`` (every hidden copy valid: the output layer alone)."""
+    if q1_max > MAX_Q1_CANDIDATES:
+        raise ValueError(
+            f"the joint search at density {p2!r} would try q1 up to {q1_max}, above the cap of "
+            f"{MAX_Q1_CANDIDATES:.0e} candidates; use a larger density"
+        )
+    q1 = np.arange(1, q1_max + 1, dtype=np.int64)
+    log_q_inf = log1mexp(float(table.m2) * log_block_hit(p2, q1))
+    feasible = log_q_inf < np.log(dlt)
+    if not feasible.any():
+        raise ValueError(f"no q1 <= q1_max={q1_max} reaches 1 - delta={1 - dlt!r}; raise q1_max")
+    out: IntArray = q1[feasible]
+    return out
+
+
+def _check_tight_terms(q1: IntArray, p2: float, table: DegreeTable) -> None:
+    """Refuse a tight-event search whose every step would sum more than :data:`MAX_SEARCH_TERMS` terms."""
+    terms = float(window_terms(q1).sum()) * len(table.counts)
+    if terms > MAX_SEARCH_TERMS:
+        raise ValueError(
+            f"the joint minimum of the tight event at density {p2!r} would sum about {terms:.3g} binomial terms "
+            f"per step of its search (q1 up to {int(q1.max())}), above the cap of {MAX_SEARCH_TERMS:.0e}; use a "
+            f"larger density or skip the joint minimum"
+        )
+
+
 def depth2_min_widths(
     d: int,
     n_hidden: int,
@@ -409,63 +478,23 @@ def depth2_min_widths(
         if degrees is None
         else DegreeTable.from_degrees(degrees[0], degrees[1])
     )
-    log_delta = np.log(dlt)
     if q1_max is None:
-        base = 1.0 if p2 >= 1.0 else np.log(-np.expm1(np.log1p(-dlt) / max(1, table.m2))) / np.log1p(-p2)
-        q1_max = int(min(2 * max(1.0, np.ceil(base)) + 2, 2.0**62))
-    if q1_max > MAX_Q1_CANDIDATES:
-        raise ValueError(
-            f"the joint search at density {p2!r} would try q1 up to {q1_max}, above the cap of "
-            f"{MAX_Q1_CANDIDATES:.0e} candidates; use a larger density"
-        )
-    q1 = np.arange(1, q1_max + 1, dtype=np.int64)
-    # feasibility as q0 -> infinity (every hidden copy valid): the output layer alone
-    log_q_inf = log1mexp(float(table.m2) * log_block_hit(p2, q1))
-    feasible = log_q_inf < log_delta
-    if not feasible.any():
-        raise ValueError(f"no q1 <= q1_max={q1_max} reaches 1 - delta={1 - dlt!r}; raise q1_max")
-    q1 = q1[feasible]
-
-    def min_q0(q1: IntArray) -> tuple[IntArray, IntArray]:
-        """The smallest feasible ``q0`` for each ``q1`` (doubling, then bisection); ``q1`` that no ``q0 < 2^62``
-        makes feasible are dropped."""
-        hi = np.ones_like(q1)
-        for _ in range(62):
-            bad = _depth2_log_q(event, hi, q1, p1, p2, table) > log_delta
-            if not bad.any():
-                break
-            hi = np.where(bad, hi * 2, hi)
-        else:
-            bad_any = _depth2_log_q(event, hi, q1, p1, p2, table) > log_delta
-            q1, hi = q1[~bad_any], hi[~bad_any]
-        lo = hi // 2  # infeasible (or 0)
-        while (hi - lo > 1).any():
-            mid = (lo + hi) // 2
-            active = hi - lo > 1
-            ok = _depth2_log_q(event, np.maximum(mid, 1), q1, p1, p2, table) <= log_delta
-            hi = np.where(active & ok, mid, hi)
-            lo = np.where(active & ~ok, mid, lo)
-        return q1, hi
-
+        q1_max = _default_q1_max(p2, dlt, table.m2)
+    q1 = _feasible_q1(q1_max, p2, dlt, table)
+    search = _Depth2Search(event, p1, p2, table, float(np.log(dlt)))
     # The smallest feasible q1 gives an upper bound on the best total; a q1 costs at least q1 n_hidden + d
     # (q0 >= 1), so only the q1 below that bound can still win.  This keeps wide targets (large n_hidden)
     # from searching hundreds of q1 whose hidden layer alone already costs more.
-    first_q1, first_q0 = min_q0(q1[:1])
+    first_q1, first_q0 = search.min_q0(q1[:1])
     if first_q1.size:
         q1 = q1[q1 * n_hidden + d <= int(first_q0[0]) * d + int(first_q1[0]) * n_hidden]
     if event == "tight":
-        terms = float(window_terms(q1).sum()) * len(table.counts)
-        if terms > MAX_SEARCH_TERMS:
-            raise ValueError(
-                f"the joint minimum of the tight event at density {p2!r} would sum about {terms:.3g} binomial terms "
-                f"per step of its search (q1 up to {int(q1.max())}), above the cap of {MAX_SEARCH_TERMS:.0e}; use a "
-                f"larger density or skip the joint minimum"
-            )
-    q1, hi = min_q0(q1)
+        _check_tight_terms(q1, p2, table)
+    q1, hi = search.min_q0(q1)
     total = hi * d + q1 * n_hidden
     best = int(np.argmin(total))
     q0b, q1b = int(hi[best]), int(q1[best])
-    prob = float(-np.expm1(_depth2_log_q(event, np.array([q0b]), np.array([q1b]), p1, p2, table)[0]))
+    prob = float(-np.expm1(search.log_q(np.array([q0b]), np.array([q1b]))[0]))
     return Depth2Widths(event, q0b, q1b, q0b * d, q1b * n_hidden, prob)
 
 
