@@ -10,7 +10,7 @@ import textwrap
 from collections.abc import Callable
 from typing import Any
 
-from ertheory.cli_util import add_max_memory, command_parser_kwargs, positive_int, seed_type
+from ertheory.cli_util import add_command, add_max_memory, positive_int, seed_type
 
 #: Samplers of Theorem 2.3's event by name.
 SAMPLERS: dict[str, Callable[..., Any]] = {}
@@ -24,22 +24,23 @@ def _samplers() -> dict[str, Callable[..., Any]]:
     return SAMPLERS
 
 
+#: Example command lines shown in ``--help``.
+_EXAMPLES = (
+    "ertheory lower-bound --inputs 100 --density 0.05 --delta 0.01",
+    "ertheory lower-bound --inputs 10 --sparsity 0.8 --trials 2000 --sampler masks --seed 1 --json",
+)
+_HELP = "Theorem 2.3: paper and proof bounds vs the exact minimal hidden width of a 1-hidden-layer ER source"
+_DESCRIPTION = textwrap.fill(
+    "For a target relu(w^T x + b) with d inputs and a one-hidden-layer ER(p) source: the paper's "
+    "bound, the proof's sharper bound, and the exact smallest width at which every input has a path to the "
+    "output with probability at least 1 - delta.  The Monte-Carlo check is sized before it starts: at most "
+    "1e9 trials and 1e11 random draws, and an estimated memory within --max-memory.",
+    width=100,
+)
+
+
 def register(subparsers: Any) -> argparse.ArgumentParser:
-    parser: argparse.ArgumentParser = subparsers.add_parser(
-        "lower-bound",
-        **command_parser_kwargs(
-            "ertheory lower-bound --inputs 100 --density 0.05 --delta 0.01",
-            "ertheory lower-bound --inputs 10 --sparsity 0.8 --trials 2000 --sampler masks --seed 1 --json",
-        ),
-        help="Theorem 2.3: paper and proof bounds vs the exact minimal hidden width of a 1-hidden-layer ER source",
-        description=textwrap.fill(
-            "For a target relu(w^T x + b) with d inputs and a one-hidden-layer ER(p) source: the paper's "
-        "bound, the proof's sharper bound, and the exact smallest width at which every input has a path to the "
-        "output with probability at least 1 - delta.  The Monte-Carlo check is sized before it starts: at most "
-        "1e9 trials and 1e11 random draws, and an estimated memory within --max-memory.",
-            width=100,
-        ),
-    )
+    parser = add_command(subparsers, "lower-bound", examples=_EXAMPLES, help=_HELP, description=_DESCRIPTION)
     parser.add_argument("--inputs", type=positive_int, required=True, metavar="D",
                         help="number of inputs d (at most 2**53)")
     group = parser.add_mutually_exclusive_group(required=True)

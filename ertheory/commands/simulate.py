@@ -13,7 +13,7 @@ import textwrap
 from collections.abc import Callable
 from typing import Any
 
-from ertheory.cli_util import add_max_memory, command_parser_kwargs, positive_int, seed_type
+from ertheory.cli_util import add_command, add_max_memory, positive_int, seed_type
 from ertheory.commands.exact import add_target_flags, densities, target_widths
 
 
@@ -64,23 +64,24 @@ SAMPLERS: dict[str, Callable[[list[int], list[int], Any, argparse.Namespace], di
 }
 
 
+#: Example command lines shown in ``--help``.
+_EXAMPLES = (
+    "ertheory simulate --target 20 8 2 --density 0.3 --q 12 9 1 --trials 100000 --seed 0",
+    "ertheory simulate --target 6 4 2 --density 0.5 --q 4 3 1 --trials 2000 --sampler masks --json",
+)
+_HELP = "Monte-Carlo check of the proofs' event (and the tighter construction's) against the exact value"
+_DESCRIPTION = textwrap.fill(
+    "Estimate the probability that an ER source with q_l copies per target neuron holds the "
+    "event of Theorems 2.1/2.2 (and, from masks or for depth 2, the tighter construction's event), with "
+    "Clopper-Pearson intervals, beside the exact probability.  Requests are sized before any work: at most "
+    "1e9 trials and 1e11 random draws (binomial counts, or mask entries with --sampler masks) per run, and "
+    "an estimated memory within --max-memory.",
+    width=100,
+)
+
+
 def register(subparsers: Any) -> argparse.ArgumentParser:
-    parser: argparse.ArgumentParser = subparsers.add_parser(
-        "simulate",
-        **command_parser_kwargs(
-            "ertheory simulate --target 20 8 2 --density 0.3 --q 12 9 1 --trials 100000 --seed 0",
-            "ertheory simulate --target 6 4 2 --density 0.5 --q 4 3 1 --trials 2000 --sampler masks --json",
-        ),
-        help="Monte-Carlo check of the proofs' event (and the tighter construction's) against the exact value",
-        description=textwrap.fill(
-            "Estimate the probability that an ER source with q_l copies per target neuron holds the "
-        "event of Theorems 2.1/2.2 (and, from masks or for depth 2, the tighter construction's event), with "
-        "Clopper-Pearson intervals, beside the exact probability.  Requests are sized before any work: at most "
-        "1e9 trials and 1e11 random draws (binomial counts, or mask entries with --sampler masks) per run, and "
-        "an estimated memory within --max-memory.",
-            width=100,
-        ),
-    )
+    parser = add_command(subparsers, "simulate", examples=_EXAMPLES, help=_HELP, description=_DESCRIPTION)
     add_target_flags(parser)
     parser.add_argument("--q", type=positive_int, nargs="+", metavar="Q",
                         help="copies q_0 ... q_L (default: the theorem's)")
