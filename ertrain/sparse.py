@@ -41,7 +41,7 @@ import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -113,6 +113,9 @@ def _storage_nbytes(t: torch.Tensor) -> int:
     return int(sum(p.numel() * p.element_size() for p in parts))
 
 
+_Layer = TypeVar("_Layer", bound="_SparseLayer")
+
+
 class _SparseLayer(nn.Module):
     """What the sparse layers share: the 2-d sparse CSR/COO ``weight`` matrix and the dense ``bias`` (or
     ``None``), both buffers, and the copy of them back into an equivalent dense layer."""
@@ -138,6 +141,32 @@ class _SparseLayer(nn.Module):
     def nnz(self) -> int:
         return int(self.weight._nnz())
 
+    @classmethod
+    def from_dense(
+        cls: type[_Layer],
+        layer: nn.Module,
+        mask: torch.Tensor | None = None,
+        *,
+        layout: str = "csr",
+        index_dtype: torch.dtype = torch.int32,
+    ) -> _Layer:
+        """Sparse copy of the dense ``layer``; ``mask`` (default: the layer's ``weight_mask`` buffer, else its
+        non-zeros)."""
+        _check_choice("layout", layout, LAYOUTS)
+        cls._check_convertible(layer)
+        return cls._from_pattern(layer, _pattern(layer, mask), layout, index_dtype)
+
+    @classmethod
+    def _check_convertible(cls, layer: nn.Module) -> None:
+        """Raise ``ValueError`` when this class cannot represent ``layer`` (every layer is accepted here)."""
+
+    @classmethod
+    def _from_pattern(
+        cls: type[_Layer], layer: Any, pattern: torch.Tensor, layout: str, index_dtype: torch.dtype
+    ) -> _Layer:
+        """The sparse layer of ``layer``'s weights restricted to the boolean ``pattern`` (its shape)."""
+        raise NotImplementedError
+
     def __deepcopy__(self, memo: dict[int, Any]) -> nn.Module:
         """``copy.deepcopy`` for modules holding sparse CSR tensors (whose storage ``deepcopy`` cannot reach)."""
         new = self.__class__.__new__(self.__class__)
@@ -156,19 +185,10 @@ class SparseLinear(_SparseLayer):
         self.out_features, self.in_features = (int(s) for s in weight.shape)
 
     @classmethod
-    def from_dense(
-        cls,
-        linear: nn.Linear,
-        mask: torch.Tensor | None = None,
-        *,
-        layout: str = "csr",
-        index_dtype: torch.dtype = torch.int32,
+    def _from_pattern(
+        cls, layer: nn.Linear, pattern: torch.Tensor, layout: str, index_dtype: torch.dtype
     ) -> SparseLinear:
-        """Sparse copy of ``linear``; ``mask`` (default: the layer's ``weight_mask`` buffer, else its non-zeros)."""
-        _check_choice("layout", layout, LAYOUTS)
-        w = linear.weight.detach()
-        pattern = _pattern(linear, mask)
-        return cls(_sparse_matrix(w, pattern, layout, index_dtype), linear.bias)
+        return cls(_sparse_matrix(layer.weight.detach(), pattern, layout, index_dtype), layer.bias)
 
     def to_dense(self) -> nn.Linear:
         """The equivalent ``nn.Linear`` (pruned weights exactly 0)."""
@@ -227,20 +247,15 @@ class SparseConv2d(_SparseLayer):
                 and not isinstance(conv.padding, str))
 
     @classmethod
-    def from_dense(
-        cls,
-        conv: nn.Conv2d,
-        mask: torch.Tensor | None = None,
-        *,
-        layout: str = "csr",
-        index_dtype: torch.dtype = torch.int32,
+    def _check_convertible(cls, layer: nn.Module) -> None:
+        if not cls.supports(layer):
+            raise ValueError(f"cannot convert {layer!r}: only groups=1 convolutions with integer zero padding")
+
+    @classmethod
+    def _from_pattern(
+        cls, conv: nn.Conv2d, pattern: torch.Tensor, layout: str, index_dtype: torch.dtype
     ) -> SparseConv2d:
-        """Sparse copy of ``conv``; ``mask`` (default: the layer's ``weight_mask`` buffer, else its non-zeros)."""
-        _check_choice("layout", layout, LAYOUTS)
-        if not cls.supports(conv):
-            raise ValueError(f"cannot convert {conv!r}: only groups=1 convolutions with integer zero padding")
         w = conv.weight.detach()
-        pattern = _pattern(conv, mask)
         matrix = _sparse_matrix(w.reshape(w.shape[0], -1), pattern.reshape(w.shape[0], -1), layout, index_dtype)
         return cls(
             matrix, conv.bias, in_channels=conv.in_channels, kernel_size=_pair(conv.kernel_size),
@@ -373,7 +388,7 @@ def measure_layer(
     sparse: nn.Module = (
         SparseLinear.from_dense(module, mask, layout=layout, index_dtype=index_dtype)
         if isinstance(module, nn.Linear)
-        else SparseConv2d.from_dense(module, mask, layout=layout, index_dtype=index_dtype)  # type: ignore[arg-type]
+        else SparseConv2d.from_dense(module, mask, layout=layout, index_dtype=index_dtype)
     )
     gen = torch.Generator(device="cpu").manual_seed(0)
     x = torch.randn(input_shape, generator=gen, dtype=weight.dtype).to(weight.device)
