@@ -120,8 +120,13 @@ def run(args: argparse.Namespace) -> int:
     out = compute(args)
     if args.json:
         print_json(out)
-        return 0
-    o = to_jsonable(out)
+    else:
+        _print_text(to_jsonable(out))
+    return 0
+
+
+def _print_text(o: dict[str, Any]) -> None:
+    """The plain-text report of :func:`compute`'s (JSON-ready) result."""
     print(f"target {o['target_widths']}, density {o['density']}, delta {o['delta']}")
     print(
         f"theorem q {o['theorem_q']} widths {o['theorem_widths']}  P(proof event) = "
@@ -142,4 +147,3 @@ def run(args: argparse.Namespace) -> int:
         tight = o.get("tight_success_probability")
         tight_txt = "" if tight is None else f", P(tight event) = {tight:.6g}"
         print(f"at q {o['q']}: P(proof event) = {o['proof_success_probability']:.6g}{tight_txt}")
-    return 0
