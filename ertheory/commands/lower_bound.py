@@ -10,7 +10,8 @@ import textwrap
 from collections.abc import Callable
 from typing import Any
 
-from ertheory.cli_util import add_command, add_max_memory, positive_int, seed_type
+from ertheory.cli_util import add_command, positive_int
+from ertheory.commands.simulate import add_monte_carlo_flags
 
 #: Samplers of Theorem 2.3's event by name.
 SAMPLERS: dict[str, Callable[..., Any]] = {}
@@ -49,11 +50,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--delta", type=float, default=0.01, help="failure probability (default 0.01)")
     parser.add_argument("--trials", type=positive_int,
                         help="also estimate P at the exact minimal width by Monte-Carlo (at most 1e9 trials)")
-    parser.add_argument("--seed", type=seed_type, default=0, help="random seed, a non-negative integer (default 0)")
-    parser.add_argument("--sampler", choices=("counts", "masks"), default="counts", help="counts (fast) or masks")
-    parser.add_argument("--confidence", type=float, default=0.95, help="interval confidence (default 0.95)")
-    add_max_memory(parser)
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    add_monte_carlo_flags(parser, ("counts", "masks"))
     parser.set_defaults(func=run)
     return parser
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ertheory.cli_util import add_command, add_max_memory, positive_int, seed_type
@@ -80,6 +80,16 @@ _DESCRIPTION = textwrap.fill(
 )
 
 
+def add_monte_carlo_flags(parser: argparse.ArgumentParser, samplers: Sequence[str]) -> None:
+    """The flags of a Monte-Carlo check: ``--seed``, ``--sampler`` (one of ``samplers``), ``--confidence``,
+    ``--max-memory`` and ``--json``."""
+    parser.add_argument("--seed", type=seed_type, default=0, help="random seed, a non-negative integer (default 0)")
+    parser.add_argument("--sampler", choices=samplers, default="counts", help="counts (fast) or masks")
+    parser.add_argument("--confidence", type=float, default=0.95, help="interval confidence (default 0.95)")
+    add_max_memory(parser)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
 def register(subparsers: Any) -> argparse.ArgumentParser:
     parser = add_command(subparsers, "simulate", examples=_EXAMPLES, help=_HELP, description=_DESCRIPTION)
     add_target_flags(parser)
@@ -88,11 +98,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--delta", type=float, default=0.001, help="delta for the theorem's default q (0.001)")
     parser.add_argument("--trials", type=positive_int, default=10000,
                         help="Monte-Carlo trials (default 10000, at most 1e9)")
-    parser.add_argument("--seed", type=seed_type, default=0, help="random seed, a non-negative integer (default 0)")
-    parser.add_argument("--sampler", choices=sorted(SAMPLERS), default="counts", help="counts (fast) or masks")
-    parser.add_argument("--confidence", type=float, default=0.95, help="interval confidence (default 0.95)")
-    add_max_memory(parser)
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    add_monte_carlo_flags(parser, sorted(SAMPLERS))
     parser.set_defaults(func=run)
     return parser
 
