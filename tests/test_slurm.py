@@ -135,6 +135,7 @@ def test_array_job_requeue_failure_status_and_report(
     long_task = tasks[0]
     before: list[str] = []
     requeued = released = False
+    requeued_at = 0.0
     max_running = 0
     deadline = time.monotonic() + TIMEOUT
     while True:
@@ -146,8 +147,10 @@ def test_array_job_requeue_failure_status_and_report(
             cluster.run("scontrol", "requeue", long_task)
             _kill_task(long_task)  # end it now rather than after slurmd's 5-second grace
             before = _complete_lines(long_dir)
-            requeued = True
-        if requeued and not released and queue.get(long_task) == "PENDING":
+            requeued, requeued_at = True, time.monotonic()
+        # skip the requeue delay, but not within the second of the requeue: slurmd refuses a credential issued in
+        # the same second as the old one's revocation ("Job credential revoked")
+        if requeued and not released and queue.get(long_task) == "PENDING" and time.monotonic() - requeued_at > 2.0:
             cluster.run("scontrol", "update", f"jobid={long_task}", "StartTime=now")  # skip the requeue delay
             released = True
         # an empty queue right after the requeue is the task between its two lives: wait until it came back
