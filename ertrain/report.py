@@ -38,7 +38,7 @@ import pandas as pd
 from scipy import stats
 
 from ertrain.registry import Registry
-from ertrain.sweep import read_json_object
+from ertrain.rundir import RunDir
 
 #: Config fields that never distinguish results (execution-only) and the seed, which is averaged over.
 IGNORED_KEYS: frozenset[str] = frozenset({"seed", "data_dir", "device", "compile", "channels_last", "run_hash"})
@@ -126,8 +126,8 @@ def flatten_config(config: Mapping[str, Any]) -> dict[str, Any]:
 def run_record(run_dir: str | Path) -> dict[str, Any] | None:
     """One long-form row for a finished run directory, or ``None`` if it has no readable result."""
     run_dir = Path(run_dir)
-    result = read_json_object(run_dir / "result.json")
-    config = read_json_object(run_dir / "config.json")
+    result = RunDir(Path(run_dir)).read_result()
+    config = RunDir(Path(run_dir)).read_config()
     if result is None or config is None:
         return None
     if isinstance(config.get("config"), dict):
@@ -207,7 +207,7 @@ def load_runs(
         if row is None:
             continue
         if stages:
-            rows.extend(stage_rows(row, read_json_object(run_dir / "result.json") or {}))
+            rows.extend(stage_rows(row, RunDir(Path(run_dir)).read_result() or {}))
         else:
             rows.append(row)
     return pd.DataFrame(rows)

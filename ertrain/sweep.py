@@ -376,13 +376,6 @@ def _data_present(dataset: str, data_dir: str | None, options_json: str) -> None
 # ---------------------------------------------------------------------------------------------- status
 
 
-def read_json_object(path: Path) -> dict[str, Any] | None:
-    """The JSON object in a run directory's file ``path``; None if missing, unreadable or not an object."""
-    from ertrain.rundir import RunDir
-
-    return RunDir(path.parent).read_json(path.name)
-
-
 def run_status(run_hash: str, runs_dir: str | Path) -> RunStatus:
     """State of ``runs_dir/run_hash`` from the files in it (see the module docstring).
 

@@ -34,6 +34,7 @@ weight gradient (``2 f_S + f_D``); all others cost ``3 f_S`` (``ertrain.flops``)
 
 from __future__ import annotations
 
+import abc
 import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -139,13 +140,13 @@ class DST(Method):
         """Score of each kept entry of one layer; the ``k`` smallest are dropped (RiGL, SET: ``|w|``)."""
         return weight.detach().abs()
 
+    @abc.abstractmethod
     def grow_score(self, weight: Tensor, grad: Tensor | None, mask: Tensor, generator: torch.Generator) -> Tensor:
         """Score of each entry of one layer; the ``k`` largest among those not kept after the drop are grown.
 
         ``grad`` is the dense gradient of the update's batch when ``uses_gradient`` is set (else None);
-        ``generator`` is the run's CPU generator.
+        ``generator`` is the run's CPU generator.  Every variant defines it (RiGL: ``|grad|``, SET: random).
         """
-        raise NotImplementedError(f"{type(self).__name__} must define grow_score")
 
     # -- the run --------------------------------------------------------------------------------------
     def start(self, trainer: Trainer) -> None:
