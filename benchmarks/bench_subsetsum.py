@@ -6,12 +6,16 @@ command is the child process's maximum resident set size.  ``--compare PATH`` al
 PATH (an older checkout, ``git archive <commit> ertheory | tar -x -C PATH``) in subprocesses: the best subset
 at n = 40 once, and the coverage command with its defaults at n = 26.
 
+The best subset at n = 40 is timed with each engine (numpy; numba with 1 and 2 threads when numba is
+installed), the engines alternating round by round.
+
 Run: ``OMP_NUM_THREADS=1 python benchmarks/bench_subsetsum.py [--repeats 3] [--targets 1000] [--compare PATH]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import statistics
@@ -36,6 +40,24 @@ def median_time(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
         times.append(time.perf_counter() - t0)
         cpu.append(time.process_time() - c0)
     return statistics.median(times), statistics.median(cpu)
+
+
+def interleaved(
+    cases: dict[str, Callable[[], object]], repeats: int
+) -> dict[str, tuple[float, float, float, float]]:
+    """Median wall, median CPU, min and max wall of each case, the cases alternating round by round after one
+    warm-up call each (a numba kernel compiles or loads its cache there)."""
+    for fn in cases.values():
+        fn()
+    wall: dict[str, list[float]] = {k: [] for k in cases}
+    cpu: dict[str, list[float]] = {k: [] for k in cases}
+    for _ in range(repeats):
+        for k, fn in cases.items():
+            t0, c0 = time.perf_counter(), time.process_time()
+            fn()
+            wall[k].append(time.perf_counter() - t0)
+            cpu[k].append(time.process_time() - c0)
+    return {k: (statistics.median(wall[k]), statistics.median(cpu[k]), min(wall[k]), max(wall[k])) for k in cases}
 
 
 def brute_force_batch(x: np.ndarray, z: np.ndarray) -> np.ndarray:
@@ -90,17 +112,26 @@ def main(argv: list[str] | None = None) -> int:
 
     x40 = rng.uniform(-1, 1, 40)
     z = rng.uniform(-1, 1, args.targets)
-    wall, cpu = median_time(lambda: ss.best_subset(x40, z), args.repeats)
-    res = ss.best_subset(x40, z)
-    print(f"best subset, n=40, {z.size} targets: {wall:.2f} s wall, {cpu:.2f} s CPU (median of {args.repeats}); "
-          f"max error {res.errors.max():.2e}")
+    engines = [("numpy", 1)] + ([("numba", 1), ("numba", 2)] if importlib.util.find_spec("numba") else [])
+    times = interleaved({f"{e} engine, {t} thread(s)": (lambda e=e, t=t: ss.best_subset(x40, z, e, t))
+                         for e, t in engines}, args.repeats)
+    res = ss.best_subset(x40, z, "numpy")
+    for label, (w, c, lo, hi) in times.items():
+        print(f"best subset, n=40, {z.size} targets, {label}: {w:.2f} s wall (range {lo:.2f}-{hi:.2f}), "
+              f"{c:.2f} s CPU; median of {args.repeats}")
+    wall, cpu = times["numpy engine, 1 thread(s)"][:2]
+    print(f"  max error {res.errors.max():.2e}")
+    if len(times) > 1:
+        fast = times["numba engine, 1 thread(s)"][0]
+        same = np.array_equal(ss.best_subset(x40, z, "numba").masks, res.masks)
+        print(f"  ratio numpy / numba (1 thread) = {wall / fast:.2f}; numba finds the same subsets: {same}")
     if args.compare is not None:
         t_old = old_best_subset(args.compare, 40, args.targets, args.seed)
         print(f"  compare ({args.compare}): {t_old:.2f} s wall (one run); ratio old/new = {t_old / wall:.1f}")
 
     x20 = rng.uniform(-1, 1, 20)
     z20 = z[:100]
-    t_mitm, _ = median_time(lambda: ss.best_subset(x20, z20), args.repeats)
+    t_mitm, _ = median_time(lambda: ss.best_subset(x20, z20, "numpy"), args.repeats)
     t_brute, _ = median_time(lambda: brute_force_batch(x20, z20), args.repeats)
     assert np.array_equal(ss.best_subset(x20, z20).errors, brute_force_batch(x20, z20)) or np.allclose(
         ss.best_subset(x20, z20).errors, brute_force_batch(x20, z20), rtol=0, atol=1e-12)

@@ -14,8 +14,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import importlib
+import importlib.util
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -29,6 +34,48 @@ MAX_SORTED = 24
 CHUNK_SUMS = 2**21
 #: Entries of ``+inf`` after the sorted sums of :class:`SortedSums` (enough for cells of up to 63 sums).
 _PAD = 64
+#: Queries per vectorised lookup step of the numpy engine (a tile of targets x sums of the small half).
+_TILE = 2**16
+#: Targets per tile: neighbouring (sorted) targets query neighbouring sums, which keeps the lookups in cache.
+_TILE_TARGETS = 128
+#: Sorted sums per window of the numba engine's lookups (256 KiB of float64: the window stays in cache).
+_WINDOW = 2**15
+#: Most entries of the numba engine's window table (targets x windows; 32 MiB of int64).
+_MAX_CUTS = 2**22
+#: (sum, first-half sum) pairs matched per step of :meth:`SortedSums.codes_of`.
+_CODES_BLOCK = 2**18
+
+#: Engines of :meth:`SortedSums.build` and :meth:`SortedSums.best_pairs`; ``auto`` is ``numba`` where that
+#: optional package is installed, else ``numpy``.
+ENGINES = ("auto", "numpy", "numba")
+
+
+def check_threads(threads: int) -> int:
+    """``threads`` as an int >= 1 (``ValueError`` naming the bad value otherwise)."""
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
+        raise ValueError(f"threads must be an integer >= 1, got {threads!r}")
+    return int(threads)
+
+
+def resolve_engine(engine: str) -> str:
+    """``numpy`` or ``numba`` for an engine name of :data:`ENGINES` (``ValueError`` naming the valid ones)."""
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; valid engines: {', '.join(ENGINES)}")
+    if engine == "auto":
+        return "numba" if importlib.util.find_spec("numba") is not None else "numpy"
+    if engine == "numba":
+        _numba_kernels()
+    return engine
+
+
+def _numba_kernels() -> ModuleType:
+    try:
+        return importlib.import_module("ertheory._sumsets_numba")
+    except ImportError as exc:
+        raise ValueError(
+            f"engine 'numba' needs the optional package numba ({exc}); install it with "
+            "pip install 'ertoolkit[fast]', or use engine 'numpy'"
+        ) from exc
 
 
 def all_sums(values: FloatArray) -> tuple[FloatArray, IntArray]:
@@ -68,7 +115,10 @@ class SortedSums:
     k: int
 
     @classmethod
-    def build(cls, values: FloatArray) -> SortedSums:
+    def build(cls, values: FloatArray, engine: str = "numpy") -> SortedSums:
+        """Sort and index the sums of ``values``; ``engine`` (``numpy`` or ``numba``) counts the sums per cell
+        (both give the same arrays)."""
+        engine = resolve_engine(engine)
         m = int(values.size)
         if m > MAX_SORTED:
             raise ValueError(f"SortedSums holds 2^m sums; m must be <= {MAX_SORTED}, got m={m}")
@@ -80,17 +130,17 @@ class SortedSums:
         ncell = max(1, n // 8)
         lo_sum = float(np.sum(np.minimum(values, 0.0)))
         width = float(np.sum(np.maximum(values, 0.0))) - lo_sum
-        inv = ncell / width if width > 0 else 0.0
+        with np.errstate(over="ignore", divide="ignore"):
+            inv = ncell / width if width > 0 else 0.0
+        if not np.isfinite(inv):  # a range too narrow for the grid (subnormal sums): one cell holds them all
+            inv = 0.0
         padded = np.empty(n + 2 + _PAD, dtype=np.float64)
         padded[0] = -np.inf
         body = padded[1 : n + 1]
         np.add(first[:, None], second[None, :], out=body.reshape(first.size, second.size))
         body.sort()
-        # occupancy of the cells: the sorted sums of a chunk fall in a contiguous range of cells
         counts = np.zeros(ncell, dtype=np.int64)
-        for start in range(0, n, CHUNK_SUMS):
-            cells = _cells(body[start : start + CHUNK_SUMS], lo_sum, inv, ncell)
-            counts[cells[0] : cells[-1] + 1] += np.bincount(cells - cells[0])
+        _CELL_COUNTERS[engine]()(body, lo_sum, inv, counts)
         steps = max(1, int(counts.max())).bit_length()
         table = np.zeros(ncell, dtype=np.int64)
         np.cumsum(counts[:-1], out=table[1:])  # padded index of the last sum below each cell
@@ -119,32 +169,119 @@ class SortedSums:
         lo -= 1
         return lo, dist
 
+    def best_pairs(
+        self, z: FloatArray, a: FloatArray, engine: str = "numpy", threads: int = 1
+    ) -> tuple[IntArray, IntArray]:
+        """For each target ``z[t]``, the index ``i`` into ``a`` and ``j`` into the sorted sums minimising
+        ``|z[t] - a[i] - sums[j]|`` (ties: smallest ``i``; then the smaller sum).  ``z`` sorted is fastest.
+
+        ``threads`` > 1 splits the targets between threads (``numba`` engine; its kernel releases the GIL).
+        """
+        engine = resolve_engine(engine)
+        threads = check_threads(threads)
+        best_err = np.full(z.size, np.inf)
+        best_a = np.zeros(z.size, dtype=np.int64)
+        best_b = np.zeros(z.size, dtype=np.int64)
+        parts = np.array_split(np.arange(z.size), min(threads, max(1, z.size)))
+        jobs = [(self, z[p[0] : p[-1] + 1], a, best_err[p[0] : p[-1] + 1], best_a[p[0] : p[-1] + 1],
+                 best_b[p[0] : p[-1] + 1]) for p in parts if p.size]
+        find = _PAIR_FINDERS[engine]
+        if len(jobs) == 1:
+            find(*jobs[0])
+        else:
+            with ThreadPoolExecutor(len(jobs)) as pool:
+                list(pool.map(lambda job: find(*job), jobs))
+        return best_a, best_b
+
     def sums_at(self, index: IntArray) -> FloatArray:
         out: FloatArray = self.padded[np.asarray(index, dtype=np.int64) + 1]
         return out
 
-    def codes_of(self, sums: FloatArray) -> IntArray:
+    def codes_of(self, sums: FloatArray, engine: str = "numpy") -> IntArray:
         """The code (bit mask over ``values``) of a subset whose sum, as stored, equals each of ``sums``.
 
         Each stored sum is ``first[i] + second[j]`` rounded; for every ``i`` the matching ``j`` is found by a
-        search in the sorted ``second`` and checked for equality (two neighbours either side absorb rounding).
+        search in the sorted ``second`` and checked for equality (two neighbours either side absorb rounding),
+        for a block of sums at a time; the first ``i`` that matches is taken.
         """
-        out = np.empty(sums.size, dtype=np.int64)
+        v = np.asarray(sums, dtype=np.float64).ravel()
+        out = np.empty(v.size, dtype=np.int64)
         first, second = self.first, self.second
-        for t, v in enumerate(np.asarray(sums, dtype=np.float64).ravel()):
-            pos = np.searchsorted(second, v - first)
+        if resolve_engine(engine) == "numba":
+            rows = np.empty(v.size, dtype=np.int64)
+            cols = np.empty(v.size, dtype=np.int64)
+            _numba_kernels().match_pairs(v, first, np.argsort(first, kind="stable"), second, rows, cols)
+            if np.all(rows >= 0):
+                return rows | (self.second_codes[cols] << self.k)
+        block = max(1, _CODES_BLOCK // first.size)
+        for b0 in range(0, v.size, block):
+            vb = v[b0 : b0 + block, None]
+            pos = np.searchsorted(second, vb - first[None, :])
+            found = np.zeros(vb.shape[0], dtype=bool)
             for shift in (0, -1, 1, -2, 2):
                 j = np.clip(pos + shift, 0, second.size - 1)
-                hit = np.flatnonzero(first + second[j] == v)
-                if hit.size:
-                    i = int(hit[0])
-                    out[t] = i | (int(self.second_codes[j[i]]) << self.k)
-                    break
-            else:  # not reached for sums taken from this table; kept as an exact fallback
-                grid = np.add.outer(first, second)
-                i, j0 = np.argwhere(grid == v)[0]
-                out[t] = int(i) | (int(self.second_codes[j0]) << self.k)
+                hit = (first[None, :] + second[j]) == vb
+                rows = np.flatnonzero(hit.any(axis=1) & ~found)
+                i = hit[rows].argmax(axis=1)
+                out[b0 + rows] = i | (self.second_codes[j[rows, i]] << self.k)
+                found[rows] = True
+            for r in np.flatnonzero(~found):  # not reached for sums taken from this table; an exact fallback
+                i, j0 = np.argwhere(np.add.outer(first, second) == vb[r, 0])[0]
+                out[b0 + r] = int(i) | (int(self.second_codes[j0]) << self.k)
         return out
+
+
+def _count_cells_numpy(body: FloatArray, base: float, inv: float, counts: IntArray) -> None:
+    """``counts`` += the occupancy of each grid cell by the sorted ``body``."""
+    # the sorted sums of a chunk fall in a contiguous range of cells
+    for start in range(0, body.size, CHUNK_SUMS):
+        cells = _cells(body[start : start + CHUNK_SUMS], base, inv, counts.size)
+        counts[cells[0] : cells[-1] + 1] += np.bincount(cells - cells[0])
+
+
+def _best_pairs_numpy(
+    table: SortedSums, z: FloatArray, a: FloatArray, best_err: FloatArray, best_a: IntArray, best_b: IntArray
+) -> None:
+    """Tiles of neighbouring targets x a block of ``a``, looked up together (:meth:`SortedSums.nearest`)."""
+    g = min(z.size, _TILE_TARGETS)
+    c = max(1, _TILE // g)
+    for g0 in range(0, z.size, g):
+        zg = z[g0 : g0 + g]
+        rows = np.arange(zg.size)
+        for c0 in range(0, a.size, c):
+            index, dist = table.nearest((zg[:, None] - a[None, c0 : c0 + c]).ravel())
+            dist = dist.reshape(zg.size, -1)
+            j = dist.argmin(axis=1)
+            err = dist[rows, j]
+            better = err < best_err[g0 : g0 + g]
+            best_err[g0 : g0 + g] = np.where(better, err, best_err[g0 : g0 + g])
+            best_a[g0 : g0 + g] = np.where(better, c0 + j, best_a[g0 : g0 + g])
+            best_b[g0 : g0 + g] = np.where(better, index.reshape(zg.size, -1)[rows, j], best_b[g0 : g0 + g])
+
+
+def _best_pairs_numba(
+    table: SortedSums, z: FloatArray, a: FloatArray, best_err: FloatArray, best_a: IntArray, best_b: IntArray
+) -> None:
+    """The compiled kernel over windows of the sorted sums: ``cuts[t, w + 1] <= i < cuts[t, w]`` are the ``a``
+    whose query ``z[t] - a[i]`` lies between the window's first sum and the next window's (any consistent cut
+    works: it only decides the order of the lookups, not their results)."""
+    n_win = max(1, min(table.n // _WINDOW, _MAX_CUTS // max(1, z.size)))
+    edges = table.padded[1 + np.arange(1, n_win) * (table.n // n_win)]
+    cuts = np.empty((z.size, n_win + 1), dtype=np.int64)
+    cuts[:, 0] = a.size
+    cuts[:, -1] = 0
+    cuts[:, 1:-1] = np.searchsorted(a, z[:, None] - edges[None, :], side="right")
+    _numba_kernels().best_pairs(
+        np.ascontiguousarray(z), np.ascontiguousarray(a), table.padded, table.table, table.base, table.inv,
+        table.steps, cuts, best_err, best_a, best_b,
+    )
+
+
+_CELL_COUNTERS: dict[str, Callable[[], Callable[..., Any]]] = {
+    "numpy": lambda: _count_cells_numpy,
+    "numba": lambda: _numba_kernels().count_cells,
+}
+_PAIR_FINDERS: dict[str, Callable[..., None]] = {"numpy": _best_pairs_numpy, "numba": _best_pairs_numba}
 
 
 def _cells(x: FloatArray, base: float, inv: float, ncell: int) -> IntArray:

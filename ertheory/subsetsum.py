@@ -33,7 +33,15 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ertheory._sumsets import MAX_SORTED, SortedSums, sorted_sums_in, sorted_with_codes, sums_beyond
+from ertheory._sumsets import (
+    MAX_SORTED,
+    SortedSums,
+    check_threads,
+    resolve_engine,
+    sorted_sums_in,
+    sorted_with_codes,
+    sums_beyond,
+)
 from ertheory._validate import as_float_array, check_density, check_open_unit, check_positive
 
 FloatArray = NDArray[np.float64]
@@ -129,13 +137,14 @@ class SubsetSumResult:
     """Best subsets for a batch of targets (Lemma 2.4's ``I`` with ``|z - sum_I x_i|`` minimal).
 
     ``masks[..., i]`` says whether value ``i`` is used; ``sums`` and ``errors = |sums - targets|`` have the
-    shape of ``targets``.
+    shape of ``targets``; ``engine`` is the engine that searched (``numpy`` or ``numba``).
     """
 
     targets: FloatArray
     masks: BoolArray
     sums: FloatArray
     errors: FloatArray
+    engine: str = "numpy"
 
     def indices(self, k: int = 0) -> IntArray:
         """Sorted 0-based indices of the subset chosen for the ``k``-th target (flattened order)."""
@@ -160,13 +169,7 @@ def _split(n: int, n_targets: int) -> int:
     return int(nbs[np.argmin(cost)])
 
 
-#: Queries per vectorised lookup step of :func:`best_subset` (a tile of targets x sums of the small half).
-_TILE = 2**16
-#: Targets per tile: neighbouring (sorted) targets query neighbouring sums, which keeps the lookups in cache.
-_TILE_TARGETS = 128
-
-
-def best_subset(values: ArrayLike, targets: ArrayLike) -> SubsetSumResult:
+def best_subset(values: ArrayLike, targets: ArrayLike, engine: str = "auto", threads: int = 1) -> SubsetSumResult:
     """The subset of ``values`` whose sum is closest to each target (exact; meet in the middle).
 
     ``values``: 1-D, finite, ``1 <= n <= 48``.  ``targets``: any shape, finite.  The values are split into a
@@ -174,8 +177,16 @@ def best_subset(values: ArrayLike, targets: ArrayLike) -> SubsetSumResult:
     once and indexed by a uniform grid).  The targets are sorted once; tiles of neighbouring targets times a
     block of the sums ``a`` of ``A`` are looked up together (each query ``z - a`` finds its nearest sum of ``B``
     by a few branch-free vectorised passes), and each target keeps the pair with the smallest error.
-    Cost ``O(2^|B| + T 2^|A|)``; ties go to the first pair found.
+    Cost ``O(2^|B| + T 2^|A|)``; among pairs of equal error the smallest sum of ``A`` wins.
+
+    ``engine``: ``numpy``, ``numba`` (compiled kernels, the optional extra ``ertoolkit[fast]``; the same
+    results bit for bit, several times faster) or ``auto`` (``numba`` where installed); the result records
+    which one ran.  ``threads`` > 1 shares the targets' lookups between threads (``numba`` engine only).
     """
+    engine = resolve_engine(engine)
+    threads = check_threads(threads)
+    if threads > 1 and engine != "numba":
+        raise ValueError(f"threads={threads} needs the numba engine (got engine {engine!r}); use threads=1")
     x = _check_values(values)
     z = as_float_array(targets, "targets")
     n = x.size
@@ -186,43 +197,30 @@ def best_subset(values: ArrayLike, targets: ArrayLike) -> SubsetSumResult:
     if not np.isfinite(magnitude):
         raise ValueError(f"values must have a finite sum of magnitudes, got values up to {np.max(np.abs(x))!r}")
     zf = z.ravel()
+    with np.errstate(over="ignore"):
+        reach = (np.max(np.abs(zf)) if zf.size else 0.0) + 2.0 * magnitude
+    if not np.isfinite(reach):  # a query z - a, minus the grid's base, must stay finite
+        raise ValueError(f"targets up to {np.max(np.abs(zf))!r} with values whose magnitudes sum to {magnitude!r} "
+                         "overflow float64; scale both down")
     nb = _split(n, zf.size)
     na = n - nb
-    table = SortedSums.build(x[na:])
+    table = SortedSums.build(x[na:], engine)
     sa, ca = sorted_with_codes(x[:na])
     order = np.argsort(zf, kind="stable")
-    zs = zf[order]
-    best_err = np.full(zf.size, np.inf)
-    best_a = np.zeros(zf.size, dtype=np.int64)
-    best_b = np.zeros(zf.size, dtype=np.int64)
-    g = min(zf.size, _TILE_TARGETS)
-    c = max(1, _TILE // g)
-    for g0 in range(0, zf.size, g):
-        zg = zs[g0 : g0 + g]
-        rows = np.arange(zg.size)
-        for c0 in range(0, sa.size, c):
-            q = (zg[:, None] - sa[None, c0 : c0 + c]).ravel()
-            index, dist = table.nearest(q)
-            dist = dist.reshape(zg.size, -1)
-            j = dist.argmin(axis=1)
-            err = dist[rows, j]
-            better = err < best_err[g0 : g0 + g]
-            best_err[g0 : g0 + g] = np.where(better, err, best_err[g0 : g0 + g])
-            best_a[g0 : g0 + g] = np.where(better, c0 + j, best_a[g0 : g0 + g])
-            best_b[g0 : g0 + g] = np.where(better, index.reshape(zg.size, -1)[rows, j], best_b[g0 : g0 + g])
+    best_a, best_b = table.best_pairs(zf[order], sa, engine, threads)
     code_a = np.empty(zf.size, dtype=np.int64)
     code_b = np.empty(zf.size, dtype=np.int64)
     code_a[order] = ca[best_a]
-    code_b[order] = table.codes_of(table.sums_at(best_b))
+    code_b[order] = table.codes_of(table.sums_at(best_b), engine)
     masks = np.concatenate([_decode(code_a, na), _decode(code_b, nb)], axis=-1)
     sums = masks.astype(np.float64) @ x
     masks = masks.reshape(z.shape + (n,))
     sums = sums.reshape(z.shape)
-    return SubsetSumResult(targets=z, masks=masks, sums=sums, errors=np.abs(sums - z))
+    return SubsetSumResult(targets=z, masks=masks, sums=sums, errors=np.abs(sums - z), engine=engine)
 
 
 def best_subset_er(
-    values: ArrayLike, present: ArrayLike, targets: ArrayLike
+    values: ArrayLike, present: ArrayLike, targets: ArrayLike, engine: str = "auto"
 ) -> SubsetSumResult:
     """:func:`best_subset` restricted to the values an ER mask keeps (Lemma 2.4's ``M_i X_i``).
 
@@ -237,10 +235,10 @@ def best_subset_er(
     masks = np.zeros(z.shape + (x.size,), dtype=bool)
     if keep.size == 0:
         sums = np.zeros(z.shape)
-        return SubsetSumResult(targets=z, masks=masks, sums=sums, errors=np.abs(z))
-    res = best_subset(x[keep], z)
+        return SubsetSumResult(targets=z, masks=masks, sums=sums, errors=np.abs(z), engine=resolve_engine(engine))
+    res = best_subset(x[keep], z, engine)
     masks[..., keep] = res.masks
-    return SubsetSumResult(targets=z, masks=masks, sums=res.sums, errors=res.errors)
+    return SubsetSumResult(targets=z, masks=masks, sums=res.sums, errors=res.errors, engine=res.engine)
 
 
 def brute_force_best_subset(values: ArrayLike, target: float) -> tuple[IntArray, float]:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Create the project's virtual environment (.venv) when it is missing and install ertoolkit into it.
-#   bash scripts/install.sh          the packages and the training extras
+#   bash scripts/install.sh          the packages, the training extras and the compiled kernels (numba)
 #   bash scripts/install.sh dev      also the test and lint tools
 # Nothing is installed again when pyproject.toml, the extras and the torch spec are unchanged since the last
 # install (a stamp inside .venv holds their hash).  Works as any user on a system Python that refuses global
@@ -16,8 +16,8 @@ say() { printf '[install] %s\n' "$*"; }
 die() { printf 'install: error: %s\n' "$*" >&2; exit 2; }
 
 case "${1:-}" in
-  "") extras="train,cluster" ;;
-  dev) extras="train,cluster,dev" ;;
+  "") extras="train,cluster,fast" ;;
+  dev) extras="train,cluster,fast,dev" ;;
   *) die "unknown argument '${1}'; valid: none (packages + training extras) or 'dev' (also test and lint tools)" ;;
 esac
 venv=.venv

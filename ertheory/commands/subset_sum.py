@@ -72,6 +72,13 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "--max-direct", type=int, default=26,
         help=f"largest n --max-gap enumerates (default 26, at most {MAX_DIRECT_CAP})",
     )
+    parser.add_argument(
+        "--engine", choices=("auto", "numpy", "numba"), default="auto",
+        help="best-subset search: numba (compiled kernels, the [fast] extra), numpy, or auto = numba where installed "
+             "(default); both give the same results",
+    )
+    parser.add_argument("--threads", type=int, default=1,
+                        help="threads sharing the targets' lookups (numba engine; default 1)")
     add_max_memory(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run)
@@ -135,6 +142,12 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--epsilon and --max-gap only apply to --coverage")
     elif args.target is None:
         raise ValueError("give --target Z (or --coverage --epsilon E)")
+    engine = subsetsum.resolve_engine(args.engine)
+    if args.threads < 1:
+        raise ValueError(f"--threads must be an integer >= 1, got {args.threads}")
+    if args.threads > 1 and engine != "numba":
+        raise ValueError(f"--threads {args.threads} needs the numba engine (the engine here is {engine}); "
+                         "use --threads 1 or --engine numba")
     values, positions = _values(args)
     if args.coverage:
         if args.max_gap and values.size > args.max_direct:
@@ -164,13 +177,14 @@ def run(args: argparse.Namespace) -> int:
             gap = "not computed (--max-gap)" if cov.max_gap is None else f"{cov.max_gap:.6g}"
             print(f"covered: {cov.covered}  (epsilon {cov.epsilon:g}, n {cov.n}, max_gap {gap})")
         return 0
-    res = subsetsum.best_subset(values, np.asarray(args.target, dtype=np.float64))
+    res = subsetsum.best_subset(values, np.asarray(args.target, dtype=np.float64), engine, args.threads)
     rows = []
     for k, z in enumerate(res.targets):
         idx = positions[res.indices(k)]
         rows.append({"target": float(z), "indices": idx, "sum": float(res.sums[k]), "error": float(res.errors[k])})
     if args.json:
-        print_json(rows[0] | {"n": int(values.size)} if len(rows) == 1 else {"n": int(values.size), "results": rows})
+        meta = {"n": int(values.size), "engine": res.engine}
+        print_json(rows[0] | meta if len(rows) == 1 else meta | {"results": rows})
     else:
         for r in rows:
             print(f"target {r['target']:g}: indices {np.asarray(r['indices']).tolist()}  sum {r['sum']:.12g}  "
