@@ -9,6 +9,7 @@ protocol's variants (e.g. balanced without redistribution) miss the request by d
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,7 +41,7 @@ class DensityRequest:
 def density_report(req: DensityRequest) -> dict[str, Any]:
     """Per-layer densities (and, with a seed, sampled masks) of ``req``; see the module docstring."""
     from ertrain.density import DENSITY_SCHEMES, layer_densities, layer_sizes
-    from ertrain.models import build_model, layer_weight, maskable_layers
+    from ertrain.models import build_model, layer_weight, maskable_layers, shapes_only
     from ertrain.protocol import PROTOCOLS
 
     entry = DENSITY_SCHEMES.entry(req.density_scheme)
@@ -50,7 +51,9 @@ def density_report(req: DensityRequest) -> dict[str, Any]:
     model_options, scheme_options = _protocol_options(req)
     kwargs = dict(req.model_kwargs)
     data = _scheme_data(req, entry.needs, kwargs)
-    model = build_model(req.model, width=req.width, **kwargs, **model_options)
+    # a model the scheme does not score only gives its shapes: no memory, no initialisation
+    with contextlib.nullcontext() if _scored(req, entry.needs) else shapes_only():
+        model = build_model(req.model, width=req.width, **kwargs, **model_options)
     named = maskable_layers(model, exclude_first=req.exclude_first, exclude_last=req.exclude_last)
     shapes = [tuple(int(d) for d in layer_weight(m).shape) for _, m in named]
     context = _scheme_context(req, entry.needs, model, data)
@@ -101,9 +104,14 @@ def _scheme_data(req: DensityRequest, needs: str, kwargs: dict[str, Any]) -> Any
     return data
 
 
+def _scored(req: DensityRequest, needs: str) -> bool:
+    """Whether the scheme scores the model or data (not when it needs only shapes or is given its ratios)."""
+    return needs != "shapes" and req.scheme_options.get("ratios") is None
+
+
 def _scheme_context(req: DensityRequest, needs: str, model: Any, data: Any) -> dict[str, Any]:
     """Run-time arguments of schemes that score the model (``net``, ``input_shape``) or data (``batch``)."""
-    if needs == "shapes" or req.scheme_options.get("ratios") is not None:
+    if not _scored(req, needs):
         return {}
     import torch
 

@@ -31,7 +31,9 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from importlib import metadata
@@ -136,7 +138,7 @@ class Registry(Mapping[str, T], Generic[T]):
         try:
             for module in self._builtins:
                 importlib.import_module(module)
-            for ep in metadata.entry_points(group=f"ertrain.{self.kind}"):
+            for ep in _entry_points(tuple(sys.path)).select(group=f"ertrain.{self.kind}"):
                 loaded = ep.load()
                 if callable(loaded) and not isinstance(loaded, type):
                     loaded()
@@ -181,6 +183,15 @@ class Registry(Mapping[str, T], Generic[T]):
     def unregister(self, name: str) -> None:
         """Remove ``name`` (for tests that register a throw-away entry)."""
         self._entries.pop(name, None)
+
+
+@functools.lru_cache(maxsize=8)
+def _entry_points(path: tuple[str, ...]) -> Any:
+    """Every installed entry point, found by one scan of the distributions on ``path`` (``sys.path``).
+
+    A scan reads every installed package's metadata (tens of milliseconds); the registries share one.
+    """
+    return metadata.entry_points()
 
 
 def field_default(f: dataclasses.Field[Any]) -> Any:

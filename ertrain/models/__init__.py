@@ -4,6 +4,7 @@ Add a model with ``@register_model("name")``.
 """
 
 from ertrain.models import gcn, mlp, resnet, smallcnn, vgg
+from ertrain.models._meta import shapes_only
 from ertrain.models._registry import MASKABLE_TYPES, MODELS, build_model, layer_weight, maskable_layers, register_model
 
 __all__ = [
@@ -13,6 +14,7 @@ __all__ = [
     "layer_weight",
     "maskable_layers",
     "register_model",
+    "shapes_only",
     "gcn",
     "mlp",
     "resnet",

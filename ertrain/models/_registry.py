@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import torch
 from torch import nn
 
+from ertrain.models._meta import shapes_only
 from ertrain.registry import Registry
 
 ModelFactory = Callable[..., nn.Module]
@@ -86,7 +87,7 @@ def build_model(
         raise ValueError(f"unknown option(s) {unknown} for model {name!r}; valid options: {own}")
     kwargs = dict(num_classes=int(num_classes), in_channels=int(in_channels), input_size=int(input_size),
                   width=float(width), in_features=None if in_features is None else int(in_features), **kwargs)
-    with torch.device("meta"):  # count the parameters without allocating them
+    with shapes_only():  # count the parameters without allocating or initialising them
         count = sum(p.numel() for p in factory(**kwargs).parameters())
     if count > MAX_PARAMETERS:
         raise ValueError(
