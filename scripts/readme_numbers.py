@@ -349,10 +349,30 @@ def teacher_student_values() -> dict[str, str]:
     return {"ts.summary": text}
 
 
+#: The study variant whose verdicts the README quotes (its result files are ``results/reproduction/<variant>``).
+STUDY_VARIANT = "cpu"
+
+
+def study_values() -> dict[str, str]:
+    """The verdict table of the CPU study and its dense references, as ``ertrain.study`` derives them from the
+    committed result files (the same text as in docs/reproduction.md)."""
+    from ertrain import study
+
+    doc = study.build_document(STUDY_VARIANT)
+    table = doc.split("## Verdicts", 1)[1].split("\n## ", 1)[0].strip()
+    setting = re.search(r"^Variant: .*$", doc, flags=re.MULTILINE)
+    dense = re.findall(r"^\*\*(\w+)\*\* \(dense: ([^)]+)\)", doc, flags=re.MULTILINE)
+    return {
+        "study.verdicts": "\n\n" + table + "\n\n",
+        "study.scale": setting.group(0).split(").", 1)[1].strip() if setting else "",
+        "study.dense": "; ".join(f"{model} {acc}" for model, acc in dense),
+    }
+
+
 #: Every group of values, each from its own results files.
 VALUE_GROUPS: tuple[Callable[[], dict[str, str]], ...] = (
     figure2_values, theory_values, subset_sum_values, model_values, mask_values, method_values,
-    teacher_student_values,
+    teacher_student_values, study_values,
 )
 
 
