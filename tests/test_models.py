@@ -196,6 +196,6 @@ def test_paper_code_vgg_initialisation() -> None:
     assert float(first.weight.detach().std()) == pytest.approx((2 / 576) ** 0.5, rel=0.1)
     assert float(last.weight.detach().std()) == pytest.approx((2 / (512 * 9)) ** 0.5, rel=0.01)
     assert float(model.classifier.weight.detach().std()) == pytest.approx(0.01, rel=0.1)
-    assert float(model.classifier.bias.abs().max()) == 0.0
+    assert float(model.classifier.bias.detach().abs().max()) == 0.0
     with pytest.raises(ValueError, match="unknown vgg16 variant 'paper'; valid: exact, paper-code"):
         built("vgg16", num_classes=10, variant="paper")
