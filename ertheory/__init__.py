@@ -13,8 +13,7 @@ stays cheap)::
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ertheory._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -37,13 +36,4 @@ _PUBLIC = {
 __all__ = ["__version__", *sorted(_PUBLIC)]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _PUBLIC:
-        value = getattr(importlib.import_module(f"ertheory.{_PUBLIC[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'ertheory' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports("ertheory", {k: (v, k) for k, v in _PUBLIC.items()}, globals())

@@ -16,8 +16,7 @@ ertrain`` stays cheap)::
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ertheory._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -56,14 +55,4 @@ _PUBLIC: dict[str, tuple[str, str]] = {
 __all__ = ["__version__", *sorted(_PUBLIC)]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _PUBLIC:
-        module, attr = _PUBLIC[name]
-        value = getattr(importlib.import_module(f"ertrain.{module}"), attr)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'ertrain' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports("ertrain", _PUBLIC, globals())
