@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from ertheory._sumsets import ENGINES
 from ertheory.cli_util import add_max_memory, command_parser_kwargs, seed_type
 
 #: Most values ``--random`` may draw (the exact best subset takes at most 48 of them, and the coverage
@@ -73,7 +74,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         help=f"largest n --max-gap enumerates (default 26, at most {MAX_DIRECT_CAP})",
     )
     parser.add_argument(
-        "--engine", choices=("auto", "numpy", "numba"), default="auto",
+        "--engine", choices=ENGINES, default="auto",
         help="best-subset search: numba (compiled kernels, the [fast] extra), numpy, or auto = numba where installed "
              "(default); both give the same results",
     )
