@@ -48,11 +48,19 @@ def atomic_write(path: str | Path, write: Callable[[IO[Any]], object], *, binary
         if keep_previous is not None and path.exists():
             os.replace(path, keep_previous)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.filename is None:  # name the file a full disk failed to take
+            raise named_os_error(exc, path) from exc
         raise
     return path
+
+
+def named_os_error(exc: OSError, path: str | Path) -> OSError:
+    """``exc`` (an ``OSError`` without a file name, e.g. from a write) as the same error naming ``path``."""
+    strerror = exc.strerror or (os.strerror(exc.errno) if exc.errno else str(exc) or type(exc).__name__)
+    return OSError(exc.errno, strerror, str(path))
 
 
 def atomic_write_text(path: str | Path, text: str, *, durable: bool = True) -> Path:
@@ -78,4 +86,7 @@ def remove_stale_temporaries(folder: str | Path) -> list[str]:
     return sorted(removed)
 
 
-__all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "current_umask", "remove_stale_temporaries"]
+__all__ = [
+    "atomic_write", "atomic_write_bytes", "atomic_write_text", "current_umask", "named_os_error",
+    "remove_stale_temporaries",
+]

@@ -39,6 +39,7 @@ import platform
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 import zlib
@@ -47,7 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ertheory.fileio import atomic_write, atomic_write_text, remove_stale_temporaries
+from ertheory.fileio import TMP_SUFFIX, atomic_write, atomic_write_text, remove_stale_temporaries
 from ertrain import zipcrc
 
 CONFIG = "config.json"
@@ -64,6 +65,10 @@ TORN_SUFFIX = ".torn"
 #: The statuses :meth:`RunDir.status` reports.
 STATUSES = ("pending", "running", "done", "failed")
 
+#: What :meth:`RunDir.result_state` says of ``result.json``: a readable result, an unreadable one (a torn
+#: copy, now or set aside as ``result.json.torn`` and not finished again since), or none.
+RESULT_STATES = ("finished", "torn", "absent")
+
 _MAGIC = b"ERTCKPT4"
 _MAGIC_V3 = b"ERTCKPT3"
 _FOOTER = struct.Struct("<QI8s")
@@ -76,6 +81,20 @@ class RunLockedError(ValueError):
 
 class ForeignCheckpointError(ValueError):
     """A checkpoint that belongs to another run."""
+
+
+class TornResultError(ValueError):
+    """A ``result.json`` that exists but cannot be read as a result (torn or corrupt)."""
+
+
+class SaveError(OSError):
+    """Saving a run's file failed (disk full, permissions...): the message names the file and the cause."""
+
+
+def save_error(path: str | Path, exc: OSError) -> SaveError:
+    """A :class:`SaveError` for ``path`` from the ``OSError`` a write raised (its errno and its cause)."""
+    cause = exc.strerror or (os.strerror(exc.errno) if exc.errno else str(exc) or type(exc).__name__)
+    return SaveError(exc.errno, f"cannot save {path}: {cause}")
 
 
 @dataclass(frozen=True)
@@ -115,28 +134,73 @@ class RunDir:
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
-        """Hold the run's lock (create the folder); :class:`RunLockedError` if another process holds it.
+        """Hold the run's lock (create the folder); :class:`RunLockedError`, naming the holder, if another
+        process holds it.
 
-        The kernel releases an ``flock`` when its holder dies, so a killed run never stays locked.
-        Temporary files of interrupted writes are removed once the lock is held.
+        The kernel releases an ``flock`` when its holder dies, so a killed run never stays locked.  The lock
+        file is written (``pid N on HOST``) and locked under a temporary name and only then linked to
+        ``.lock``, so a lock another process can see always names its holder.  A stale ``.lock`` (its holder
+        died) is replaced the same way.  Temporary files of interrupted writes are removed once the lock is held.
         """
         self.path.mkdir(parents=True, exist_ok=True)
-        fh = open(self.file(LOCK), "a+")  # noqa: SIM115 (held for the whole block)
+        fh = self._take_lock()
         try:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                fh.seek(0)
-                holder = fh.read().strip() or "another process"
-                raise RunLockedError(f"run {str(self.path)!r} is being trained by {holder}; wait for it") from None
-            fh.seek(0)
-            fh.truncate()
-            fh.write(f"pid {os.getpid()} on {platform.node()}")
-            fh.flush()
             remove_stale_temporaries(self.path)
             yield
         finally:
             fh.close()
+
+    def _take_lock(self) -> Any:
+        """The open, ``flock``-ed ``.lock`` file of this process (see :meth:`lock`)."""
+        path = self.file(LOCK)
+        for _ in range(100):  # retried only when another process replaced or removed the file meanwhile
+            fd, tmp = tempfile.mkstemp(dir=self.path, prefix=f"{LOCK}.", suffix=TMP_SUFFIX)
+            mine = os.fdopen(fd, "w")
+            try:
+                fcntl.flock(mine, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                mine.write(f"pid {os.getpid()} on {platform.node()}")
+                mine.flush()
+                with contextlib.suppress(FileExistsError):
+                    os.link(tmp, path)
+                    return mine
+                if self._replace_stale_lock(path, tmp):
+                    return mine
+            except FileNotFoundError:  # our temporary was removed by another holder's clean-up: try again
+                pass
+            except BaseException:
+                mine.close()
+                raise
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+            mine.close()
+        raise RunLockedError(f"run {str(self.path)!r}: could not take its lock (.lock kept changing); try again")
+
+    def _replace_stale_lock(self, path: Path, tmp: str) -> bool:
+        """Put ``tmp`` (locked, holding our pid) in place of ``path`` if no process holds ``path``.
+
+        False when ``path`` changed meanwhile; :class:`RunLockedError` naming the holder when it is held.
+        """
+        try:
+            old = open(path, "r+")  # noqa: SIM115 (closed below, after the rename)
+        except FileNotFoundError:
+            return False
+        with old:
+            try:
+                fcntl.flock(old, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = old.read().strip() or "another process (it did not record its pid)"
+                raise RunLockedError(f"run {str(self.path)!r} is being trained by {holder}; wait for it") from None
+            old.truncate(0)  # whoever still looks at the stale file sees us, not its dead holder
+            old.write(Path(tmp).read_text())
+            old.flush()
+            try:
+                if os.stat(path).st_ino != os.fstat(old.fileno()).st_ino:
+                    return False
+            except FileNotFoundError:
+                return False
+            os.replace(tmp, path)
+            return True
 
     # -- small JSON files --------------------------------------------------------------------------
     def read_json(self, name: str) -> dict[str, Any] | None:
@@ -148,11 +212,44 @@ class RunDir:
         return value if isinstance(value, dict) else None
 
     def write_json(self, name: str, obj: Any) -> None:
-        atomic_write_text(self.file(name), json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n")
+        """Write ``name`` atomically; an ``OSError`` becomes a :class:`SaveError` naming the file."""
+        with _saving(self.file(name)):
+            atomic_write_text(self.file(name), json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n")
 
     def read_result(self) -> dict[str, Any] | None:
-        """``result.json`` as a dict; None when absent or torn (a torn copy is never reported as done)."""
+        """``result.json`` as a dict; None when absent or torn (a torn copy is never reported as done).
+
+        :meth:`load_result` tells the two apart.
+        """
         return self.read_json(RESULT)
+
+    def load_result(self) -> dict[str, Any] | None:
+        """``result.json`` as a dict, None when the run has none; :class:`TornResultError` when it is unreadable."""
+        path = self.file(RESULT)
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise TornResultError(f"{path}: unreadable result ({exc.strerror or exc})") from exc
+        try:
+            value = json.loads(text)
+        except ValueError as exc:
+            raise TornResultError(f"{path}: torn or corrupt result ({len(text)} characters; {exc})") from None
+        if not isinstance(value, dict):
+            raise TornResultError(f"{path}: not a result (a JSON {type(value).__name__}, not an object)")
+        return value
+
+    def result_state(self) -> str:
+        """One of :data:`RESULT_STATES`: ``finished``, ``torn`` (unreadable now, or set aside and not
+        finished again) or ``absent``."""
+        try:
+            result = self.load_result()
+        except TornResultError:
+            return "torn"
+        if result is not None:
+            return "finished"
+        return "torn" if self.file(RESULT + TORN_SUFFIX).exists() else "absent"
 
     def set_aside_torn_result(self) -> bool:
         """Move an unreadable ``result.json`` to ``result.json.torn``; True when there was one."""
@@ -171,13 +268,16 @@ class RunDir:
         return self.read_json(CONFIG)
 
     def write_config(self, config_json: str) -> None:
-        atomic_write_text(self.file(CONFIG), config_json.rstrip("\n") + "\n")
+        with _saving(self.file(CONFIG)):
+            atomic_write_text(self.file(CONFIG), config_json.rstrip("\n") + "\n")
 
     def write_error(self, exc: BaseException) -> None:
-        """Record why this attempt failed (type, message, traceback)."""
+        """Record why this attempt failed (type, message, traceback); a failure to write it (a full disk)
+        is ignored, so that the original error is the one reported."""
         if self.path.is_dir():
             err = {"type": type(exc).__name__, "message": str(exc), "traceback": traceback.format_exc()}
-            self.write_json(ERROR, err)
+            with contextlib.suppress(OSError):
+                self.write_json(ERROR, err)
 
     def read_error(self) -> dict[str, Any] | None:
         return self.read_json(ERROR)
@@ -199,14 +299,29 @@ class RunDir:
 
     # -- metrics -----------------------------------------------------------------------------------
     def append_metrics(self, record: dict[str, Any]) -> None:
-        with open(self.file(METRICS), "a") as fh:
-            fh.write(json.dumps(record) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+        """Append one record; a failed write (a full disk) is cut off again, so no partial line stays."""
+        path = self.file(METRICS)
+        data = (json.dumps(record) + "\n").encode()
+        with _saving(path):
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
+            try:
+                size = os.fstat(fd).st_size
+                try:
+                    written = 0
+                    while written < len(data):
+                        written += os.write(fd, data[written:])
+                    os.fsync(fd)
+                except OSError:
+                    with contextlib.suppress(OSError):
+                        os.ftruncate(fd, size)
+                    raise
+            finally:
+                os.close(fd)
 
     def rewrite_metrics(self, history: list[dict[str, Any]]) -> None:
         """Make ``metrics.jsonl`` hold exactly ``history`` (drops epochs past the restored checkpoint)."""
-        atomic_write_text(self.file(METRICS), "".join(json.dumps(r) + "\n" for r in history))
+        with _saving(self.file(METRICS)):
+            atomic_write_text(self.file(METRICS), "".join(json.dumps(r) + "\n" for r in history))
 
     def read_metrics(self) -> list[dict[str, Any]]:
         path = self.file(METRICS)
@@ -258,8 +373,14 @@ def save_checkpoint(run_dir: str | Path, state: dict[str, Any], run_hash: str | 
     def write(fh: Any) -> None:
         fh.write(_MAGIC)
         start = fh.tell()
-        with _record_crc32s():
-            torch.save(state, fh)
+        sink = _ErrorKeepingWriter(fh)
+        try:
+            with _record_crc32s():
+                torch.save(state, sink)
+        except RuntimeError:
+            if sink.error is not None:  # torch reports a failed write as "unexpected pos": give the real cause
+                raise sink.error from None
+            raise
         fh.flush()
         size = fh.tell() - start
         archive = zipcrc.FdWindow(fh.fileno(), start, size)
@@ -274,7 +395,37 @@ def save_checkpoint(run_dir: str | Path, state: dict[str, Any], run_hash: str | 
     # Atomic against kills (renames); not fsynced: a power cut may cost the checkpoints of the last half minute.
     run_dir = Path(run_dir)
     previous = run_dir / PREVIOUS_CHECKPOINT
-    return atomic_write(run_dir / CHECKPOINT, write, binary=True, durable=False, keep_previous=previous)
+    with _saving(run_dir / CHECKPOINT):
+        return atomic_write(run_dir / CHECKPOINT, write, binary=True, durable=False, keep_previous=previous)
+
+
+class _ErrorKeepingWriter:
+    """A file for ``torch.save`` that keeps the ``OSError`` of a failed write (torch replaces it by its own)."""
+
+    def __init__(self, fh: Any) -> None:
+        self.fh = fh
+        self.error: OSError | None = None
+
+    def write(self, data: Any) -> int:
+        try:
+            return int(self.fh.write(data))
+        except OSError as exc:
+            self.error = exc
+            raise
+
+    def flush(self) -> None:
+        self.fh.flush()
+
+
+@contextlib.contextmanager
+def _saving(path: Path) -> Iterator[None]:
+    """Turn an ``OSError`` of a save into a :class:`SaveError` that names ``path`` and the cause."""
+    try:
+        yield
+    except SaveError:
+        raise
+    except OSError as exc:
+        raise save_error(path, exc) from exc
 
 
 @contextlib.contextmanager
@@ -432,6 +583,6 @@ def _git_commit() -> str | None:
 
 __all__ = [
     "CHECKPOINT", "CONFIG", "DATA_IDENTITY", "ERROR", "LOCK", "METRICS", "PREVIOUS_CHECKPOINT", "PROVENANCE",
-    "RESULT", "STATUSES", "ForeignCheckpointError", "RunDir", "RunLockedError", "provenance", "read_checkpoint",
-    "save_checkpoint", "state_digest",
+    "RESULT", "RESULT_STATES", "STATUSES", "ForeignCheckpointError", "RunDir", "RunLockedError", "SaveError",
+    "TornResultError", "provenance", "read_checkpoint", "save_checkpoint", "save_error", "state_digest",
 ]

@@ -48,6 +48,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ertheory.fileio import named_os_error
+
 #: A fixed density threshold for ``to_sparse(max_density=...)`` (a rough CPU crossover of CSR vs dense matmul
 #: at batch 256; the default rule measures each layer instead, see :func:`conversion_plan`).
 DEFAULT_MAX_DENSITY = 0.1
@@ -760,8 +762,10 @@ def atomic_write(path: Path, write: Callable[[str], object]) -> None:
         os.chmod(tmp, 0o644)
         write(tmp)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.filename in (None, tmp):  # a full disk: name the file asked for
+            raise named_os_error(exc, path) from exc
         raise
 
 
