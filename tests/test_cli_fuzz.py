@@ -2,7 +2,7 @@
 on damaged data files and mismatched data options or models.
 
 Every case runs ``python -m ertheory.cli`` (or ``ertrain.cli``) in a fresh, empty working directory, in a
-child process with a wall-clock timeout and an address-space limit (``RLIMIT_AS``), and must end in one of
+child process with a wall-clock timeout and a memory cap (see :func:`memory_cap`), and must end in one of
 two ways:
 
 * exit status 0 with sane output: JSON that parses (no NaN or infinity) when ``--json`` was asked,
@@ -16,6 +16,7 @@ sometimes one hostile token); a table adds the hostile cases met in practice.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import resource
@@ -32,9 +33,16 @@ from hypothesis import strategies as st
 
 pytestmark = pytest.mark.slow
 
-#: Wall-clock seconds one command may take; address space it may map.
+#: Wall-clock seconds one command may take.
 TIMEOUT_S = 60
-ADDRESS_SPACE = 2 * 2**30
+#: Private writable memory a command may take beyond what the interpreter with numpy and torch loaded takes.
+HEADROOM = 2 * 2**30
+#: What a bare ``import numpy, torch`` child reports as its private writable memory (``VmData``, kB).
+BASELINE_CODE = (
+    "import numpy\n"
+    "try:\n    import torch\nexcept ImportError:\n    pass\n"
+    "print(next(int(line.split()[1]) for line in open('/proc/self/status') if line.startswith('VmData:')))"
+)
 
 #: Tokens a hostile user types where a number belongs.
 HOSTILE = ("0", "-1", "-1e-3", "1e9", "99999999999999999999", "1e308", "nan", "inf", "-inf", "", "abc", "1e-400",
@@ -51,8 +59,26 @@ class Outcome:
     created: tuple[str, ...]  # paths created in the working directory, outside --out
 
 
-def _limit_child() -> None:  # pragma: no cover - runs in the child
-    resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE, ADDRESS_SPACE))
+@functools.cache
+def memory_cap() -> int:
+    """The children's ``RLIMIT_DATA`` in bytes: the private writable memory (heap and anonymous maps) of a bare
+    ``import numpy, torch`` in this environment, plus :data:`HEADROOM`.
+
+    The cap counts what a runaway size really allocates, and not the shared libraries mapped read-only: an
+    address-space cap (``RLIMIT_AS``) of a few GiB cannot even load a CUDA build of torch, whose libraries map
+    several GiB, while the CPU build maps well under one.  Where ``/proc`` is absent the baseline is 1 GiB.
+    """
+    try:
+        done = subprocess.run([sys.executable, "-c", BASELINE_CODE], capture_output=True, text=True, timeout=120,
+                              check=True)
+        baseline = int(done.stdout.split()[-1]) * 1024
+    except (subprocess.SubprocessError, ValueError, IndexError):
+        baseline = 2**30
+    return baseline + HEADROOM
+
+
+def _limit_child(cap: int) -> None:  # pragma: no cover - runs in the child
+    resource.setrlimit(resource.RLIMIT_DATA, (cap, cap))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
@@ -65,7 +91,7 @@ def run_ertheory(argv: list[str], workdir: Path, scratch: Path, script: str = "e
     try:
         proc = subprocess.run(
             [sys.executable, "-m", f"{script}.cli", *argv], cwd=workdir, env=env, capture_output=True, text=True,
-            timeout=TIMEOUT_S, preexec_fn=_limit_child, stdin=subprocess.DEVNULL,
+            timeout=TIMEOUT_S, preexec_fn=functools.partial(_limit_child, memory_cap()), stdin=subprocess.DEVNULL,
         )
     except subprocess.TimeoutExpired:
         pytest.fail(f"{script} {' '.join(argv)!r} did not finish within {TIMEOUT_S} s")
@@ -369,7 +395,7 @@ HOSTILE_CASES: list[tuple[list[str], int]] = [
     (["subset-sum", "--random", "5", "--density", "0.5", "--seed", "-1"], 2),
     (["subset-sum", "--values", "0.5", "-1e-3", "0.25", "--target", "0.2", "--json"], 0),
     (["exact", "--target", "4", "3", "1", "--density", "0.5", "--delta", "-1e-3"], 2),
-    # runaway sizes of the other modules (refused by an estimate, or by the allocator under RLIMIT_AS)
+    # runaway sizes of the other modules (refused by an estimate, or by the allocator under the memory cap)
     (["simulate", "--target", "100000", "100000", "1", "--density", "0.5", "--sampler", "masks", "--trials", "10"], 2),
     (["lower-bound", "--inputs", "100000", "--density", "0.01", "--sampler", "masks", "--trials", "1000"], 2),
     (["subset-sum", "--random", "1000000000"], 2),
@@ -394,6 +420,26 @@ def test_hostile_cases(argv: list[str], status: int, dirs: tuple[Path, Path]) ->
     check_contract(outcome, sanity)
     assert outcome.returncode == status, outcome
     assert existing.read_text() == "keep me\n"
+
+
+# ---------------------------------------------------------------------------------------------- the cap itself
+
+
+def _under_cap(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=TIMEOUT_S,
+                          preexec_fn=functools.partial(_limit_child, memory_cap()), stdin=subprocess.DEVNULL)
+
+
+def test_the_cap_admits_torch_and_refuses_a_runaway_allocation() -> None:
+    """Under the children's cap torch (whichever build is installed) loads and 256 MiB can be used, while an
+    allocation the size of the cap fails with ``MemoryError`` instead of taking the machine's memory."""
+    pytest.importorskip("torch")
+    assert memory_cap() > HEADROOM
+    fits = _under_cap("import numpy, torch\nb = bytearray(256 * 2**20); b[::4096] = b'x' * len(b[::4096])\n"
+                      "print(torch.ones(3).sum().item())")
+    assert fits.returncode == 0 and fits.stdout.strip() == "3.0", fits.stderr[-2000:]
+    runaway = _under_cap(f"import numpy, torch\nb = bytearray({memory_cap()})")
+    assert runaway.returncode == 1 and "MemoryError" in runaway.stderr, runaway.stderr[-2000:]
 
 
 # ---------------------------------------------------------------------------------------------- ertrain: data
