@@ -39,6 +39,10 @@ SCHEDULES = ("cosine", "multistep", "constant", "step")
 SELECT_CHOICES = ("final", "best_val", "best_test")
 SCALE_FAN_PER = ("neuron", "layer", "global")
 FLOW_REPAIR_MODES = ("random_add", "rejection")
+#: Training engines (``ertrain.engines``): how masked layers are stored and computed; execution only.
+ENGINES = ("masked", "sparse", "auto")
+#: Methods the ``sparse`` engine trains (the others read or rewrite dense weights during training).
+SPARSE_ENGINE_METHODS = ("static",)
 
 
 def _meta(help: str, *, execution: bool = False, choices: tuple[str, ...] | None = None) -> dict[str, Any]:
@@ -117,9 +121,16 @@ class TrainConfig:
     log: tuple[str, ...] = field(
         default=(), metadata=_meta("experiment trackers besides metrics.jsonl: tensorboard, wandb", execution=True)
     )
+    engine: str = field(
+        default="masked",
+        metadata=_meta("how masked layers train: dense with masks, sparse (kept weights only, CPU), or auto per layer",
+                       execution=True, choices=ENGINES),
+    )
 
     #: Fields that never enter the run hash.
-    EXECUTION_FIELDS: ClassVar[tuple[str, ...]] = ("data_dir", "device", "compile", "channels_last", "log", "recipe")
+    EXECUTION_FIELDS: ClassVar[tuple[str, ...]] = (
+        "data_dir", "device", "compile", "channels_last", "log", "recipe", "engine"
+    )
 
     def __post_init__(self) -> None:
         for name in ("model", "dataset", "density_scheme", "method"):
@@ -142,6 +153,11 @@ class TrainConfig:
             raise ValueError(f"label_smoothing must be in [0, 1], got {self.label_smoothing!r}")
         if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", str(self.device)):
             raise ValueError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {self.device!r}")
+        if self.engine not in ENGINES:
+            raise ValueError(f"engine must be one of {ENGINES}, got {self.engine!r}")
+        if self.engine == "sparse" and self.method not in SPARSE_ENGINE_METHODS:
+            raise ValueError(f"engine 'sparse' trains the methods {SPARSE_ENGINE_METHODS}, not {self.method!r}: "
+                             f"use --engine masked (or auto)")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         from ertrain.schedules import LR_SCHEDULES

@@ -43,6 +43,7 @@ from ertrain.batches import (
 )
 from ertrain.config import TrainConfig
 from ertrain.data import DataBundle, load_dataset
+from ertrain.engines import use_engine
 from ertrain.evaluation import evaluate_split, hold_out, loss_sum
 from ertrain.progress import Silent, progress_for
 
@@ -89,8 +90,7 @@ class Trainer:
         self.device = resolve_device(device if device is not None else config.device)
         self.rank, self.world_size = init_distributed(self.device)
         self.data, self.val_data = hold_out(data.to(self.device), config.val_fraction)
-        self.model = model.to(self.device)
-        self.masking = masking
+        self.model, self.masking = use_engine(config, model.to(self.device), masking, self.device, data)
         self.model_kwargs = dict(model_kwargs or {})
         self.generator = generator if generator is not None else torch.Generator().manual_seed(config.seed)
         self.channels_last = config.channels_last and self.device.type == "cuda" and len(data.input_shape) == 3
