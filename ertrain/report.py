@@ -16,6 +16,11 @@ whose density changes during training, else ``density``) beside the requested on
 whose realised density differs from the requested one by more than ``DENSITY_TOLERANCE`` (0.5%)
 relative, for any seed, is marked with a dagger (†) in the rendered tables.
 
+Nothing is left out unsaid: every cell states its number of runs ``n`` (``n=2 of 3`` when a sweep file
+says how many there should be), and :func:`build_report` accounts for every folder it was pointed at
+(:mod:`ertrain.run_accounting`): the runs that are unfinished, failed, torn, foreign or missing are named
+in one summary line under every rendered table (and in the HTML report and the long-form CSV).
+
 ``TABLES`` maps layout names to :class:`TableLayout` (rows, columns, value); they follow the paper's
 tables (DIGEST §10): ``ratios`` (Tables 1, 8-11, 23, 25, 26), ``rewiring`` (Tables 2, 27),
 ``sparse_to_sparse`` (Tables 4, 5, 15, 17, 18, 20, 22, 24, 28-32), ``str`` (Tables 3, 13, 14, 16),
@@ -25,6 +30,7 @@ tables (DIGEST §10): ``ratios`` (Tables 1, 8-11, 23, 25, 26), ``rewiring`` (Tab
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -37,7 +43,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ertheory.fileio import named_os_error
 from ertrain.registry import Registry
+from ertrain.run_accounting import RunAccount, account_runs, not_finished, summary_line
 from ertrain.rundir import RunDir
 
 #: Config fields that never distinguish results (execution-only) and the seed, which is averaged over.
@@ -222,13 +230,17 @@ def save_long_form(df: pd.DataFrame, out_dir: str | Path, stem: str = "results")
         final = out_dir / f"{stem}{suffix}"
         tmp = out_dir / f".{stem}.{os.getpid()}.tmp{suffix}"
         frame = df.copy()
-        if suffix == ".parquet":  # parquet needs one type per column: mixed object columns become text
-            for col in [c for c in frame.columns if frame[c].dtype.kind == "O"]:
-                frame[col] = frame[col].map(lambda v: v if v is None or isinstance(v, str) else json.dumps(v))
-            frame.to_parquet(tmp, index=False)
-        else:
-            frame.to_csv(tmp, index=False)
-        os.replace(tmp, final)
+        try:
+            if suffix == ".parquet":  # parquet needs one type per column: mixed object columns become text
+                for col in [c for c in frame.columns if frame[c].dtype.kind == "O"]:
+                    frame[col] = frame[col].map(lambda v: v if v is None or isinstance(v, str) else json.dumps(v))
+                frame.to_parquet(tmp, index=False)
+            else:
+                frame.to_csv(tmp, index=False)
+            os.replace(tmp, final)
+        except OSError as exc:  # a full disk: no partial file stays, the error names the file
+            tmp.unlink(missing_ok=True)
+            raise named_os_error(exc, final) from exc
         paths.append(final)
     return paths
 
@@ -351,6 +363,9 @@ class Table:
     stats: pd.DataFrame
     density: pd.DataFrame | None = None  # :func:`density_check` by ``density_keys``
     density_keys: tuple[str, ...] = ()
+    counts: tuple[tuple[int, ...], ...] = ()  # runs (or stages) in each cell
+    expected: tuple[tuple[int | None, ...], ...] = ()  # runs a sweep file plans for each cell (None: unknown)
+    accounts: tuple[RunAccount, ...] = ()  # every folder the report was pointed at (see ertrain.run_accounting)
 
     def density_flagged(self, row: tuple[Any, ...], col: tuple[Any, ...]) -> bool:
         """Whether the runs of one cell realised a density off the requested one (see :func:`density_check`)."""
@@ -443,6 +458,7 @@ def make_table(df: pd.DataFrame, layout: TableLayout | str = "auto", value: str 
     }
     best_mean = _best_means(lookup, row_labels, col_labels, 1.0 if layout.higher_is_better else -1.0)
     shown = [[_cell(lookup.get((row, col)), best_mean[col], scale, digits) for col in col_labels] for row in row_labels]
+    counts = tuple(tuple(int(lookup[(r, c)][-1]) if (r, c) in lookup else 0 for c in col_labels) for r in row_labels)
     n = agg["n"].to_numpy()
     density_keys = _density_keys(df, row_keys, col_keys)
     density = density_check(df, density_keys) if "density" in df.columns and density_keys else None
@@ -458,6 +474,7 @@ def make_table(df: pd.DataFrame, layout: TableLayout | str = "auto", value: str 
         stats=agg,
         density=density,
         density_keys=tuple(density_keys),
+        counts=counts,
     )
 
 
@@ -472,13 +489,31 @@ def column_header(table: Table, col: tuple[Any, ...]) -> str:
     return " / ".join(format_label(v) for v in col)
 
 
+def cell_count(table: Table, i: int, j: int) -> str:
+    """``(n=3)``, or ``(n=1 of 4)`` where a sweep file planned the cell's runs; empty for an empty, unplanned cell."""
+    n = table.counts[i][j] if table.counts else None
+    expected = table.expected[i][j] if table.expected else None
+    if n is None or (n == 0 and not expected):
+        return ""
+    return f"(n={n})" if expected is None else f"(n={n} of {expected})"
+
+
 def marked_cells(table: Table) -> list[list[str]]:
-    """The cell texts, with :data:`DENSITY_MARK` after each non-empty cell whose runs missed their density."""
+    """The cell texts with the cell's number of runs (:func:`cell_count`), and :data:`DENSITY_MARK` after each
+    non-empty cell whose runs missed their density."""
     out = []
-    for row, cells in zip(table.row_labels, table.cells, strict=True):
-        flags = [bool(c) and table.density_flagged(row, col) for c, col in zip(cells, table.col_labels, strict=True)]
-        out.append([c + f" {DENSITY_MARK}" if flag else c for c, flag in zip(cells, flags, strict=True)])
+    for i, (row, cells) in enumerate(zip(table.row_labels, table.cells, strict=True)):
+        texts = []
+        for j, (c, col) in enumerate(zip(cells, table.col_labels, strict=True)):
+            text = f"{c} {cell_count(table, i, j)}".strip()
+            texts.append(text + f" {DENSITY_MARK}" if c and table.density_flagged(row, col) else text)
+        out.append(texts)
     return out
+
+
+def accounting_line(table: Table) -> str:
+    """The runs summary (:func:`ertrain.run_accounting.summary_line`); empty when the table has no accounts."""
+    return summary_line(table.accounts) if table.accounts else ""
 
 
 #: Column titles of the density check as rendered.
@@ -539,6 +574,8 @@ def _render_md(table: Table, value: str) -> str:
     for row, cells, best in zip(table.row_labels, marked_cells(table), table.best, strict=True):
         shown = [f"**{c}**" if b and c else c for c, b in zip(cells, best, strict=True)]
         lines.append("| " + " | ".join([*map(format_label, row), *shown]) + " |")
+    if table.accounts:
+        lines += ["", f"Runs: {accounting_line(table)}"]
     density = density_rows(table)
     if density:
         lines += ["", density_caption(), ""]
@@ -593,7 +630,10 @@ def _render_latex(table: Table, value: str) -> str:
         shown = [_latex_text(c) for c in cells]
         shown = [r"\textbf{" + t + "}" if b and c else t for t, c, b in zip(shown, cells, best, strict=True)]
         lines.append(" & ".join([*(esc(format_label(v)) for v in row), *shown]) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}", *_latex_density(table), r"\end{table}"]
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    if table.accounts:
+        lines += [r"\par\smallskip", "Runs: " + _latex_text(accounting_line(table))]
+    lines += [*_latex_density(table), r"\end{table}"]
     return "\n".join(lines) + "\n"
 
 
@@ -624,28 +664,94 @@ class Report:
     value: str
     title: str
 
+    @property
+    def accounts(self) -> tuple[RunAccount, ...]:
+        """Every folder the report was pointed at (see :mod:`ertrain.run_accounting`)."""
+        return self.table.accounts
+
+    @property
+    def left_out(self) -> list[RunAccount]:
+        """The runs that are not in the table: unfinished, failed, torn, foreign or missing."""
+        return not_finished(self.table.accounts)
+
+    def summary(self) -> str:
+        """The one-line account of every run (:func:`ertrain.run_accounting.summary_line`)."""
+        return summary_line(self.table.accounts)
+
 
 def build_report(
     runs_dir: str | Path, *, table: str | None = None, sweep: str | Path | None = None, value: str | None = None
 ) -> Report:
     """Load the finished runs of ``runs_dir`` (only those of the sweep file ``sweep``, if given) into the
-    layout ``table`` (default: the sweep file's ``table``, else ``auto``)."""
+    layout ``table`` (default: the sweep file's ``table``, else ``auto``).
+
+    Every folder it reads is accounted for (``Report.accounts``); with ``sweep`` each cell also states how
+    many runs the sweep file plans for it.
+    """
     if table is not None and table not in TABLES:
         raise ValueError(f"unknown table {table!r}; valid: {', '.join(sorted(TABLES))}")
+    if not Path(runs_dir).is_dir():
+        raise ValueError(f"runs directory {str(runs_dir)!r} does not exist")
     hashes = None
+    planned: list[dict[str, Any]] | None = None
     title = Path(runs_dir).resolve().name
     if sweep is not None:
         from ertrain.sweep import build_configs, load_sweep
 
         spec = load_sweep(sweep)
-        hashes = [c.run_hash() for c in build_configs(spec)]
+        configs = build_configs(spec)
+        hashes = [c.run_hash() for c in configs]
+        planned = [_planned_row(json.loads(c.to_json())) for c in configs]
         title = spec.name
         if table is None and spec.table is not None:
             table = spec.table
     layout = TABLES[table or "auto"]
+    accounts = tuple(account_runs(runs_dir, hashes))
     df = load_runs(runs_dir, hashes, stages=layout.stages)
+    if df.empty:
+        raise ValueError(f"no finished runs in {str(runs_dir)!r}: {summary_line(accounts)}")
     made = make_table(df, layout, value)
+    expected = _expected_counts(made, planned) if planned is not None else ()
+    made = dataclasses.replace(made, accounts=accounts, expected=expected)
     return Report(runs=df, table=made, value=value or layout.value, title=title)
+
+
+def _planned_row(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The columns a planned run (a sweep file's config) will have in the long-form table, as far as its
+    config tells them."""
+    row = flatten_config(config)
+    if row.get("density") is not None:
+        row["sparsity"] = round(1.0 - float(row["density"]), 6)
+    return row
+
+
+def _expected_counts(table: Table, planned: Sequence[Mapping[str, Any]]) -> tuple[tuple[int | None, ...], ...]:
+    """For each cell, how many planned runs share its labels on the keys their configs tell (a key only the
+    results tell, e.g. ``final_sparsity``, matches any value; None where no key is told)."""
+    keys = table.row_keys + table.col_keys
+    told = [k for k in keys if any(k in row for row in planned)]
+    if not told:
+        return tuple(tuple(None for _ in table.col_labels) for _ in table.row_labels)
+    index = [keys.index(k) for k in told]
+    labels = [tuple(format_label(_none_label(row.get(k))) for k in told) for row in planned]
+    out = []
+    for row_label in table.row_labels:
+        line: list[int | None] = []
+        for col_label in table.col_labels:
+            cell = row_label + col_label
+            want = tuple(format_label(_none_label(cell[k])) for k in index)
+            line.append(sum(label == want for label in labels))
+        out.append(tuple(line))
+    return tuple(out)
+
+
+def accounted_long_form(report: Report) -> pd.DataFrame:
+    """The long-form runs with a ``state`` column (``finished``), followed by one row per run left out of the
+    table (its folder name as ``run_hash``, its ``state`` and ``state_detail``)."""
+    df = report.runs.copy()
+    df["state"] = "finished"
+    left = [{"run_hash": a.name, "state": a.state, "state_detail": a.detail} for a in report.left_out]
+    return pd.concat([df, pd.DataFrame(left)], ignore_index=True) if left else df
 
 
 def frame_records(df: pd.DataFrame | None) -> list[dict[str, Any]]:

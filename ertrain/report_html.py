@@ -8,7 +8,9 @@ the file can be mailed or attached as it is) holding
 2. the density check (requested vs realised overall density per row, :func:`ertrain.report.density_check`);
 3. a figure of the table: one line per table row across its columns, with the 95% CI as error bars;
 4. a figure of realised vs requested density, one point per run, with the ±0.5% band;
-5. the finished runs, one row each (run hash, the fields that vary, seed, value, densities).
+5. the finished runs, one row each (run hash, the fields that vary, seed, value, densities);
+6. the runs left out of the table (unfinished, failed, torn, foreign, missing), each with its reason,
+   under the account of every folder the report read (:mod:`ertrain.run_accounting`).
 
 ``write_html`` writes it atomically.
 """
@@ -30,6 +32,7 @@ from ertrain.report import (
     DENSITY_COLUMNS,
     DENSITY_TOLERANCE,
     Table,
+    accounting_line,
     column_header,
     config_keys,
     density_rows,
@@ -38,6 +41,7 @@ from ertrain.report import (
     table_caption,
     varying_keys,
 )
+from ertrain.run_accounting import not_finished
 
 #: Most runs listed in the page's run table (a sweep's full list is in results.csv).
 MAX_RUN_ROWS = 500
@@ -160,6 +164,8 @@ def render_html(table: Table, df: pd.DataFrame, *, title: str, value: str | None
     body = [f"<h1>{html.escape(title)}</h1>"]
     n_runs = df["run_hash"].nunique() if "run_hash" in df.columns else len(df)
     body.append(f"<p>{n_runs} finished runs; table layout <code>{html.escape(table.layout.name)}</code>.</p>")
+    if table.accounts:
+        body.append(f'<p class="accounts">Runs: {html.escape(accounting_line(table))}</p>')
 
     body.append("<h2>Results</h2>")
     rows = [[*map(format_label, r), *c] for r, c in zip(table.row_labels, cells, strict=True)]
@@ -195,6 +201,11 @@ def render_html(table: Table, df: pd.DataFrame, *, title: str, value: str | None
     body.append("<h2>Runs</h2>")
     more = f" (first {MAX_RUN_ROWS} of {n_runs})" if n_runs > MAX_RUN_ROWS else ""
     body.append(_html_table(columns, run_rows, caption=f"one row per finished run{more}", numeric_from=1))
+    left_out = not_finished(table.accounts)
+    if left_out:
+        body.append("<h2>Runs not in the table</h2>")
+        body.append(_html_table(["run", "state", "why"], [[a.name, a.state, a.detail] for a in left_out],
+                                caption="every folder read that holds no finished run", numeric_from=3))
     return (
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
         f"<title>{html.escape(title)}</title>\n<style>{_STYLE}</style>\n</head>\n<body>\n"
