@@ -27,12 +27,21 @@ import json
 import re
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from ertheory._validate import check_density, check_density_or_sparsity
-from ertheory.cli_flags import json_object
+from ertheory.cli_flags import add_density_flags, json_object
+from ertrain.density import DENSITY_SCHEMES
+from ertrain.method_registry import METHODS
+from ertrain.protocol import DEFAULT_PROTOCOL, PROTOCOLS, protocol_values
+from ertrain.recipes import RECIPES, load_recipe
+from ertrain.recipes import default_recipe as pick_recipe
 from ertrain.registry import field_default
+from ertrain.schedules import LR_SCHEDULES
+from ertrain.tracking import TRACKERS, check_trackers
+from ertrain.typecheck import check_types
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("cosine", "multistep", "constant", "step")
@@ -160,8 +169,6 @@ class TrainConfig:
                              f"use --engine masked (or auto)")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        from ertrain.schedules import LR_SCHEDULES
-
         if self.schedule not in LR_SCHEDULES:
             raise ValueError(f"schedule must be one of {tuple(LR_SCHEDULES)}, got {self.schedule!r}")
         if self.flow_repair == "none":  # written out as "off" (sweep files cannot hold a null)
@@ -245,8 +252,6 @@ class TrainConfig:
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
         """Add one flag per field (``--batch-size``...), ``--sparsity``/``--density`` and method options."""
-        from ertheory.cli_flags import add_density_flags
-
         hints = typing.get_type_hints(cls)
         names = _registry_choices()
         for f in dataclasses.fields(cls):
@@ -257,71 +262,144 @@ class TrainConfig:
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> TrainConfig:
-        """Build the config from parsed flags with :meth:`build` (the recipe fills what the flags leave out)."""
-        fields: dict[str, Any] = {}
-        for f in dataclasses.fields(cls):
-            if f.name in ("density", "method_options"):
-                continue
-            value = getattr(args, f.name, None)
-            if value is not None:
-                fields[f.name] = value
-        density = getattr(args, "density", None)
-        sparsity = getattr(args, "sparsity", None)
-        if density is not None or sparsity is not None:
-            fields["density"] = check_density_or_sparsity(density, sparsity)
-            fields.setdefault("density_scheme", "uniform")
-        elif fields.get("density_scheme", "dense") != "dense":
-            raise ValueError(f"density scheme {fields['density_scheme']!r} needs --density or --sparsity")
-        method = fields.get("method", "static")
-        fields["method_options"] = _method_flags(args, method)
-        return cls.build(fields, default_recipe=True)
+        """The resolved config of parsed ``ertrain train`` flags (:func:`resolve_args`)."""
+        return resolve_args(args).config
 
     @classmethod
-    def build(cls, fields: dict[str, Any], *, default_recipe: bool = False) -> TrainConfig:
-        """A config from explicit ``fields``, the unset ones filled by the protocol, then by the recipe.
+    def build(cls, fields: Mapping[str, Any], *, default_recipe: bool = True) -> TrainConfig:
+        """The resolved config of ``fields`` (:func:`resolve`): explicit > protocol > recipe > defaults."""
+        return resolve(fields, default_recipe=default_recipe).config
 
-        Precedence: explicit fields > the protocol's values > the recipe's values > the dataclass
-        defaults (option dicts merge entry by entry).  The recipe is ``fields["recipe"]``, else
-        (``default_recipe=True``, as on the command line) the default recipe of the model and dataset.
-        The resolved values are stored in the config, so a run never depends on a file that may change.
-        """
-        from ertrain.protocol import resolve_protocol
-        from ertrain.recipes import default_recipe as pick_recipe
-        from ertrain.recipes import load_recipe
 
-        fields = dict(fields)
-        for name in ("model", "dataset"):
-            if name not in fields:
-                raise ValueError(f"a training config needs {name!r}")
-        recipe = fields.get("recipe") or (pick_recipe(fields["model"], fields["dataset"]) if default_recipe else None)
-        base: dict[str, Any] = dict(load_recipe(recipe)) if recipe is not None else {}
-        protocol = resolve_protocol(
-            fields.get("protocol", "exact"), model=fields["model"], dataset=fields["dataset"],
-            method=fields.get("method", "static"), density_scheme=fields.get("density_scheme", "dense"),
-            explicit=fields,
-        )
-        merged = {**base, **protocol}
-        for key in ("data_options", "density_options", "model_options", "method_options", "schedule_options"):
-            if isinstance(base.get(key), dict) and isinstance(protocol.get(key), dict):
-                merged[key] = {**base[key], **protocol[key]}
-        if recipe is not None:
-            merged["recipe"] = recipe
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(merged) - known)
-        if unknown:
-            raise ValueError(f"unknown TrainConfig fields {unknown}; valid fields: {', '.join(sorted(known))}")
-        return cls(**merged)
+# ---------------------------------------------------------------------------------------------- the resolver
+
+#: Where a resolved field's value came from, highest precedence first.
+SOURCES = ("explicit", "protocol", "recipe", "default")
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A resolved config and, for every field, where its value came from (one of :data:`SOURCES`)."""
+
+    config: TrainConfig
+    sources: dict[str, str]
+
+    def run_hash(self) -> str:
+        return self.config.run_hash()
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"run_hash", "config", "sources"}``: what ``sweep --dry-run --json`` lists for each run."""
+        return {"run_hash": self.run_hash(), "config": self.config.to_dict(), "sources": dict(self.sources)}
+
+
+def resolve(fields: Mapping[str, Any], *, default_recipe: bool = True) -> Resolved:
+    """The one way from what a user asked (flags, a sweep point, a study arm, a dict) to a config.
+
+    Precedence: the ``fields`` given (explicit) > the protocol's values for the model, dataset,
+    method and scheme > the recipe's values > the dataclass defaults; option dicts merge entry by
+    entry, and a merged field's source is the highest one that set any entry.  The recipe is
+    ``fields["recipe"]``, else (unless ``default_recipe`` is False) the one the rules of
+    :mod:`ertrain.recipes` pick for the model and dataset; its name is recorded in ``recipe``
+    (source ``default`` when the rules picked it).  ``sparsity`` is accepted for ``1 - density``.
+    Contradictory or unknown fields raise ``ValueError`` before anything else happens.
+    """
+    explicit = _explicit_fields(fields)
+    recipe = explicit.get("recipe")
+    if recipe is None and default_recipe:
+        recipe = pick_recipe(explicit["model"], explicit["dataset"])
+    layers = (
+        explicit,
+        protocol_values(explicit.get("protocol", DEFAULT_PROTOCOL), model=explicit["model"],
+                        dataset=explicit["dataset"], method=explicit.get("method", "static"),
+                        density_scheme=explicit.get("density_scheme", "dense")),
+        _recipe_values(recipe),
+    )
+    values: dict[str, Any] = {} if recipe is None else {"recipe": recipe}
+    sources: dict[str, str] = {}
+    for f in dataclasses.fields(TrainConfig):
+        given = [(source, layer[f.name]) for source, layer in zip(SOURCES, layers, strict=False) if f.name in layer]
+        sources[f.name] = given[0][0] if given else "default"
+        if given:
+            values[f.name] = _merged([v for _, v in given])
+    _check_known(layers[1], "protocol " + repr(explicit.get("protocol", DEFAULT_PROTOCOL)))
+    check_types(TrainConfig, values, "config")
+    return Resolved(TrainConfig(**values), sources)
+
+
+def resolve_args(args: argparse.Namespace) -> Resolved:
+    """:func:`resolve` of parsed ``ertrain train`` flags (see :meth:`TrainConfig.add_arguments`).
+
+    ``--density``/``--sparsity`` without ``--density-scheme`` means ``uniform``; a scheme other
+    than ``dense`` without a density is refused; ``--<method>-<option>`` flags fill ``method_options``.
+    """
+    fields: dict[str, Any] = {}
+    for f in dataclasses.fields(TrainConfig):
+        value = getattr(args, f.name, None) if f.name not in ("density", "method_options") else None
+        if value is not None:
+            fields[f.name] = value
+    density, sparsity = getattr(args, "density", None), getattr(args, "sparsity", None)
+    if density is not None or sparsity is not None:
+        fields["density"] = check_density_or_sparsity(density, sparsity)
+        fields.setdefault("density_scheme", "uniform")
+    elif fields.get("density_scheme", "dense") != "dense":
+        raise ValueError(f"density scheme {fields['density_scheme']!r} needs --density or --sparsity")
+    options = _method_flags(args, fields.get("method", "static"))
+    if options:
+        fields["method_options"] = options
+    return resolve(fields)
+
+
+def _explicit_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """The given fields checked: known names, model and dataset present, no contradiction."""
+    explicit = {k: v for k, v in fields.items() if not (k == "recipe" and v is None)}
+    if "sparsity" in explicit:
+        if "density" in explicit:
+            raise ValueError("give density or sparsity, not both (got "
+                             f"density={explicit['density']!r}, sparsity={explicit['sparsity']!r})")
+        explicit["density"] = check_density_or_sparsity(None, explicit.pop("sparsity"))
+    _check_known(explicit, "the given fields")
+    for name in ("model", "dataset"):
+        if name not in explicit:
+            raise ValueError(f"a training config needs {name!r}")
+    scheme = explicit.get("density_scheme", "dense")
+    if scheme == "dense" and "density" in explicit and float(explicit["density"]) != 1.0:
+        raise ValueError(f"density {explicit['density']!r} contradicts density_scheme 'dense' (every weight kept); "
+                         f"choose one of {', '.join(n for n in DENSITY_SCHEMES.names() if n != 'dense')}")
+    if scheme == "dense" and explicit.get("flow_repair") not in (None, "none"):
+        raise ValueError(f"flow_repair {explicit['flow_repair']!r} contradicts density_scheme 'dense' (no mask "
+                         "to repair); use flow_repair none or a sparse scheme")
+    return explicit
+
+
+def _recipe_values(recipe: str | None) -> dict[str, Any]:
+    """Recipe ``recipe``'s values (none for ``None``); a field TrainConfig lacks raises, naming the recipe."""
+    if recipe is None:
+        return {}
+    values = load_recipe(recipe)
+    _check_known(values, f"recipe {recipe!r}")
+    return values
+
+
+def _check_known(values: Mapping[str, Any], what: str) -> None:
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"{what} sets unknown TrainConfig fields {unknown}; valid fields: {', '.join(sorted(known))}")
+
+
+def _merged(values: list[Any]) -> Any:
+    """The highest-precedence value; dicts merge entry by entry, higher entries winning."""
+    if all(isinstance(v, Mapping) for v in values):
+        out: dict[str, Any] = {}
+        for value in reversed(values):
+            out.update(value)
+        return out
+    return values[0]
 
 
 def _registry_choices() -> dict[str, tuple[str, ...]]:
-    from ertrain.data import DATASETS
-    from ertrain.density import DENSITY_SCHEMES
-    from ertrain.methods import METHODS
+    from ertrain.data import DATASETS  # data and models load torch: imported on use (neither imports config)
     from ertrain.models import MODELS
-    from ertrain.protocol import PROTOCOLS
-    from ertrain.recipes import RECIPES
-    from ertrain.schedules import LR_SCHEDULES
-    from ertrain.tracking import TRACKERS
 
     return {"model": tuple(MODELS), "dataset": tuple(sorted(DATASETS)), "density_scheme": tuple(DENSITY_SCHEMES),
             "schedule": tuple(LR_SCHEDULES),
@@ -358,8 +436,6 @@ def _add_field_flag(parser: Any, f: dataclasses.Field[Any], tp: Any, names: tupl
 
 def _add_method_flags(parser: Any) -> None:
     """``--<method>-<option>`` flags from every method's ``Options`` dataclass, one group per method."""
-    from ertrain.methods import METHODS
-
     for mname, mcls in sorted(METHODS.items()):
         ohints = typing.get_type_hints(mcls.Options)
         fields = dataclasses.fields(mcls.Options)
@@ -410,12 +486,8 @@ def _canonical_options(config: TrainConfig, name: str) -> Any:
     """A field's value for the run name: option dicts without their default entries."""
     value = getattr(config, name)
     if name == "method_options":
-        from ertrain.methods import METHODS
-
         return METHODS.entry(config.method).canonical_options(value)
     if name == "density_options":
-        from ertrain.density import DENSITY_SCHEMES
-
         entry = DENSITY_SCHEMES.entry(config.density_scheme)
         if entry.options is not None:
             return entry.canonical_options(value)
@@ -424,20 +496,14 @@ def _canonical_options(config: TrainConfig, name: str) -> Any:
 
 def _check_names(config: TrainConfig) -> None:
     """Every registry name of ``config`` exists (the error lists the valid names)."""
-    from ertrain.data import DATASETS
-    from ertrain.density import DENSITY_SCHEMES
+    from ertrain.data import DATASETS  # data and models load torch: imported on use (neither imports config)
     from ertrain.models import MODELS
-    from ertrain.protocol import PROTOCOLS
 
     MODELS.check(config.model)
     PROTOCOLS.check(config.protocol)
     if config.recipe is not None:
-        from ertrain.recipes import RECIPES
-
         RECIPES.check(config.recipe)
     if config.log:
-        from ertrain.tracking import check_trackers
-
         check_trackers(config.log)
     if config.dataset not in DATASETS:
         raise ValueError(f"unknown dataset {config.dataset!r}; valid names: {', '.join(sorted(DATASETS))}")
@@ -449,9 +515,7 @@ def _check_names(config: TrainConfig) -> None:
     if config.val_fraction > 0 and dataset(config.dataset).inputs == "graph":
         raise ValueError(f"val_fraction applies to image and flat data; dataset {config.dataset!r} is a graph with "
                          "its own validation nodes (use val_fraction 0)")
-    from ertrain.methods import get_method
-
-    get_method(config.method).check_config(config)
+    METHODS[config.method].check_config(config)
     entry = DENSITY_SCHEMES.entry(config.density_scheme)
     if entry.options is not None:
         entry.make_options(config.density_options)
@@ -488,8 +552,6 @@ def _jsonable(value: dict[str, Any], name: str) -> dict[str, Any]:
 
 def _method_options(method: str, options: dict[str, Any]) -> dict[str, Any]:
     """Validate ``options`` against the method's ``Options`` and fill in its defaults."""
-    from ertrain.methods import METHODS
-
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; valid names: {', '.join(sorted(METHODS))}")
     opts_cls = METHODS[method].Options

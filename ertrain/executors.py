@@ -68,8 +68,8 @@ def execute_run(config_json: str, runs_dir: str) -> RunOutcome:
     run_hash = config.run_hash()
     try:
         run(config, runs_dir, resume=True)
-    except RunLockedError:
-        return RunOutcome(run_hash, False, "in progress in another process")
+    except RunLockedError as exc:
+        return RunOutcome(run_hash, False, f"in progress in another process ({exc})")
     except Exception as exc:
         rd = RunDir.of(runs_dir, run_hash)
         if rd.read_error() is None:

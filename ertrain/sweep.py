@@ -120,7 +120,7 @@ class RunStatus:
     run_hash: str
     state: str  # one of STATES
     run_dir: Path
-    error: str = ""  # "<type>: <message>" from error.json for failed runs
+    error: str = ""  # "<type>: <message>" from error.json for failed runs; why it is not done for the others
 
 
 @dataclass(frozen=True)
@@ -134,6 +134,7 @@ class SweepSummary:
     partial: int
     new: int
     failures: tuple[RunStatus, ...] = ()
+    unfinished: tuple[RunStatus, ...] = ()  # partial and new runs, each with why it is not done
 
     @property
     def remain(self) -> int:
@@ -155,6 +156,10 @@ class SweepSummary:
             "partial": self.partial,
             "new": self.new,
             "failures": [{"run_hash": f.run_hash, "run_dir": str(f.run_dir), "error": f.error} for f in self.failures],
+            "unfinished": [
+                {"run_hash": u.run_hash, "run_dir": str(u.run_dir), "state": u.state, "reason": u.error}
+                for u in self.unfinished
+            ],
         }
 
 
@@ -412,6 +417,7 @@ def summarize(states: Sequence[RunStatus]) -> SweepSummary:
         partial=counts["partial"],
         new=counts["new"],
         failures=tuple(st for st in states if st.state == "failed"),
+        unfinished=tuple(st for st in states if st.state in ("partial", "new")),
     )
 
 
@@ -446,14 +452,26 @@ def run_sweep(
     """Launch every config whose run is not done on ``executor`` (see :mod:`ertrain.executors`).
 
     Failed and partial runs are launched again (partial ones resume from their checkpoint).  Returns
-    the counts after the executor returns; a failure of one run never stops the others.
+    the counts after the executor returns; a failure of one run never stops the others.  Each run that
+    is still not done carries why (``SweepSummary.unfinished``: e.g. trained by another process).
     """
     runs_dir = Path(runs_dir)
     runs_dir.mkdir(parents=True, exist_ok=True)
     todo = [c for c in configs if run_status(c.run_hash(), runs_dir).state != "done"]
-    if todo:
-        executor.launch(todo, runs_dir)
-    return sweep_status(configs, runs_dir)[1]
+    outcomes = executor.launch(todo, runs_dir) if todo else []
+    why = {o.run_hash: o.error for o in outcomes or () if not o.ok and o.error}
+    summary = sweep_status(configs, runs_dir)[1]
+    unfinished = tuple(
+        dataclasses.replace(st, error=why.get(st.run_hash) or _UNFINISHED_WHY[st.state]) for st in summary.unfinished
+    )
+    return dataclasses.replace(summary, unfinished=unfinished)
+
+
+#: Why a run is not done when its executor said nothing about it (SLURM without waiting, a killed worker).
+_UNFINISHED_WHY = {
+    "partial": "not finished (still queued or running, or interrupted: it resumes from its checkpoint next time)",
+    "new": "not started (still queued, or its worker ended before it)",
+}
 
 
 # ---------------------------------------------------------------------------------------------- one call

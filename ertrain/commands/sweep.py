@@ -1,4 +1,10 @@
-"""``ertrain sweep CONFIG``: expand a sweep file, count its runs, launch the ones not done."""
+"""``ertrain sweep CONFIG``: expand a sweep file, count its runs, launch the ones not done.
+
+Exit status: 0 when every run is done (or, for ``--executor slurm`` without ``--wait``, submitted);
+:data:`EXIT_FAILED` (1) when a run failed; :data:`EXIT_UNFINISHED` (3) when the sweep waited for its runs
+and some are still not done without having failed (trained by another process, a worker that ended
+early); 2 for bad input.  The runs that remain are listed with why.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,11 @@ from ertheory.jsonio import print_json
 
 if TYPE_CHECKING:
     from ertrain.sweep import SweepPlan, SweepSummary
+
+#: Exit status when a run of the sweep failed.
+EXIT_FAILED = 1
+#: Exit status when the sweep waited for its runs and some are neither done nor failed.
+EXIT_UNFINISHED = 3
 
 #: ``--slurm-<field>`` flags: ``SlurmOptions`` field -> (type, help).
 SLURM_FLAGS: dict[str, tuple[type, str]] = {
@@ -39,7 +50,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         description=(
             "Expand the grid of a sweep file (TOML), print how many runs exist / are done / remain, and launch "
             "the rest. Runs live in OUT/<run_hash>; finished runs are never re-run, interrupted ones resume from "
-            "their checkpoint, failed ones are listed and retried on the next call."
+            "their checkpoint, failed ones are listed and retried on the next call. Exit status: 0 when every "
+            "run is done (or submitted to SLURM without --wait), 1 when a run failed, 3 when runs remain neither "
+            "done nor failed (e.g. trained by another process; each is listed with why), 2 for bad input."
         ),
     )
     parser.add_argument("config", metavar="CONFIG", help="sweep file, e.g. configs/t01_vgg16_cifar10_ratios/smoke.toml")
@@ -52,7 +65,10 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument("--out", default="runs", help="runs directory (default: runs/)")
     parser.add_argument("--max-parallel", type=int, default=None, help="runs at a time (local executor)")
-    parser.add_argument("--dry-run", action="store_true", help="print the counts and the runs to launch; run nothing")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the counts and the runs to launch (with --json: every run's resolved config and "
+                             "the source of each field); run nothing, needs neither the data nor a GPU (missing "
+                             "datasets are listed)")
     parser.add_argument("--data-dir", default=None, help="dataset directory for every run (does not change run hashes)")
     parser.add_argument("--device", default=None, help="device for every run, e.g. cpu or cuda (default: the config's)")
     parser.add_argument("--no-validate", action="store_true", help="skip checking registry names before launching")
@@ -82,11 +98,11 @@ def run(args: argparse.Namespace) -> int:
     changes = {name: getattr(args, name) for name in SLURM_FLAGS if getattr(args, name) is not None}
     if args.max_parallel is not None and args.max_parallel < 1:
         raise ValueError(f"--max-parallel must be >= 1, got {args.max_parallel}")
-    spec, configs, slurm = load_configs(args.config, overrides, changes)
+    spec, runs, slurm = load_configs(args.config, overrides, changes)
     runs_dir = Path(args.out)
     if args.status:
-        return _print_status(spec.name, [c.run_hash() for c in configs], runs_dir, args.json)
-    plan = plan_sweep(spec, configs, slurm, runs_dir, validate=not args.no_validate)
+        return _print_status(spec.name, [r.run_hash() for r in runs], runs_dir, args.json)
+    plan = plan_sweep(spec, runs, slurm, runs_dir, validate=not args.no_validate, dry_run=args.dry_run)
     report = plan.report(args.executor, args.dry_run)
     if not args.json:
         print(f"{plan.title}: {plan.before.line()}", flush=True)
@@ -96,6 +112,8 @@ def run(args: argparse.Namespace) -> int:
         else:
             for c, s in plan.todo:
                 print(f"  {s.run_hash}  [{s.state}]  {describe(c, plan.keys)}")
+            for m in plan.missing_data:
+                print(f"missing data: {m['dataset']}: {m['error']}")
         return 0
     executor = make_executor(
         args.executor,
@@ -112,7 +130,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         _print_launched(args, plan, after, [str(j.job_id) for j in jobs])
     sys.stdout.flush()
-    return 1 if after.failures else 0
+    if after.failures:
+        return EXIT_FAILED
+    waited = args.executor != "slurm" or args.wait
+    return EXIT_UNFINISHED if waited and after.unfinished else 0
 
 
 def _print_launched(args: argparse.Namespace, plan: SweepPlan, after: SweepSummary, ids: list[str]) -> None:
@@ -132,6 +153,10 @@ def _print_launched(args: argparse.Namespace, plan: SweepPlan, after: SweepSumma
         print("failed runs (error.json in each run directory):")
         for f in after.failures:
             print(f"  {f.run_hash}  {f.error}")
+    if after.unfinished and (args.executor != "slurm" or args.wait):
+        print("runs that remain (neither done nor failed):")
+        for u in after.unfinished:
+            print(f"  {u.run_hash}  [{u.state}]  {u.error}")
 
 
 def _print_status(name: str, run_hashes: list[str], runs_dir: Path, as_json: bool) -> int:
