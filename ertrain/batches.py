@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ertrain.data import DataBundle
-from ertrain.data.augment import crop_flip_params, crop_flip_with
+from ertrain.data.augment import CROP_FLIP_PADDING, crop_flip_params, crop_flip_with
 
 AUGMENT_PADDING = 4
 
@@ -112,7 +112,8 @@ def train_batches(
     if data.train_index is not None:
         perm = data.train_index[perm]
     aug_gen = epoch_generator(seed, epoch, 1)
-    augment = augment and data.augment == "crop_flip"
+    pad_mode = CROP_FLIP_PADDING.get(data.augment or "")
+    augment = augment and pad_mode is not None
     for start in range(0, n, batch_size):
         idx = perm[start:start + batch_size]
         size = int(idx.numel())
@@ -121,7 +122,7 @@ def train_batches(
         y = data.y_train[idx[lo:hi]]
         if augment:
             offsets, flips = crop_flip_params(size, AUGMENT_PADDING, aug_gen)
-            x = crop_flip_with(x, offsets[:, lo:hi], flips[lo:hi], AUGMENT_PADDING)
+            x = crop_flip_with(x, offsets[:, lo:hi], flips[lo:hi], AUGMENT_PADDING, pad_mode or "constant")
         yield place.layout(x), y, size
 
 

@@ -47,7 +47,9 @@ OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("cosine", "multistep", "constant", "step")
 SELECT_CHOICES = ("final", "best_val", "best_test")
 SCALE_FAN_PER = ("neuron", "layer", "global")
-FLOW_REPAIR_MODES = ("random_add", "rejection")
+FLOW_REPAIR_MODES = ("random_add", "rejection", "paper-code")
+#: What ``--flow-repair`` accepts: a mode, or ``none`` (no repair).
+FLOW_REPAIR_CHOICES = (*FLOW_REPAIR_MODES, "none")
 #: Training engines (``ertrain.engines``): how masked layers are stored and computed; execution only.
 ENGINES = ("masked", "sparse", "auto")
 #: Methods the ``sparse`` engine trains (the others read or rewrite dense weights during training).
@@ -75,7 +77,7 @@ class TrainConfig:
         default_factory=dict, metadata=_meta("JSON object of density scheme options")
     )
     flow_repair: str | None = field(
-        default=None, metadata=_meta("repair ER masks so every neuron keeps an edge", choices=FLOW_REPAIR_MODES)
+        default=None, metadata=_meta("repair ER masks so every neuron keeps an edge", choices=FLOW_REPAIR_CHOICES)
     )
     method: str = field(default="static", metadata=_meta("training method (ertrain.methods.METHODS)"))
     method_options: dict[str, Any] = field(default_factory=dict, metadata=_meta("options of the method"))

@@ -22,7 +22,7 @@ from torch import nn
 from ertrain.density import plan_densities
 from ertrain.models import layer_weight, maskable_layers
 
-FLOW_REPAIR_MODES = ("random_add", "rejection")
+FLOW_REPAIR_MODES = ("random_add", "rejection", "paper-code")
 
 
 def _check_generator(generator: torch.Generator | None) -> torch.Generator:
@@ -139,6 +139,24 @@ def _resample(m3: torch.Tensor, gen: torch.Generator, p: float, *, rows: bool) -
         m3[:, empty] = new.transpose(0, 1)
 
 
+def _add_random_code(m3: torch.Tensor, gen: torch.Generator, *, conv: bool) -> None:
+    """The paper's code's random addition, its bug included (``ER_DST/sparselearning/core.py:205-265``).
+
+    Out-degrees are taken *before* the rows are repaired, so an input unit emptied at the start gets an
+    edge even if a row repair already gave it one.  For a conv mask the column edge is written into
+    ``temp[:, i].contiguous()``: a copy as soon as two or more input channels are empty, so then no
+    column is repaired; with exactly one it is repaired.  Linear masks repair every empty column.
+    """
+    _, outdeg = _degrees(m3)
+    empty_cols = torch.nonzero(outdeg == 0).flatten()
+    _add_random(m3, gen, rows=True)
+    if empty_cols.numel() == 0 or (conv and empty_cols.numel() >= 2):
+        return
+    other = torch.randint(m3.shape[0], (empty_cols.numel(),), generator=gen)
+    k = torch.randint(m3.shape[2], (empty_cols.numel(),), generator=gen)
+    m3[other, empty_cols, k] = True
+
+
 def _remove_spare(m3: torch.Tensor, count: int, gen: torch.Generator) -> int:
     """Remove up to ``count`` random kept entries whose removal leaves every degree >= 1; return how many."""
     removed = 0
@@ -192,6 +210,9 @@ def flow_repair(
       row / column (for a conv: random channel and random kernel position).
     * ``"rejection"``: each empty row / column is redrawn from Ber(``p_l``) conditioned on being
       non-empty (sampled exactly; ``p_l`` from ``densities`` or the mask's realised density).
+    * ``"paper-code"``: random addition as the paper's code ran it, bug included
+      (:func:`_add_random_code`): a conv layer with two or more input channels without an outgoing
+      edge keeps them all empty.
 
     With ``keep_density=True`` each added edge replaces a random existing one chosen so that no
     degree drops to zero, keeping each layer's count where that is possible (a layer needs at least
@@ -216,6 +237,8 @@ def flow_repair(
         if mode == "random_add":
             _add_random(m3, gen, rows=True)
             _add_random(m3, gen, rows=False)
+        elif mode == "paper-code":
+            _add_random_code(m3, gen, conv=mask.dim() == 4)
         else:
             p_l = float(p_given[l]) if p_given is not None else before / m3.numel()
             _resample(m3, gen, p_l, rows=True)

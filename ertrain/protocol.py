@@ -26,10 +26,13 @@ Keys (name — type — meaning).  Keys that are already ``TrainConfig`` fields 
 * ``lr``, ``momentum``, ``weight_decay``, ``batch_size``, ``epochs``, ``optimizer``,
   ``label_smoothing``, ``augment`` — (fields) — as ``TrainConfig``; ``epochs`` is per level for
   edge-popup.
-* ``flow_repair`` — str or None (field) — ``"random_add"`` where the code repaired flow.
+* ``flow_repair`` — str or None (field) — ``"paper-code"`` where the code repaired flow (its random addition,
+  bug included: :func:`ertrain.masks.flow_repair`).
 * ``density_options`` — dict (field) — options of the run's density scheme: ``balanced``:
   ``redistribute``; ``erk``: ``clamp_once`` (see :mod:`ertrain.density`).
-* ``model_options`` — dict (field) — ``{"variant": "paper-code"}`` for VGG16/VGG19.
+* ``model_options`` — dict (field) — ``{"variant": "paper-code"}`` for VGG16/VGG19; ResNet20/110 (ER_DST):
+  ``{"shortcut": "B", "init": "fan_in"}`` (1x1 conv + BN shortcuts, Kaiming fan-in); ResNet18/50 (STR):
+  ``{"init": "fan_in", "classifier": "conv1x1"}`` (:data:`PATH_MODEL_OPTIONS`).
 * ``method_options`` — dict (field) — per-method keys, listed below.
 * ``val_fraction`` — float — fraction of the training set held out (not trained on) as a fixed split
   (the last ``val_fraction`` of the training set, as the ER_DST code).
@@ -42,6 +45,9 @@ Keys (name — type — meaning).  Keys that are already ``TrainConfig`` fields 
 * ``init_scale_fan`` — bool — rescale weights by the kept fan-in (:func:`ertrain.init.init_scale_fan`);
   usable with any protocol; the paper's runs did not use it.
 * ``init_scale_fan_per`` — str — ``neuron``, ``layer`` or ``global`` (:data:`ertrain.init.SCALE_FAN_MODES`).
+* ``amp`` — bool (field) — bf16 autocast on CUDA; false on every path (the three scripts train in float32).
+* ``data_options`` — dict (field) — CIFAR-10 loader options: ``normalise`` (``er_dst``: the code's fixed mean and
+  std; ``half``: ``Normalize(0.5, 0.5)``) and ``pad`` (``reflect``: reflect-padded crops).
 
 Per-method keys (inside ``method_options``; "new" marks keys the method does not have yet).
 
@@ -53,12 +59,15 @@ Per-method keys (inside ``method_options``; "new" marks keys the method does not
   syntax: rewind to the weights after ``N`` optimizer steps; the code: ``"iteration:0"``),
   ``lr_min_fraction`` (0.1: each cycle's cosine ends at 0.01), ``cycle_epochs`` (new; 150 epochs per
   pruning cycle), ``final_retrain`` (new; after the last pruning the network trains ``epochs`` more
-  epochs with a fresh cosine), ``reset_optimizer`` (new; the optimizer state is rewound too).
+  epochs with a fresh cosine), ``reset_optimizer`` (new; the optimizer state is rewound too),
+  ``level_start_density`` (0.3: absolute levels ``0.3 * 0.8^l``, no-op above the current count).
 * ``str``: ``s_init`` (-200), ``s_weight_decay`` (-1: the model's weight decay).
 * ``edgepopup``: ``levels`` (5), ``init`` (``"kaiming_normal"``), ``score_init`` (new;
   ``"constant"``: every score 0.5), ``level_start_density`` (new; 0.6,
   :func:`ertrain.schedules.edgepopup_level_densities`), ``lr_restart_per_level`` (new; true: the step
-  schedule restarts at every level, :func:`ertrain.schedules.edgepopup_lr`).
+  schedule restarts at every level, :func:`ertrain.schedules.edgepopup_lr`), ``subnet``
+  (``"paper-code"``: the code's row-index bug), ``optimizer_per_level`` (false: one optimizer kept),
+  ``score_init`` ``"paper-code"`` (0.5 in convs, Kaiming-uniform in the classifier).
 """
 
 from __future__ import annotations
@@ -114,6 +123,8 @@ KEYS: tuple[ProtocolKey, ...] = (
     ProtocolKey("select_from_epoch", "int", "first epoch (0-based) eligible for selection"),
     ProtocolKey("init_scale_fan", "bool", "rescale weights by the kept fan-in"),
     ProtocolKey("init_scale_fan_per", "str", "kept fan-in per neuron, layer or global density"),
+    ProtocolKey("amp", "bool", "bf16 autocast on CUDA (the paper's scripts train in float32)"),
+    ProtocolKey("data_options", "dict", "dataset loader options (normalise, pad)"),
 )
 
 #: The per-method keys a protocol may set inside ``method_options``.
@@ -122,9 +133,12 @@ METHOD_KEYS: dict[str, tuple[str, ...]] = {
     "set": ("update_every", "prune_fraction", "prune_fraction_min", "stop_fraction", "gradual_end_epoch"),
     "imp": (
         "prune_fraction", "scope", "rewind", "lr_min_fraction", "cycle_epochs", "final_retrain", "reset_optimizer",
+        "level_start_density",
     ),
     "str": ("s_init", "s_weight_decay"),
-    "edgepopup": ("levels", "init", "score_init", "level_start_density", "lr_restart_per_level"),
+    "edgepopup": (
+        "levels", "init", "score_init", "level_start_density", "lr_restart_per_level", "subnet", "optimizer_per_level",
+    ),
 }
 
 SELECT_CHOICES = ("final", "best_val", "best_test")
@@ -167,6 +181,7 @@ _STR_ER_SLT_SHARED: dict[str, Any] = {
     "select_from_epoch": 0,
     "val_fraction": 0.0,
     "init_scale_fan": False,
+    "amp": False,
 }
 
 #: What each script ran (values in ``docs/protocol.md`` with file and line).
@@ -183,11 +198,12 @@ PATH_VALUES: dict[str, dict[str, Any]] = {
         "schedule": "multistep",
         "schedule_options": {"milestones": [0.5, 0.75], "gamma": 0.1},
         "warmup_epochs": 0,
-        "flow_repair": "random_add",
+        "flow_repair": "paper-code",
         "select": "best_test",
         "select_from_epoch": 110,
         "val_fraction": 0.0,
         "init_scale_fan": False,
+        "amp": False,
     },
     "str": {
         "nesterov": False,
@@ -241,20 +257,44 @@ METHOD_VALUES: dict[str, dict[str, Any]] = {
         "cycle_epochs": 150,
         "final_retrain": True,
         "reset_optimizer": True,
+        "level_start_density": 0.3,
     },
     "str": {"s_init": -200.0, "s_weight_decay": -1.0},
     "edgepopup": {
         "levels": 5,
         "init": "kaiming_normal",
-        "score_init": "constant",
+        "score_init": "paper-code",
         "level_start_density": 0.6,
         "lr_restart_per_level": True,
+        "subnet": "paper-code",
+        "optimizer_per_level": False,
     },
 }
 METHOD_VALUES["set"] = dict(METHOD_VALUES["rigl"])
 
+#: Model options of each script's models: VGG's paper-code variant; ResNet20/110 with 1x1 conv + BN
+#: shortcuts and fan-in init (``ER_DST/models/cifar_resnet.py:25``, ``ER_DST/models/initializers.py:16``);
+#: the STR script's ResNet18/50 with fan-in init and a bias-free 1x1 conv classifier (``STR/models/resnet18.py:126``).
+PATH_MODEL_OPTIONS: dict[str, dict[str, dict[str, Any]]] = {
+    "er_dst": {
+        "vgg16": {"variant": "paper-code"},
+        "vgg19": {"variant": "paper-code"},
+        "resnet20": {"shortcut": "B", "init": "fan_in"},
+        "resnet110": {"shortcut": "B", "init": "fan_in"},
+    },
+    "str": {"resnet18": {"init": "fan_in", "classifier": "conv1x1"},
+            "resnet50": {"init": "fan_in", "classifier": "conv1x1"}},
+    "er_slt": {"vgg16": {"variant": "paper-code"}, "vgg19": {"variant": "paper-code"}},
+}
 #: Models with a paper-code variant (model option ``variant``).
 MODEL_VARIANTS: dict[str, dict[str, Any]] = {"vgg16": {"variant": "paper-code"}, "vgg19": {"variant": "paper-code"}}
+
+#: CIFAR-10 loader options of each script (``ER_DST/sparselearning/utils.py:30-42``, ``ER_SLT/cifar_main.py:200-203``).
+PATH_DATA_OPTIONS: dict[str, dict[str, dict[str, Any]]] = {
+    "er_dst": {"cifar10": {"normalise": "er_dst", "pad": "reflect"}},
+    "str": {},
+    "er_slt": {"cifar10": {"normalise": "half"}},
+}
 
 
 def _check_names(model: str, dataset: str, method: str) -> None:
@@ -294,8 +334,10 @@ def paper_code(model: str, dataset: str, method: str, density_scheme: str | None
             out["weight_decay"] = 1e-3
         else:
             out["weight_decay"] = 1e-4
-    if path in ("er_dst", "er_slt") and model in MODEL_VARIANTS:
-        out["model_options"] = dict(MODEL_VARIANTS[model])
+    if model in PATH_MODEL_OPTIONS[path]:
+        out["model_options"] = dict(PATH_MODEL_OPTIONS[path][model])
+    if dataset in PATH_DATA_OPTIONS[path]:
+        out["data_options"] = dict(PATH_DATA_OPTIONS[path][dataset])
     if density_scheme is not None and density_scheme in PATH_DENSITY_OPTIONS[path]:
         out["density_options"] = dict(PATH_DENSITY_OPTIONS[path][density_scheme])
     if method in METHOD_VALUES:

@@ -103,7 +103,7 @@ def test_er_dst_vgg16_fixed_mask_is_the_codes_run() -> None:
     values = paper_code("vgg16", "cifar10", "static", "balanced")
     assert code_path("vgg16", "static") == "er_dst"
     assert values["nesterov"] is True and values["batch_size"] == 100 and values["weight_decay"] == 5e-4
-    assert values["flow_repair"] == "random_add" and values["val_fraction"] == 0.1
+    assert values["flow_repair"] == "paper-code" and values["val_fraction"] == 0.1
     assert values["select"] == "best_test" and values["select_from_epoch"] == 110
     # the learning rate at every epoch: the code's MultiStepLR(milestones=[int(160 / 2), int(160 * 3 / 4)])
     code = [0.1 * 0.1 ** sum(e >= m for m in (int(160 / 2), int(160 * 3 / 4))) for e in range(160)]
@@ -162,7 +162,9 @@ def test_imp_and_fixed_resnet_masks_follow_run_imp_and_the_readme() -> None:
     assert imp["weight_decay"] == 1e-4 and imp["density_options"] == {"redistribute": False}
     static = paper_code("resnet50", "cifar100", "static", "erk")
     assert static["weight_decay"] == 1e-3 and static["density_options"] == {"clamp_once": True}
-    assert static["flow_repair"] is None and "model_options" not in static
+    assert static["flow_repair"] is None
+    # STR/models/resnet18.py:126 (a bias-free 1x1 conv classifier) and the yaml's kaiming_normal fan_in init
+    assert static["model_options"] == {"init": "fan_in", "classifier": "conv1x1"}
 
 
 # ---------------------------------------------------------------------------------------------- ER_SLT path
@@ -171,7 +173,7 @@ def test_imp_and_fixed_resnet_masks_follow_run_imp_and_the_readme() -> None:
 def test_edgepopup_step_schedule_restarts_every_level() -> None:
     values = paper_code("resnet18", "cifar10", "edgepopup")
     assert values["augment"] is False and values["nesterov"] is False and values["batch_size"] == 128
-    assert values["method_options"]["score_init"] == "constant" and values["method_options"]["levels"] == 5
+    assert values["method_options"]["score_init"] == "paper-code" and values["method_options"]["levels"] == 5
     per_level = values["epochs"]
     code = [0.1 * (0.1 ** (epoch // 30)) for _level in range(5) for epoch in range(1, per_level + 1)]
     got = [

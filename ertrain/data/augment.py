@@ -1,9 +1,12 @@
-"""On-device batch augmentation: random crop with zero padding and random horizontal flip."""
+"""On-device batch augmentation: random crop with zero (or reflect) padding and random horizontal flip."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+#: Augmentations a bundle may name (``DataBundle.augment``) and the padding of their crops.
+CROP_FLIP_PADDING = {"crop_flip": "constant", "crop_flip_reflect": "reflect"}
 
 
 def crop_flip_params(
@@ -20,8 +23,12 @@ def crop_flip_params(
     return offsets, flips
 
 
-def crop_flip_with(x: torch.Tensor, offsets: torch.Tensor, flips: torch.Tensor, padding: int) -> torch.Tensor:
-    """Crop image ``i`` of ``x`` at ``offsets[:, i]`` of its zero-padded copy; mirror it where ``flips[i]``.
+def crop_flip_with(
+    x: torch.Tensor, offsets: torch.Tensor, flips: torch.Tensor, padding: int, mode: str = "constant"
+) -> torch.Tensor:
+    """Crop image ``i`` of ``x`` at ``offsets[:, i]`` of its padded copy; mirror it where ``flips[i]``.
+
+    ``mode``: ``"constant"`` pads with zeros, ``"reflect"`` mirrors the border (the paper's ER_DST code).
 
     One gather on ``x``'s device, no Python loop over images.
     """
@@ -31,7 +38,9 @@ def crop_flip_with(x: torch.Tensor, offsets: torch.Tensor, flips: torch.Tensor, 
     if offsets.shape != (2, b) or flips.shape != (b,):
         raise ValueError(f"offsets {tuple(offsets.shape)} / flips {tuple(flips.shape)} do not fit a batch of {b}")
     offsets, flips = offsets.to(x.device, non_blocking=True), flips.to(x.device, non_blocking=True)
-    padded = F.pad(x, (padding, padding, padding, padding)) if padding else x
+    if mode not in ("constant", "reflect"):
+        raise ValueError(f"padding mode must be 'constant' or 'reflect', got {mode!r}")
+    padded = F.pad(x, (padding, padding, padding, padding), mode=mode) if padding else x
     rows = offsets[0, :, None] + torch.arange(h, device=x.device)  # (B, H)
     cols = torch.arange(w, device=x.device).expand(b, w)
     cols = torch.where(flips[:, None], cols.flip(1), cols) + offsets[1, :, None]  # (B, W)
@@ -40,7 +49,9 @@ def crop_flip_with(x: torch.Tensor, offsets: torch.Tensor, flips: torch.Tensor, 
     return out.permute(0, 3, 1, 2).contiguous()
 
 
-def crop_flip(x: torch.Tensor, padding: int = 4, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Randomly crop each image of ``x`` (``(B, C, H, W)``) from its zero-padded copy and flip half of them."""
+def crop_flip(
+    x: torch.Tensor, padding: int = 4, generator: torch.Generator | None = None, mode: str = "constant"
+) -> torch.Tensor:
+    """Randomly crop each image of ``x`` (``(B, C, H, W)``) from its padded copy and flip half of them."""
     offsets, flips = crop_flip_params(int(x.shape[0]), padding, generator)
-    return crop_flip_with(x, offsets, flips, padding)
+    return crop_flip_with(x, offsets, flips, padding, mode)

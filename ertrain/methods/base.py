@@ -45,6 +45,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ertrain.optim import total_epochs
+
 if TYPE_CHECKING:
     from ertrain.config import TrainConfig
     from ertrain.trainer import Trainer
@@ -88,7 +90,8 @@ class Method:
         if int(config.warmup_epochs) > 0 and not cls.supports_warmup:
             raise ValueError(f"method {cls.name!r} has no warm-up; got warmup_epochs={config.warmup_epochs!r} (use 0)")
         span = int(config.warmup_epochs) + int(config.epochs)
-        if config.select != "final" and int(config.select_from_epoch) >= max(1, span):
+        # no epoch at all (a masks-only run, --epochs 0) reports the untrained model: nothing to select from
+        if config.select != "final" and span > 0 and int(config.select_from_epoch) >= span:
             raise ValueError(f"select_from_epoch {config.select_from_epoch!r} is past the {span} epochs trained "
                              f"(warm-up + epochs); use a value below {span}")
 
@@ -142,8 +145,6 @@ def fit_schedule(trainer: Trainer, method: Method, desc: str, params: Any = None
 
     It trains :func:`ertrain.optim.total_epochs` ``= warmup_epochs + epochs`` epochs.
     """
-    from ertrain.optim import total_epochs
-
     config = trainer.config
     optimizer = trainer.make_optimizer() if params is None else trainer.make_optimizer(params=params)
     scheduler = trainer.make_scheduler(optimizer, int(config.epochs))

@@ -19,11 +19,22 @@ the paper's code's instead (:func:`ertrain.schedules.edgepopup_level_densities`:
 density, clipped to the start mask's density). Each level uses a fresh optimizer over the scores and
 the configured schedule, restarted at every level (``lr_restart_per_level``; false: one schedule over
 all ``levels * epochs`` epochs); scores carry over. Scores start Kaiming-uniform
-(``score_init="kaiming_uniform"``) or all 0.5 (``"constant"``, the paper's code).
+(``score_init="kaiming_uniform"``), all 0.5 (``"constant"``) or, as the paper's code
+(``ER_SLT/resnet_new.py:76``, ``:103``), 0.5 in conv layers and Kaiming-uniform in linear ones
+(``"paper-code"``). ``optimizer_per_level=false`` keeps one optimizer (and its momentum) across the
+levels, as the code does (``ER_SLT/cifar_main.py:268-273``).
+
+Subnetwork (option ``subnet``). ``"topk"`` is the binary top-k above. ``"paper-code"`` reproduces the
+paper's code's bug (``ER_SLT/resnet_new.py:44``): ``torch.where(er_mask == 1)[0]`` on the 4-D / 2-D
+ER mask yields *row* indices, so only the first ``c_out`` flat entries of a layer are binarised (by
+top-k among the repeated row entries, the last write of each row winning) and every other weight is
+multiplied by its raw ``|s|``; the ER mask selects nothing (:class:`RowIndexScoredWeight`).
 
 Export. At the end the score parametrisation is removed: every masked layer's ``.weight`` is the
 original random weight times the final binary mask, and the trainer's ``Masking`` holds that mask
 (so a checkpoint's ``masks`` and ``model`` are the subnetwork over the unchanged random weights).
+With ``subnet="paper-code"`` the exported ``.weight`` is the random weight times the final
+multipliers (what the code evaluated) and the mask their non-zeros.
 The final scores are kept in ``EdgePopup.scores`` (by layer name). Checkpoints taken during
 training hold the plain random weights (``model``) and the scores (``method``), so runs resume.
 """
@@ -34,21 +45,60 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
+from torch import Tensor
 
 from ertrain.methods import register_method
 from ertrain.methods._common import densities_of, mask_difference
 from ertrain.methods._reparam import ReparametrisedMethod, ScoredWeight, reparametrised
+from ertrain.optim import lr_factors
 from ertrain.scores import apportion, weight_of
 
 if TYPE_CHECKING:
-    import torch
-    from torch import Tensor, nn
+    from torch import nn
 
     from ertrain.trainer import Trainer
 
 
 INIT_CHOICES = ("kaiming_normal", "model")
-SCORE_INIT_CHOICES = ("kaiming_uniform", "constant")
+SCORE_INIT_CHOICES = ("kaiming_uniform", "constant", "paper-code")
+SUBNET_CHOICES = ("topk", "paper-code")
+
+
+class _RowIndexSubnet(torch.autograd.Function):
+    """The paper's code's ``GetSubnetER`` on flat ``|s|``: binary at the row indices only; gradient straight through."""
+
+    @staticmethod
+    def forward(ctx: Any, abs_scores: Tensor, rows: Tensor, k: int) -> Tensor:
+        out = abs_scores.clone()
+        if rows.numel() == 0:
+            return out
+        temp = abs_scores[rows]
+        order = torch.sort(temp, descending=True, stable=True).indices
+        binary = torch.zeros_like(temp)
+        binary[order[:k]] = 1.0
+        last = torch.ones_like(rows, dtype=torch.bool)  # rows are sorted: the last entry of each row wins
+        last[:-1] = rows[1:] != rows[:-1]
+        out[rows[last]] = binary[last]
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:
+        return grad, None, None
+
+
+class RowIndexScoredWeight(ScoredWeight):
+    """Edge-popup as the paper's code ran it: ``w * m`` with ``m`` from :class:`_RowIndexSubnet` (see the module doc).
+
+    ``candidates`` (the ER mask) only supplies the row index of each kept entry, in row-major order,
+    as ``torch.where(er_mask == 1)[0]`` does; ``mask()`` returns the multipliers (not binary).
+    """
+
+    def mask(self) -> Tensor:
+        rows = torch.nonzero(self.candidates.reshape(self.candidates.shape[0], -1))[:, 0]
+        flat = self.scores.abs().reshape(-1)
+        out: Tensor = _RowIndexSubnet.apply(flat, rows, self.k)
+        return out.view(self.scores.shape)
 
 
 def code_level_counts(start_nnz: int, total: int, final_density: float, levels: int, start_density: float) -> list[int]:
@@ -102,6 +152,14 @@ class EdgePopup(ReparametrisedMethod):
         lr_restart_per_level: bool = field(
             default=True, metadata={"help": "restart the schedule at every level (false: one over all levels)"}
         )
+        subnet: str = field(
+            default="topk",
+            metadata={"help": "topk, or paper-code: the paper's code's row-index bug (only the first c_out entries "
+                              "binarised, the rest multiplied by |score|)", "choices": SUBNET_CHOICES},
+        )
+        optimizer_per_level: bool = field(
+            default=True, metadata={"help": "a fresh optimizer every level (false: one kept across levels)"}
+        )
 
     @dataclass
     class State(ReparametrisedMethod.State):
@@ -128,6 +186,9 @@ class EdgePopup(ReparametrisedMethod):
             raise ValueError(f"edgepopup score_init must be one of {SCORE_INIT_CHOICES}, got {o.score_init!r}")
         if not 0.0 <= o.level_start_density <= 1.0:
             raise ValueError(f"edgepopup level_start_density must be in [0, 1] (0: off), got {o.level_start_density!r}")
+        if o.subnet not in SUBNET_CHOICES:
+            raise ValueError(f"edgepopup subnet must be one of {SUBNET_CHOICES}, got {o.subnet!r}")
+        self.optimizer: torch.optim.Optimizer | None = None
         self.params: list[ScoredWeight] = []
         self.counts: list[int] = []
         self.trainable: dict[Tensor, bool] = {}
@@ -161,7 +222,8 @@ class EdgePopup(ReparametrisedMethod):
             self._scale_fan_in(trainer)
         if not self.state.random_weights:
             self.state.random_weights = {n: weight_of(m).detach().cpu().clone() for n, m in self.layers}
-        self.params = [ScoredWeight(self._initial_scores(name, module, gen).to(weight_of(module).device), m, 0)
+        scored = RowIndexScoredWeight if o.subnet == "paper-code" else ScoredWeight
+        self.params = [scored(self._initial_scores(name, module, gen).to(weight_of(module).device), m, 0)
                        for (name, module), m in zip(self.layers, self.start_masks, strict=True)]
 
     def _draw_weights(self, gen: torch.Generator) -> None:
@@ -191,15 +253,15 @@ class EdgePopup(ReparametrisedMethod):
         if name in self.state.scores:  # resumed
             return self.state.scores[name].clone()
         scores = torch.empty(weight_of(module).shape)
-        if self.options.score_init == "constant":
+        if self.options.score_init == "constant" or (self.options.score_init == "paper-code" and scores.dim() > 2):
             return scores.fill_(0.5)
         torch.nn.init.kaiming_uniform_(scores, a=5**0.5, generator=gen)
         return scores
 
     def train(self, trainer: Trainer) -> None:
         try:
-            with reparametrised(trainer, self.masking, self.params,
-                                final_mask=lambda _, p: p.mask(), leave_parametrized=False):  # type: ignore[operator]
+            with reparametrised(trainer, self.masking, self.params, final_mask=lambda _, p: p.mask(),  # type: ignore[operator]
+                                leave_parametrized=self.options.subnet == "paper-code"):
                 for level in range(self.state.level, len(self.counts)):
                     self.state.level = level
                     self._train_level(trainer, level)
@@ -216,7 +278,7 @@ class EdgePopup(ReparametrisedMethod):
         for p, k in zip(self.params, apportion(self.counts[level], nnz0, nnz0), strict=True):
             p.k = int(k)
         epochs = int(trainer.config.epochs)
-        optimizer = trainer.make_optimizer(params=[p.scores for p in self.params])
+        optimizer = self._level_optimizer(trainer)
         scheduler = trainer.make_scheduler(optimizer, epochs) if self.options.lr_restart_per_level \
             else _level_slice(trainer.config, optimizer, level, len(self.counts))
         trainer.fit(epochs, optimizer=optimizer, scheduler=scheduler, hooks=(self,),
@@ -231,6 +293,15 @@ class EdgePopup(ReparametrisedMethod):
         self.state.records.append({"level": level + 1, "nnz": self.counts[level], "density": self.counts[level] / total,
                                    "test_accuracy": metrics["accuracy"],
                                    "layer_densities": densities_of(current).tolist()})
+
+    def _level_optimizer(self, trainer: Trainer) -> torch.optim.Optimizer:
+        """A fresh optimizer over the scores, or (``optimizer_per_level`` false) the first one, lr back at the start."""
+        if self.optimizer is None or self.options.optimizer_per_level:
+            self.optimizer = trainer.make_optimizer(params=[p.scores for p in self.params])
+            return self.optimizer
+        for group in self.optimizer.param_groups:
+            group["lr"] = group.get("initial_lr", group["lr"])
+        return self.optimizer
 
     supports_warmup = False
 
@@ -253,8 +324,6 @@ class EdgePopup(ReparametrisedMethod):
 def _level_slice(config: Any, optimizer: torch.optim.Optimizer, level: int, levels: int) -> Any:
     """Level ``level``'s part of one schedule over all ``levels * epochs`` epochs (no restart per level)."""
     import torch
-
-    from ertrain.optim import lr_factors
 
     epochs = int(config.epochs)
     factors = lr_factors(config, levels * epochs)[level * epochs:(level + 1) * epochs]

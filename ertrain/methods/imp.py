@@ -15,6 +15,11 @@ cycle, then 160 at the final mask, ``STR/main.py``). The number of pruning cycle
 or, when ``final_density`` is set, as many as needed to reach it, the last cycle pruning to exactly
 ``final_density`` (overall density of the masked layers).
 
+With ``level_start_density`` = ``d_s`` > 0 the cycles prune to the paper's code's absolute levels
+instead (:func:`code_cycle_targets`, ``STR/run_imp.py``): ``d_s (1 - f)^l`` of all masked weights,
+``l = 1..L`` (``L = int(log(final_density / d_s) / log(1 - f))``, or ``cycles``), and a level above
+the current number of kept weights prunes nothing (``STR/main.py:281-292``) while its cycle still trains.
+
 ``scope="global"`` ranks all masked weights together (the paper's IMP); ``"layerwise"`` removes the
 same fraction from every layer (counts apportioned so the total is exact).
 
@@ -28,6 +33,7 @@ kept in the method's state).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -91,6 +97,32 @@ def cycle_targets(start_nnz: int, total: int, prune_fraction: float, cycles: int
     return [int(round(start_nnz * (1.0 - prune_fraction) ** k)) for k in range(cycles + 1)]
 
 
+def code_cycle_targets(
+    start_nnz: int, total: int, prune_fraction: float, cycles: int, final_density: float, level_start: float
+) -> list[int]:
+    """Kept weights per cycle at the paper's code's absolute levels ``level_start (1 - f)^l`` (cycle 0 = start).
+
+    Level ``l`` keeps ``total - int((1 - d_l) total)`` weights (the code's ``kthvalue`` threshold) but
+    never more than the previous cycle: a level above the current count is a no-op.  ``L`` =
+    ``int(log(final_density / level_start) / log(1 - f))`` with ``final_density`` > 0, else ``cycles``.
+    """
+    if not 0.0 < prune_fraction < 1.0:
+        raise ValueError(f"prune_fraction must be in (0, 1), got {prune_fraction!r}")
+    if not 0.0 < level_start <= 1.0:
+        raise ValueError(f"imp level_start_density must be in (0, 1], got {level_start!r}")
+    if final_density > 0.0:
+        levels = int((math.log(final_density) - math.log(level_start)) / math.log(1.0 - prune_fraction))
+    elif cycles >= 0:
+        levels = cycles
+    else:
+        raise ValueError(f"cycles must be >= 0, got {cycles!r}")
+    targets = [start_nnz]
+    for level in range(1, levels + 1):
+        d = level_start * (1.0 - prune_fraction) ** level
+        targets.append(min(targets[-1], total - int((1.0 - d) * total)))
+    return targets
+
+
 @register_method("imp")
 class IMP(Method):
     """Iterative magnitude pruning with weight rewinding (see the module docstring)."""
@@ -120,6 +152,10 @@ class IMP(Method):
         reset_optimizer: bool = field(
             default=True, metadata={"help": "a fresh optimizer every cycle (false: momentum carries over)"}
         )
+        level_start_density: float = field(
+            default=0.0, metadata={"help": "prune to the paper's code's absolute levels d (1 - f)^l from this "
+                                           "density d, no-op above the current count (0: off)"}
+        )
 
     @dataclass
     class State:
@@ -146,6 +182,8 @@ class IMP(Method):
             raise ValueError(f"imp final_density must be in [0, 1], got {o.final_density!r}")
         if not 0.0 < o.lr_min_fraction <= 1.0:
             raise ValueError(f"imp lr_min_fraction must be in (0, 1], got {o.lr_min_fraction!r}")
+        if not 0.0 <= o.level_start_density <= 1.0:
+            raise ValueError(f"imp level_start_density must be in [0, 1] (0: off), got {o.level_start_density!r}")
         self.masking: Masking | None = None
         self.layers: list[tuple[str, nn.Module]] = []
         self.targets: list[int] = []
@@ -175,7 +213,11 @@ class IMP(Method):
         masking, self.layers, masks = masked_start(trainer, self.state.masks)
         self.masking = masking
         start_nnz = int(self.state.records[0]["nnz"]) if self.state.records else sum(int(m.sum()) for m in masks)
-        self.targets = cycle_targets(start_nnz, masking.numel(), o.prune_fraction, o.cycles, o.final_density)
+        if o.level_start_density > 0:
+            self.targets = code_cycle_targets(start_nnz, masking.numel(), o.prune_fraction, o.cycles,
+                                              o.final_density, o.level_start_density)
+        else:
+            self.targets = cycle_targets(start_nnz, masking.numel(), o.prune_fraction, o.cycles, o.final_density)
         self.lengths = [self.cycle_length(c, int(trainer.config.epochs)) for c in range(len(self.targets))]
         first = self.lengths[0]
         if self.rewind_kind == "epoch" and not 0 <= o.rewind_epoch <= first:
@@ -280,4 +322,6 @@ def _parameters(model: nn.Module) -> dict[str, Tensor]:
     return {n: p.detach().cpu().clone() for n, p in model.named_parameters()}
 
 
-__all__ = ["IMP", "REWIND_CHOICES", "SCOPE_CHOICES", "cycle_targets", "magnitude_prune", "parse_rewind"]
+__all__ = [
+    "IMP", "REWIND_CHOICES", "SCOPE_CHOICES", "code_cycle_targets", "cycle_targets", "magnitude_prune", "parse_rewind",
+]

@@ -10,6 +10,13 @@
   (kuangliu/pytorch-cifar; 11,173,962 parameters for ResNet18 with 10 classes), ``stem="imagenet"``
   the 7x7 stride-2 stem with max-pool (torchvision; 11,689,512 / 25,557,032 with 1000 classes).
   ``stem="auto"`` (default) picks ``imagenet`` for inputs of at least 128 pixels, else ``cifar``.
+  ``classifier="conv1x1"`` makes the classifier a bias-free 1x1 conv after the pool, as the paper's
+  STR code (``STR/models/resnet18.py:126``): 512 x classes weights and no bias (default ``"linear"``).
+
+Every model takes ``init``: ``"fan_out"`` (default) draws conv weights Kaiming-normal with
+``mode="fan_out"`` and leaves the linear classifier at PyTorch's default; ``"fan_in"`` draws every
+conv and linear weight Kaiming-normal with ``mode="fan_in"`` (ReLU gain), as the paper's code does
+(``ER_DST/models/initializers.py:16``, ``STR/configs/largescale/resnet18-cifar-str-1.yaml:26``).
 """
 
 from __future__ import annotations
@@ -85,8 +92,21 @@ class Bottleneck(nn.Module):
         return F.relu(out + self.shortcut(x))
 
 
+#: Weight initialisations of the ResNets (model option ``init``).
+INITS = ("fan_out", "fan_in")
+#: Classifier heads (model option ``classifier``).
+CLASSIFIERS = ("linear", "conv1x1")
+
+
+def _init_weights(model: nn.Module, init: str) -> None:
+    """Kaiming-normal conv weights by ``init``'s fan mode; with ``fan_in`` the linear weights too."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d) or (init == "fan_in" and isinstance(m, nn.Linear)):
+            nn.init.kaiming_normal_(m.weight, mode=init, nonlinearity="relu")
+
+
 class ResNet(nn.Module):
-    """Stem, stages of residual blocks, global average pool, linear classifier."""
+    """Stem, stages of residual blocks, global average pool, linear (or bias-free 1x1 conv) classifier."""
 
     def __init__(
         self,
@@ -97,8 +117,12 @@ class ResNet(nn.Module):
         in_channels: int,
         stem: str,
         shortcut: str,
+        init: str = "fan_out",
+        classifier: str = "linear",
     ) -> None:
         super().__init__()
+        _check_choice("init", init, INITS)
+        _check_choice("classifier", classifier, CLASSIFIERS)
         c = stage_planes[0]
         self.conv1: nn.Conv2d
         if stem == "imagenet":
@@ -117,14 +141,16 @@ class ResNet(nn.Module):
             stages.append(nn.Sequential(*blocks))
         self.stages = nn.Sequential(*stages)
         self.pool = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(c, num_classes)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        self.classifier: nn.Module = (
+            nn.Linear(c, num_classes) if classifier == "linear" else nn.Conv2d(c, num_classes, 1, bias=False)
+        )
+        _init_weights(self, init)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(F.relu(self.bn1(self.conv1(x))))
         x = self.stages(x)
+        if isinstance(self.classifier, nn.Conv2d):
+            return self.classifier(self.pool(x)).flatten(1)
         return self.classifier(self.pool(x).flatten(1))
 
 
@@ -133,11 +159,13 @@ def _check_choice(name: str, value: str, valid: tuple[str, ...]) -> None:
         raise ValueError(f"{name} must be one of {list(valid)}, got {value!r}")
 
 
-def _cifar_resnet(depth: int, num_classes: int, in_channels: int, width: float, shortcut: str) -> ResNet:
+def _cifar_resnet(
+    depth: int, num_classes: int, in_channels: int, width: float, shortcut: str, init: str
+) -> ResNet:
     _check_choice("shortcut", shortcut, ("A", "B"))
     n = (depth - 2) // 6
     planes = tuple(scaled(c, width) for c in (16, 32, 64))
-    return ResNet(BasicBlock, (n, n, n), planes, num_classes, in_channels, "cifar", shortcut)
+    return ResNet(BasicBlock, (n, n, n), planes, num_classes, in_channels, "cifar", shortcut, init)
 
 
 def _stem(stem: str, input_size: int) -> str:
@@ -155,7 +183,7 @@ def _registered(factory: Callable[..., ResNet], name: str, doc: str) -> Callable
 
 
 def _cifar_factory(depth: int, doc: str) -> Callable[..., ResNet]:
-    """The registered factory of the CIFAR ResNet of ``depth`` (options: ``shortcut``)."""
+    """The registered factory of the CIFAR ResNet of ``depth`` (options: ``shortcut``, ``init``)."""
 
     def cifar_resnet(
         *,
@@ -165,8 +193,9 @@ def _cifar_factory(depth: int, doc: str) -> Callable[..., ResNet]:
         width: float = 1.0,
         in_features: int | None = None,
         shortcut: str = "A",
+        init: str = "fan_out",
     ) -> ResNet:
-        return _cifar_resnet(depth, num_classes, in_channels, width, shortcut)
+        return _cifar_resnet(depth, num_classes, in_channels, width, shortcut, init)
 
     return _registered(cifar_resnet, f"resnet{depth}", doc)
 
@@ -174,7 +203,7 @@ def _cifar_factory(depth: int, doc: str) -> Callable[..., ResNet]:
 def _imagenet_factory(
     name: str, block: type[BasicBlock] | type[Bottleneck], blocks_per_stage: tuple[int, ...], doc: str
 ) -> Callable[..., ResNet]:
-    """The registered factory of the four-stage ResNet ``name`` with 64..512 planes (options: ``stem``)."""
+    """The four-stage ResNet ``name`` with 64..512 planes (options: ``stem``, ``init``, ``classifier``)."""
 
     def imagenet_resnet(
         *,
@@ -184,9 +213,12 @@ def _imagenet_factory(
         width: float = 1.0,
         in_features: int | None = None,
         stem: str = "auto",
+        init: str = "fan_out",
+        classifier: str = "linear",
     ) -> ResNet:
         planes = tuple(scaled(c, width) for c in (64, 128, 256, 512))
-        return ResNet(block, blocks_per_stage, planes, num_classes, in_channels, _stem(stem, input_size), "B")
+        return ResNet(block, blocks_per_stage, planes, num_classes, in_channels, _stem(stem, input_size), "B",
+                      init, classifier)
 
     return _registered(imagenet_resnet, name, doc)
 
