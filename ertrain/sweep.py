@@ -40,15 +40,15 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # Python 3.10: the same parser, packaged as tomli
     import tomli as tomllib
 
-if TYPE_CHECKING:
-    from ertrain.config import TrainConfig
+from ertrain.config import Resolved, TrainConfig, resolve
+from ertrain.typecheck import check_types
 
 #: Execution-only fields a caller may override without changing any run's hash (as in TrainConfig).
 EXECUTION_FIELDS: tuple[str, ...] = ("data_dir", "device", "compile", "channels_last", "log")
@@ -88,6 +88,7 @@ class SlurmOptions:
         unknown = sorted(set(table) - valid)
         if unknown:
             raise ValueError(f"unknown [slurm] key(s) {unknown}; valid keys: {', '.join(sorted(valid))}")
+        check_types(cls, table, "[slurm]")
         return cls(**dict(table))
 
 
@@ -315,22 +316,22 @@ def apply_assignment(base: Mapping[str, Any], point: Mapping[str, Any]) -> dict[
 # ---------------------------------------------------------------------------------------------- configs
 
 
-def make_config(fields: Mapping[str, Any]) -> TrainConfig:
-    """A ``TrainConfig`` from a flat dict; unknown keys raise ``ValueError`` listing the valid fields."""
-    from ertrain.config import TrainConfig
-
-    valid = {f.name for f in dataclasses.fields(TrainConfig)}
-    unknown = sorted(set(fields) - valid)
-    if unknown:
-        raise ValueError(f"unknown TrainConfig field(s) {unknown}; valid fields: {', '.join(sorted(valid))}")
+def resolve_point(fields: Mapping[str, Any]) -> Resolved:
+    """One run of a sweep through the resolver (:func:`ertrain.config.resolve`), as ``ertrain train`` resolves
+    the same fields: explicit > protocol > recipe > defaults, each field's source recorded."""
     try:
-        return TrainConfig(**dict(fields))
-    except TypeError as exc:  # a missing required field or a value of the wrong type
+        return resolve(fields)
+    except TypeError as exc:  # a value of the wrong type that the dataclass could not take
         raise ValueError(f"cannot build a TrainConfig from {dict(fields)!r}: {exc}") from exc
 
 
-def build_configs(spec: SweepSpec, overrides: Mapping[str, Any] | None = None) -> list[TrainConfig]:
-    """The sweep's distinct configs (first occurrence of each run hash kept), in file order.
+def make_config(fields: Mapping[str, Any]) -> TrainConfig:
+    """The resolved ``TrainConfig`` of a flat dict (:func:`resolve_point`)."""
+    return resolve_point(fields).config
+
+
+def build_resolved(spec: SweepSpec, overrides: Mapping[str, Any] | None = None) -> list[Resolved]:
+    """The sweep's distinct resolved runs (first occurrence of each run hash kept), in file order.
 
     ``overrides`` sets execution-only fields (``data_dir``, ``device``) on every run; they do not
     change run hashes.
@@ -339,18 +340,23 @@ def build_configs(spec: SweepSpec, overrides: Mapping[str, Any] | None = None) -
     bad = sorted(set(overrides) - set(EXECUTION_FIELDS))
     if bad:
         raise ValueError(f"only {EXECUTION_FIELDS} can be overridden, got {bad}")
-    configs: list[TrainConfig] = []
+    runs: list[Resolved] = []
     seen: set[str] = set()
     for fields in spec.assignments():
-        config = make_config({**fields, **overrides})
-        run_hash = config.run_hash()
+        resolved = resolve_point({**fields, **overrides})
+        run_hash = resolved.run_hash()
         if run_hash not in seen:
             seen.add(run_hash)
-            configs.append(config)
-    return configs
+            runs.append(resolved)
+    return runs
 
 
-def validate_config(config: TrainConfig) -> None:
+def build_configs(spec: SweepSpec, overrides: Mapping[str, Any] | None = None) -> list[TrainConfig]:
+    """The configs of :func:`build_resolved`."""
+    return [r.config for r in build_resolved(spec, overrides)]
+
+
+def validate_config(config: TrainConfig, *, check_device: bool = True) -> None:
     """Check what a config cannot check alone, before any run is launched: the device and the data options.
 
     (Registry names and method options are checked when the config is built.)  Raises ``ValueError``
@@ -359,7 +365,8 @@ def validate_config(config: TrainConfig) -> None:
     from ertrain.data import DATASETS
     from ertrain.trainer import resolve_device
 
-    resolve_device(config.device)
+    if check_device:
+        resolve_device(config.device)
     entry = DATASETS.entry(config.dataset) if hasattr(DATASETS, "entry") else None
     if entry is not None and entry.options is not None:
         entry.make_options(config.data_options)
@@ -479,26 +486,35 @@ _UNFINISHED_WHY = {
 
 def load_configs(
     path: str | Path, overrides: Mapping[str, Any] | None = None, slurm_changes: Mapping[str, Any] | None = None
-) -> tuple[SweepSpec, list[TrainConfig], SlurmOptions]:
-    """The sweep file ``path``, its distinct configs (``overrides`` as in :func:`build_configs`) and its SLURM
-    options with ``slurm_changes`` applied (and checked)."""
+) -> tuple[SweepSpec, list[Resolved], SlurmOptions]:
+    """The sweep file ``path``, its distinct resolved runs (``overrides`` as in :func:`build_resolved`) and its
+    SLURM options with ``slurm_changes`` applied (and checked)."""
     spec = load_sweep(path)
-    configs = build_configs(spec, overrides)
-    slurm = dataclasses.replace(spec.slurm, **slurm_changes) if slurm_changes else spec.slurm
-    return spec, configs, slurm
+    try:
+        runs = build_resolved(spec, overrides)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from exc
+    slurm = SlurmOptions.from_mapping({**dataclasses.asdict(spec.slurm), **(slurm_changes or {})})
+    return spec, runs, slurm
 
 
 @dataclass(frozen=True)
 class SweepPlan:
-    """A sweep ready to launch: its file, its configs, the SLURM options, and where every run stands."""
+    """A sweep ready to launch: its file, its resolved runs, the SLURM options, where every run stands, and
+    (for a dry run) what this machine lacks to run it."""
 
     spec: SweepSpec
-    configs: tuple[TrainConfig, ...]
+    runs: tuple[Resolved, ...]
     slurm: SlurmOptions
     runs_dir: Path
     states: tuple[RunStatus, ...]
     before: SweepSummary
     keys: tuple[str, ...]  # the fields that vary across the configs (for listings)
+    missing_data: tuple[dict[str, str], ...] = ()
+
+    @property
+    def configs(self) -> tuple[TrainConfig, ...]:
+        return tuple(r.config for r in self.runs)
 
     @property
     def title(self) -> str:
@@ -510,7 +526,11 @@ class SweepPlan:
         return [(c, s) for c, s in zip(self.configs, self.states, strict=True) if s.state != "done"]
 
     def report(self, executor: str, dry_run: bool) -> dict[str, Any]:
-        """The plan as a JSON-able dict (``ertrain sweep --json`` adds ``after`` and ``job_ids`` once it ran)."""
+        """The plan as a JSON-able dict (``ertrain sweep --json`` adds ``after`` and ``job_ids`` once it ran).
+
+        ``runs`` lists every run (done or not) as ``{"run_hash", "state", "config", "sources"}``: the
+        resolved config and each field's source (``explicit``, ``protocol``, ``recipe``, ``default``).
+        """
         return {
             "name": self.spec.name,
             "reproduces": self.spec.reproduces,
@@ -521,18 +541,32 @@ class SweepPlan:
             "to_launch": [
                 {"run_hash": s.run_hash, "state": s.state, "fields": describe(c, self.keys)} for c, s in self.todo
             ],
+            "runs": [{**r.to_dict(), "state": s.state} for r, s in zip(self.runs, self.states, strict=True)],
+            "missing_data": [dict(m) for m in self.missing_data],
         }
 
 
 def plan_sweep(
-    spec: SweepSpec, configs: Sequence[TrainConfig], slurm: SlurmOptions, runs_dir: str | Path, *, validate: bool = True
+    spec: SweepSpec, runs: Sequence[Resolved], slurm: SlurmOptions, runs_dir: str | Path, *, validate: bool = True,
+    dry_run: bool = False,
 ) -> SweepPlan:
     """Check every config and its data (:func:`validate_config`, :func:`check_data`; unless ``validate`` is
-    False) and read where its run stands."""
+    False) and read where its run stands.  A ``dry_run`` lists missing datasets (``missing_data``) instead
+    of refusing, and checks no device: it needs neither the data nor a GPU."""
+    missing: dict[tuple[str, str], dict[str, str]] = {}
     if validate:
-        for config in configs:
-            validate_config(config)
-            check_data(config)
+        for r in runs:
+            validate_config(r.config, check_device=not dry_run)
+            try:
+                check_data(r.config)
+            except ValueError as exc:
+                if not dry_run:
+                    raise
+                key = (r.config.dataset, str(r.config.data_dir))
+                missing.setdefault(key, {"dataset": r.config.dataset, "data_dir": str(r.config.data_dir or ""),
+                                         "error": " ".join(str(exc).split())})
+    configs = [r.config for r in runs]
     states, before = sweep_status(configs, runs_dir)
     keys = varying_fields(configs)
-    return SweepPlan(spec, tuple(configs), slurm, Path(runs_dir), tuple(states), before, tuple(keys))
+    return SweepPlan(spec, tuple(runs), slurm, Path(runs_dir), tuple(states), before, tuple(keys),
+                     tuple(missing.values()))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ertrain.config import TrainConfig
+from ertrain.config import TrainConfig, resolve
 from ertrain.recipes import (
     NOT_RECIPE_FIELDS,
     RECIPE_DIR,
@@ -77,12 +77,16 @@ def test_registered_mapping_is_validated_and_duplicates_raise() -> None:
             register_recipe("test-tiny", {"epochs": 3})
     finally:
         RECIPES.unregister("test-tiny")
-    register_recipe("test-bad", {"epochs": 2, "model": "mlp", "nosuch": 1})
+    register_recipe("test-bad", {"epochs": 2, "model": "mlp"})
+    register_recipe("test-unknown", {"epochs": 2, "nosuch": 1})
     try:
-        with pytest.raises(ValueError, match=r"\['model', 'nosuch'\]"):
+        with pytest.raises(ValueError, match=r"'test-bad' sets \['model'\], which are not training"):
             load_recipe("test-bad")
+        with pytest.raises(ValueError, match=r"recipe 'test-unknown' sets unknown TrainConfig fields \['nosuch'\]"):
+            resolve({"model": "mlp", "dataset": "digits", "recipe": "test-unknown"})
     finally:
         RECIPES.unregister("test-bad")
+        RECIPES.unregister("test-unknown")
 
 
 def test_a_file_without_hyperparameters_is_refused(tmp_path: Path) -> None:

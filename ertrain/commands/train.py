@@ -38,7 +38,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
                         help="progress on stderr: bars on a terminal, one line per epoch otherwise (default); "
                              "--no-progress: silent")
     parser.add_argument("--print-config", action="store_true",
-                        help="print the fully resolved configuration as JSON and exit without training")
+                        help="print the fully resolved configuration as JSON (its fields, run_hash, and sources: "
+                             "where each field's value came from) and exit without training")
     parser.add_argument("--json", action="store_true", help="print result.json as one JSON object")
     parser.set_defaults(func=run)
     return parser
@@ -46,12 +47,13 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from ertheory.jsonio import print_json
-    from ertrain.config import TrainConfig
+    from ertrain.config import resolve_args
     from ertrain.runner import run_config
 
-    config = TrainConfig.from_args(args)
+    resolved = resolve_args(args)
+    config = resolved.config
     if args.print_config:
-        print(config.to_json())
+        print_json({**config.to_dict(), "run_hash": resolved.run_hash(), "sources": resolved.sources})
         return 0
     if not str(args.out):
         raise ValueError("--out must name a directory, got an empty path")

@@ -43,6 +43,7 @@ from ertrain.methods import register_method
 from ertrain.methods._common import accounting, densities_of, make_meter, mask_list, masked_start
 from ertrain.methods.base import Method
 from ertrain.methods.maskops import drop_and_grow, magnitude_prune, random_scores, regrow_count
+from ertrain.optim import total_epochs
 from ertrain.scores import weight_of
 
 if TYPE_CHECKING:
@@ -167,8 +168,6 @@ class DST(Method):
 
     def _schedule(self, trainer: Trainer, total: int) -> None:
         """``T_end`` and the final number of kept weights (None: the density stays)."""
-        from ertrain.optim import total_epochs
-
         o = self.options
         self.total, self.steps_per_epoch = total, trainer.steps_per_epoch
         total_steps = total_epochs(trainer.config) * trainer.steps_per_epoch
