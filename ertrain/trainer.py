@@ -410,8 +410,12 @@ def _to_cpu(obj: Any) -> Any:
 
 def model_kwargs_for(data: DataBundle) -> dict[str, Any]:
     """The ``build_model`` keyword arguments that follow from the data's shapes."""
-    shape = data.input_shape
-    kwargs: dict[str, Any] = {"num_classes": data.num_classes, "in_features": int(math.prod(shape))}
+    return model_kwargs_for_shape(tuple(data.input_shape), data.num_classes)
+
+
+def model_kwargs_for_shape(shape: tuple[int, ...], num_classes: int) -> dict[str, Any]:
+    """The ``build_model`` keyword arguments for examples of ``shape`` in ``num_classes`` classes."""
+    kwargs: dict[str, Any] = {"num_classes": num_classes, "in_features": int(math.prod(shape))}
     if len(shape) == 3:
         kwargs["in_channels"] = int(shape[0])
         kwargs["input_size"] = int(shape[-1])
@@ -419,4 +423,4 @@ def model_kwargs_for(data: DataBundle) -> dict[str, Any]:
 
 
 __all__ = ["TrainHook", "Trainer", "build_masking", "build_seeded_model", "derive_seed", "model_kwargs_for",
-           "resolve_device", "scale_fan_in", "wrap_model"]
+           "model_kwargs_for_shape", "resolve_device", "scale_fan_in", "wrap_model"]

@@ -21,6 +21,7 @@ from ertrain.data import (
     check_compatible,
     data_fingerprint,
     dataset_options,
+    declared_classes,
     declared_shape,
     load_dataset,
     register_dataset,
@@ -201,6 +202,39 @@ def test_memory_estimate_bounds_the_measured_peak(name: str, options: dict[str, 
     assert estimate is not None
     held = sum(t.numel() * t.element_size() for t in (data.x_train, data.y_train, data.x_test, data.y_test))
     assert held <= peak <= estimate <= 4 * peak  # an upper bound, and not a wild one
+
+
+def test_declared_classes_are_checked_against_the_loaded_ones() -> None:
+    def three(data_dir: str | None, *, seed: int = 0) -> DataBundle:
+        x = torch.zeros(4, 3)
+        y = torch.tensor([0, 1, 2, 0])
+        return DataBundle(x, y, x, y, num_classes=3, input_shape=(3,))
+
+    register_dataset("test-classes", inputs="flat", shape=(3,), classes=4)(three)
+    try:
+        assert declared_classes("test-classes") == 4
+        with pytest.raises(ValueError, match="test-classes: the loader gives 3 classes, the dataset declares 4"):
+            load_dataset("test-classes")
+    finally:
+        DATASETS.unregister("test-classes")
+    with pytest.raises(ValueError, match="classes must be a positive integer, got 0"):
+        register_dataset("test-no-classes", classes=0)
+    assert declared_classes("fashion-mnist") == 10
+
+
+def test_model_sizes_of_a_declared_dataset_need_no_files(places: tuple[Path, Path]) -> None:
+    """A model's sizes from the declared shape and classes (no Fashion-MNIST folder exists yet) are those from
+    the loaded files."""
+    from ertrain.trainer import model_kwargs_for, model_kwargs_for_shape
+
+    shape, classes = declared_shape("fashion-mnist"), declared_classes("fashion-mnist")
+    assert shape is not None and None not in shape and classes is not None
+    without_files = model_kwargs_for_shape(tuple(int(s) for s in shape if s is not None), classes)
+    assert without_files == {"num_classes": 10, "in_features": 784, "in_channels": 1, "input_size": 28}
+    with pytest.raises(ValueError, match="are in none of"):
+        load_dataset("fashion-mnist")
+    write_fashion(places[1], n_train=30, n_test=30)
+    assert without_files == model_kwargs_for(load_dataset("fashion-mnist", limit_train=5))
 
 
 # ---------------------------------------------------------------- Fashion-MNIST search order

@@ -140,7 +140,7 @@ def _files(data_dir: str | None, opts: FashionMNISTOptions) -> tuple[Path, list[
 
 
 @register_dataset("fashion-mnist", options=FashionMNISTOptions, inputs="image", shape=(1, *IMAGE_SIZE),
-                  files=_files)
+                  classes=10, files=_files)
 def load_fashion_mnist(data_dir: str | None, opts: FashionMNISTOptions, seed: int) -> DataBundle:
     """Fashion-MNIST: 60k/10k 28x28 grey images, 10 classes; inputs standardised with the training mean/std."""
     root, paths = find_files(data_dir)

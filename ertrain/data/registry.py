@@ -8,6 +8,8 @@ Every dataset declares, besides its loader,
   against it before training (:func:`ertrain.data.identity.check_compatible`);
 * ``shape``: the shape of one example (``None`` for an axis whose size the files decide); every loaded
   bundle is checked against it, and against empty splits and non-finite inputs (:func:`check_bundle`);
+* ``classes``: the number of classes where the dataset fixes it, checked on every loaded bundle; with
+  ``shape`` it gives a model's input and output sizes without the data files (:func:`declared_classes`);
 * ``files``: the data files it reads (for the data fingerprint), and ``memory``: an estimate in bytes
   where the options set the size (synthetic sets), refused above the limit before generation.
 
@@ -51,6 +53,7 @@ class Dataset:
     memory: Callable[[Any], float] | None = None
     version: Callable[[], str] | None = None
     help: str = ""
+    classes: int | None = None
 
     def __call__(self, data_dir: str | None = None, *, seed: int = 0, **options: Any) -> DataBundle:
         return load_dataset(self.name, data_dir, seed=seed, **options)
@@ -82,15 +85,19 @@ def register_dataset(
     memory: Callable[[Any], float] | None = None,
     version: Callable[[], str] | None = None,
     help: str = "",
+    classes: int | None = None,
 ) -> Callable[[Callable[..., DataBundle]], Callable[..., DataBundle]]:
     """Decorator registering a loader under ``name`` (duplicates raise); see the module docstring."""
     if inputs is not None and inputs not in INPUT_KINDS:
         raise ValueError(f"dataset {name!r}: inputs must be one of {INPUT_KINDS}, got {inputs!r}")
+    if classes is not None and (isinstance(classes, bool) or not isinstance(classes, int) or classes < 1):
+        raise ValueError(f"dataset {name!r}: classes must be a positive integer, got {classes!r}")
     shape_fn = shape if shape is None or callable(shape) else _constant(tuple(shape))
 
     def deco(fn: Callable[..., DataBundle]) -> Callable[..., DataBundle]:
         opts, load = (options, fn) if options is not None else _keyword_loader(name, fn)
-        spec = Dataset(name, load, opts, inputs, shape_fn, files, memory, version, help or _first_line(fn))
+        spec = Dataset(name, load, opts, inputs, shape_fn, files, memory, version, help or _first_line(fn),
+                       classes)
         DATASETS.register(name, spec, options=opts, help=spec.help)
         return fn
 
@@ -118,6 +125,11 @@ def declared_shape(name: str, options: Mapping[str, Any] | LoaderOptions | None 
     spec = dataset(name)
     opts = options if isinstance(options, LoaderOptions) else dataset_options(name, options)
     return None if spec.shape is None else spec.shape(opts)
+
+
+def declared_classes(name: str) -> int | None:
+    """The number of classes dataset ``name`` declares (None: not declared)."""
+    return dataset(name).classes
 
 
 def estimated_memory(name: str, options: Mapping[str, Any] | LoaderOptions | None = None) -> float | None:
@@ -165,6 +177,8 @@ def check_bundle(spec: Dataset, options: Any, bundle: DataBundle) -> None:
     example = tuple(int(s) for s in bundle.x_train.shape[1:])
     if tuple(bundle.input_shape) != example:
         raise ValueError(f"{name}: input_shape {bundle.input_shape} differs from the examples' {_fmt(example)}")
+    if spec.classes is not None and bundle.num_classes != spec.classes:
+        raise ValueError(f"{name}: the loader gives {bundle.num_classes} classes, the dataset declares {spec.classes}")
     if bundle.task == "classification":
         for split, y in (("train", bundle.y_train), ("test", bundle.y_test)):
             if y.numel() and (int(y.min()) < 0 or int(y.max()) >= bundle.num_classes):
@@ -219,6 +233,7 @@ __all__ = [
     "check_bundle",
     "dataset",
     "dataset_options",
+    "declared_classes",
     "declared_shape",
     "estimated_memory",
     "load_dataset",
