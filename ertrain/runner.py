@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ertrain.config import TrainConfig
+from ertrain.protocol_notes import note_lines, notes_record
 from ertrain.rundir import RunDir
 
 if TYPE_CHECKING:
@@ -66,7 +67,7 @@ def run_config(
     """:func:`run` with the run directory and whether the result came from the cache."""
     rd = locate(config, runs_dir)
     identity = data_identity(config)  # missing or changed data fail here, before anything is written
-    rd.check_data_identity(identity)
+    rd.check_data_identity(identity, lambda version: data_identity(config, version))
     finished = rd.read_result()
     if finished is not None and resume:
         return RunOutcome(finished, rd.path, cached=True)
@@ -83,12 +84,17 @@ def run_config(
         return RunOutcome(_train(config, rd, data, resume, progress, device), rd.path, cached=False)
 
 
-def data_identity(config: TrainConfig) -> dict[str, Any]:
-    """The dataset, its options and the fingerprint of its files (``ertrain.data.data_fingerprint``)."""
-    from ertrain.data.identity import data_fingerprint
+def data_identity(config: TrainConfig, version: int | None = None) -> dict[str, Any]:
+    """The dataset, its options and the fingerprint of its files (``ertrain.data.data_fingerprint``; the
+    current version unless ``version`` asks for another, which an older run recorded)."""
+    from ertrain.data.identity import FINGERPRINT_VERSION, data_fingerprint
 
-    fingerprint = data_fingerprint(config.dataset, config.data_dir, config.data_options)
-    return {"dataset": config.dataset, "data_options": config.data_options, "fingerprint": fingerprint}
+    version = FINGERPRINT_VERSION if version is None else version
+    fingerprint = data_fingerprint(config.dataset, config.data_dir, config.data_options, version=version)
+    identity = {"dataset": config.dataset, "data_options": config.data_options, "fingerprint": fingerprint}
+    if version != 1:  # version 1 identities have no version field
+        identity["fingerprint_version"] = version
+    return identity
 
 
 def _load_data(config: TrainConfig) -> Any:
@@ -136,6 +142,8 @@ def _train(
         if root:
             rd.write_config(config.to_json())
             rd.write_provenance()
+            for line in note_lines(config):  # the paper's code's bugs this run reproduces, missing code paths
+                sys.stderr.write(line + "\n")
         trainer = Trainer.from_config(config, device=device, data=data, progress=progress)
         wall_before = _restore(rd, trainer, method, config, resume)
         with _trackers(config, rd, trainer) as tracker:
@@ -212,6 +220,7 @@ def _result(config: TrainConfig, trainer: Trainer, extra: dict[str, Any] | None,
         # Edges added by flow repair per layer (the paper's Tables 6 and 7).
         result["flow_repair_edges_added"] = dict(trainer.masking.edges_added)
         result["flow_repair_edges_added_total"] = sum(trainer.masking.edges_added.values())
+    result.update(notes_record(config))  # code_bugs_reproduced / code_path_warnings (ertrain.protocol_notes)
     result.update(extra or {})
     out: dict[str, Any] = jsonable(result)  # plain JSON types; NaN/inf (a diverged run) become null
     return out

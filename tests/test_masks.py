@@ -308,3 +308,63 @@ def test_masking_rejects_mismatched_masks() -> None:
         Masking(model, [torch.ones(8, 3, 3, 3, dtype=torch.bool)] * 2)
     with pytest.raises(ValueError, match="has shape"):
         Masking(model, {"6": torch.ones(8, 4, dtype=torch.bool)})
+
+
+def _code_flow_preservation_conv(mask: torch.Tensor) -> torch.Tensor:
+    """The paper's code's conv branch of ``flow_preservation``, line by line (its ``.contiguous()`` copy included)."""
+    mask = mask.clone().float()
+    active_filters = torch.sum(mask, (2, 3)).clamp(max=1)
+    indegrees = active_filters.sum(1)
+    outdegrees = active_filters.sum(0)  # taken before the in-repair
+    if (indegrees == 0).any():
+        idx = torch.where(indegrees == 0)[0]
+        temp = mask[idx, :, :, :]
+        for i in range(idx.shape[0]):
+            indices = torch.randperm(temp[i, :, :, :].numel())
+            temp[i, :, :, :].view(-1)[indices[0]] = 1
+            mask[idx[i], :, :, :] = temp[i, :, :, :]
+    if (outdegrees == 0).any():
+        idx = torch.where(outdegrees == 0)[0]
+        temp = mask[:, idx, :, :]
+        for i in range(idx.shape[0]):
+            indices = torch.randperm(temp[:, i, :, :].numel())
+            temp[:, i, :, :].contiguous().view(-1)[indices[0]] = 1
+            mask[:, idx[i], :, :] = temp[:, i, :, :]
+    return mask.bool()
+
+
+@pytest.mark.parametrize("empty_inputs", [(1,), (1, 3), (0, 2, 4)])
+def test_paper_code_flow_repair_counts_as_the_codes_loop(empty_inputs: tuple[int, ...]) -> None:
+    # a (6, 5, 3, 3) conv mask: filters 2 and 5 without incoming edges, the given input channels without outgoing
+    mask = torch.zeros(6, 5, 3, 3, dtype=torch.bool)
+    kept_inputs = [j for j in range(5) if j not in empty_inputs]
+    for i in (0, 1, 3, 4):
+        mask[i, kept_inputs[i % len(kept_inputs)], i % 3, 1] = True
+    for j in kept_inputs:
+        mask[0, j, 0, 0] = True
+    assert flow_defects([mask]) == [(2, len(empty_inputs))]
+    (ours,), (added,) = flow_repair([mask], "paper-code", gen(3))
+    torch.manual_seed(0)
+    code = _code_flow_preservation_conv(mask)
+    # by hand: the two empty filters get one edge each; the input channels only when exactly one is empty
+    # (with two or more, the code writes into a copy), and it gets its edge even if a filter's repair gave it one
+    expected_added = 2 + (1 if len(empty_inputs) == 1 else 0)
+    assert added == expected_added == int(code.sum()) - int(mask.sum())
+    assert int(ours.sum()) - int(mask.sum()) == expected_added
+    assert bool((ours | mask).eq(ours).all())
+    in_left = 0
+    out_left = len(empty_inputs) - sum(bool(ours[:, j].any()) for j in empty_inputs)
+    assert flow_defects([ours])[0][0] == in_left == flow_defects([code])[0][0]
+    if len(empty_inputs) >= 2:  # nothing repaired unless a filter repair happened to land there
+        assert flow_defects([ours])[0][1] == out_left
+    else:
+        assert flow_defects([ours]) == [(0, 0)] == flow_defects([code])
+
+
+def test_paper_code_flow_repair_mends_linear_columns() -> None:
+    # linear masks have no .contiguous() copy: both empty columns are repaired, as by random addition
+    mask = torch.zeros(4, 5, dtype=torch.bool)
+    mask[0, 0] = mask[1, 2] = mask[2, 4] = True  # row 3 empty; columns 1 and 3 empty
+    (rep,), (n,) = flow_repair([mask], "paper-code", gen(1))
+    assert n == 1 + 2 == int(rep.sum()) - 3
+    assert flow_defects([rep]) == [(0, 0)]

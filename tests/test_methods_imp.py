@@ -101,3 +101,47 @@ def test_imp_er_start_final_density_and_rewind_epoch(digits: DataBundle) -> None
     assert all(not (tr.masking.masks[n] & ~start[n]).any() for n in start)
     assert out["final_density"] == pytest.approx(round(0.3 * total) / total)
     assert tr.evaluate()["accuracy"] > 0.5
+
+
+def test_code_levels_with_no_op_cycles_against_the_codes_pruning() -> None:
+    """STR/run_imp.py levels 0.3 * 0.8^l, l = 1..15, each applied by the code's prune_mag (kthvalue threshold).
+
+    From paper-code balanced 0.3's realised start 0.1897 the first two levels (0.24, 0.192) are above the
+    kept count and prune nothing; the 13 others prune, ending at 0.3 * 0.8^15 = 0.01055.
+    """
+    from ertrain.methods.imp import code_cycle_targets
+
+    total, start = 100_000, 18_970
+    rng = np.random.default_rng(0)
+    scores = np.zeros(total)
+    scores[rng.choice(total, start, replace=False)] = rng.uniform(0.1, 1.0, start)
+    levels = int((np.log(0.01) - np.log(0.3)) / np.log(0.8))  # the script's L
+    assert levels == 15
+    kept = [start]
+    for d in 0.3 * 0.8 ** np.arange(1, levels + 1):
+        t = torch.from_numpy(scores)
+        k = int((1 - d) * total)
+        threshold = torch.kthvalue(t, k).values
+        scores = np.where(scores <= float(threshold), 0.0, scores)
+        kept.append(int((scores > 0).sum()))
+    assert code_cycle_targets(start, total, 0.2, 0, 0.01, 0.3) == kept
+    assert kept[1] == kept[2] == start and all(b < a for a, b in zip(kept[2:], kept[3:], strict=False))
+    assert len(kept) - 1 - 2 == 13 and abs(kept[-1] / total - 0.3 * 0.8**15) < 1e-5
+    assert abs(kept[-1] / total - 0.01055) < 1e-5
+
+
+def test_imp_level_start_density_trains_the_no_op_cycles(digits: DataBundle) -> None:
+    cfg = TrainConfig(model="mlp", dataset="digits", epochs=1, method="imp", density_scheme="uniform", density=0.2,
+                      model_options={"hidden": [64]},
+                      method_options={"final_density": 0.1, "level_start_density": 0.3, "prune_fraction": 0.2})
+    tr = Trainer.from_config(cfg, device="cpu", data=digits, progress=False)
+    out = METHODS["imp"].from_config(cfg).run(tr)
+    total = tr.masking.numel() if tr.masking is not None else 0
+    # levels 0.24, 0.192, 0.1536, 0.12288 (L = int(log(1/3) / log(0.8)) = 4); the first is above the start
+    nnz = [c["nnz"] for c in out["cycles"]]
+    start = nnz[0]
+    expected = [start]
+    for d in (0.24, 0.192, 0.1536, 0.12288):
+        expected.append(min(expected[-1], total - int((1 - d) * total)))
+    assert nnz == expected and nnz[1] == start
+    assert tr.masking is not None and tr.masking.nnz() == expected[-1]

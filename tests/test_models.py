@@ -199,3 +199,64 @@ def test_paper_code_vgg_initialisation() -> None:
     assert float(model.classifier.bias.detach().abs().max()) == 0.0
     with pytest.raises(ValueError, match="unknown vgg16 variant 'paper'; valid: exact, paper-code"):
         built("vgg16", num_classes=10, variant="paper")
+
+
+def test_resnet20_with_1x1_shortcuts_parameters_by_hand() -> None:
+    """ER_DST/models/cifar_resnet.py:25-29: 1x1 conv + BN where the shape changes -> 272,474 for CIFAR-10."""
+
+    def conv(c_in: int, c_out: int, k: int) -> int:
+        return c_in * c_out * k * k
+
+    def bn(c: int) -> int:
+        return 2 * c
+
+    count = conv(3, 16, 3) + bn(16)
+    c_in = 16
+    for planes in (16, 32, 64):
+        for _ in range(3):
+            count += conv(c_in, planes, 3) + bn(planes) + conv(planes, planes, 3) + bn(planes)
+            if c_in != planes:
+                count += conv(c_in, planes, 1) + bn(planes)
+            c_in = planes
+    count += 64 * 10 + 10
+    assert count == 272_474
+    model = build_model("resnet20", num_classes=10, shortcut="B", init="fan_in")
+    assert sum(p.numel() for p in model.parameters()) == count
+    names = [n for n, _ in maskable_layers(model)]
+    assert "stages.1.0.shortcut.0" in names and "stages.2.0.shortcut.0" in names
+
+
+def test_fan_in_init_of_resnets() -> None:
+    """Kaiming-normal fan-in (ReLU gain) for every conv and the linear layer (ER_DST/models/initializers.py:16)."""
+    torch.manual_seed(0)
+    model = build_model("resnet110", num_classes=100, init="fan_in")
+    big = model.stages[2][5].conv1.weight.detach()  # 64 x 64 x 3 x 3: fan_in 576
+    assert abs(float(big.std()) - (2 / 576) ** 0.5) < 0.02 * (2 / 576) ** 0.5
+    first = model.stages[1][0].conv1.weight.detach()  # 32 x 16 x 3 x 3: fan_in 144, fan_out 288
+    assert abs(float(first.std()) - (2 / 144) ** 0.5) < 0.05 * (2 / 144) ** 0.5
+    fc = model.classifier.weight.detach()  # 100 x 64: fan_in 64
+    assert abs(float(fc.std()) - (2 / 64) ** 0.5) < 0.05 * (2 / 64) ** 0.5
+    torch.manual_seed(0)
+    default = build_model("resnet110", num_classes=100)  # fan_out: std sqrt(2 / 288) for that conv
+    first_out = default.stages[1][0].conv1.weight.detach()
+    assert abs(float(first_out.std()) - (2 / 288) ** 0.5) < 0.05 * (2 / 288) ** 0.5
+    with pytest.raises(ValueError, match=r"init must be one of \['fan_out', 'fan_in'\], got 'fan'"):
+        build_model("resnet20", num_classes=10, init="fan")
+    with pytest.raises(ValueError, match=r"classifier must be one of \['linear', 'conv1x1'\], got 'conv'"):
+        build_model("resnet18", num_classes=10, classifier="conv")
+
+
+def test_str_resnet18_classifier_is_a_bias_free_1x1_conv() -> None:
+    """STR/models/resnet18.py:126: 512 x 10 weights, no bias: 10 fewer parameters than the linear head."""
+    torch.manual_seed(0)
+    model = build_model("resnet18", num_classes=10, classifier="conv1x1", init="fan_in")
+    linear = build_model("resnet18", num_classes=10)
+    assert isinstance(model.classifier, nn.Conv2d) and model.classifier.bias is None
+    assert tuple(model.classifier.weight.shape) == (10, 512, 1, 1)
+    assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in linear.parameters()) - 10
+    x = torch.randn(3, 3, 32, 32)
+    model.eval()
+    feats = model.pool(model.stages(model.maxpool(torch.relu(model.bn1(model.conv1(x)))))).flatten(1)
+    expected = feats @ model.classifier.weight.detach().reshape(10, 512).T
+    torch.testing.assert_close(model(x), expected)
+    assert "classifier" in [n for n, _ in maskable_layers(model)]
