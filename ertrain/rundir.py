@@ -43,7 +43,7 @@ import tempfile
 import time
 import traceback
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -285,10 +285,21 @@ class RunDir:
     def write_provenance(self) -> None:
         self.write_json(PROVENANCE, provenance())
 
-    def check_data_identity(self, identity: dict[str, Any]) -> None:
-        """Refuse a run whose recorded data differ from ``identity`` (changed files never return old results)."""
+    def check_data_identity(
+        self, identity: dict[str, Any], of_version: Callable[[int], dict[str, Any]] | None = None
+    ) -> None:
+        """Refuse a run whose recorded data differ from ``identity`` (changed files never return old results).
+
+        A run that recorded another fingerprint version (``fingerprint_version``, 1 when absent) is compared
+        with ``of_version(its version)``, the identity of today's data in that version.
+        """
         stored = self.read_json(DATA_IDENTITY)
-        if stored is not None and stored != identity:
+        if stored is None:
+            return
+        version = stored.get("fingerprint_version", 1)
+        if of_version is not None and version != identity.get("fingerprint_version", 1):
+            identity = of_version(version)
+        if stored != identity:
             raise ValueError(
                 f"the data of run {str(self.path)!r} changed since it was trained (recorded {stored}, now {identity}); "
                 "train into another --out or remove that run directory"

@@ -15,6 +15,12 @@ settings.register_profile("dev", max_examples=100, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _data_digest_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Data-file digests are cached in a folder of the test session, not the user's ~/.cache."""
+    os.environ.setdefault("ERTRAIN_CACHE_DIR", str(tmp_path_factory.mktemp("ertrain-cache")))
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     gpu_items = [item for item in items if "gpu" in item.keywords]
     if not gpu_items:
