@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ertrain.config import TrainConfig
+from ertrain.protocol_notes import note_lines, notes_record
 from ertrain.rundir import RunDir
 
 if TYPE_CHECKING:
@@ -141,6 +142,8 @@ def _train(
         if root:
             rd.write_config(config.to_json())
             rd.write_provenance()
+            for line in note_lines(config):  # the paper's code's bugs this run reproduces, missing code paths
+                sys.stderr.write(line + "\n")
         trainer = Trainer.from_config(config, device=device, data=data, progress=progress)
         wall_before = _restore(rd, trainer, method, config, resume)
         with _trackers(config, rd, trainer) as tracker:
@@ -217,6 +220,7 @@ def _result(config: TrainConfig, trainer: Trainer, extra: dict[str, Any] | None,
         # Edges added by flow repair per layer (the paper's Tables 6 and 7).
         result["flow_repair_edges_added"] = dict(trainer.masking.edges_added)
         result["flow_repair_edges_added_total"] = sum(trainer.masking.edges_added.values())
+    result.update(notes_record(config))  # code_bugs_reproduced / code_path_warnings (ertrain.protocol_notes)
     result.update(extra or {})
     out: dict[str, Any] = jsonable(result)  # plain JSON types; NaN/inf (a diverged run) become null
     return out
