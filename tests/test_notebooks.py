@@ -24,14 +24,36 @@ def test_every_notebook_is_found() -> None:
     assert stems == ["01_bounds_and_figure2", "02_subset_sum_and_slt", "03_training_er_networks"]
 
 
+#: Notebooks that train on Fashion-MNIST.
+NEEDS_FASHION = frozenset({"03_training_er_networks"})
+
+
+def provide_fashion_mnist(cache_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where no Fashion-MNIST folder is found, small files in its format in the cache folder the loader searches
+    (``$XDG_CACHE_HOME/ertoolkit/fashion-mnist``; the kernel inherits the environment)."""
+    from fashion_files import write_fashion
+
+    from ertrain.data.idx import find_files
+
+    try:
+        find_files(None)
+    except ValueError:
+        monkeypatch.setenv("XDG_CACHE_HOME", str(cache_home))
+        write_fashion(cache_home / "ertoolkit" / "fashion-mnist", n_train=300, n_test=100)
+        find_files(None)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("stem", ["01_bounds_and_figure2", "02_subset_sum_and_slt", "03_training_er_networks"])
-def test_notebook_executes(stem: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Runs in a fresh kernel with ``ERTOOLKIT_SMALL=1``; any cell error raises ``CellExecutionError``."""
+def test_notebook_executes(stem: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Runs in a fresh kernel with ``ERTOOLKIT_SMALL=1``; any cell error raises ``CellExecutionError``.  Without
+    Fashion-MNIST on the machine, its notebook trains on small random files in the real format."""
     pytest.importorskip("jupytext")
     pytest.importorskip("nbclient")
     monkeypatch.setenv("ERTOOLKIT_SMALL", "1")
     monkeypatch.setenv("MPLBACKEND", "Agg")
+    if stem in NEEDS_FASHION:
+        provide_fashion_mnist(tmp_path / "cache", monkeypatch)
     elapsed = _runner().execute(NOTEBOOKS / f"{stem}.py", timeout=600, write=False)
     assert elapsed > 0.0
 
