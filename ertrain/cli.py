@@ -18,7 +18,6 @@ COMMANDS: tuple[str, ...] = (
     "ertrain.commands.sweep",
     "ertrain.commands.report",
     "ertrain.commands.export",
-    "ertrain.commands.study",
 )
 
 

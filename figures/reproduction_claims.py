@@ -1,7 +1,7 @@
 """One figure per claim of the reproduction study, from its result files (no training here).
 
 Mean test accuracy over seeds with 95% Student-t bands (lines) or error bars (bars), read through
-:func:`ertrain.study.load` from ``results/reproduction/<variant>/*.json``:
+:func:`studies.reproduction.load` from ``results/reproduction/<variant>/*.json``:
 
 1. accuracy against sparsity for each layerwise ratio (flow-repaired: dashed), one panel per model, the dense
    network as a horizontal line;
@@ -91,7 +91,7 @@ def _bars(ax: Any, groups: Sequence[str], series: dict[str, list[Any]], rows: Ro
 
 
 def claim1(data: Any, rows: Rows) -> Any:
-    from ertrain.study.arms import ratio_grids
+    from studies.reproduction.arms import ratio_grids
 
     grids = ratio_grids(data.design)
     fig, axes = plt.subplots(1, len(grids), figsize=(5.5 * len(grids), 4.0), squeeze=False)
@@ -112,7 +112,7 @@ def claim1(data: Any, rows: Rows) -> Any:
 
 
 def claim2(data: Any, rows: Rows) -> Any:
-    from ertrain.study.claims import theory_factor
+    from studies.reproduction.claims import theory_factor
 
     fig, ax = plt.subplots(figsize=(6.0, 4.0))
     for kind in ("ER", "dense", "dense, equal non-zeros"):
@@ -168,7 +168,7 @@ FIGURES: dict[int, Callable[[Any, Rows], Any]] = {1: claim1, 2: claim2, 3: claim
 
 def write_figures(variant: str, out: Path | None = None, results: Path | None = None, dpi: int = 110) -> list[Path]:
     """Draw every claim's figure of ``variant`` into ``out``; return the files written."""
-    from ertrain import study
+    from studies import reproduction as study
 
     data = study.load(variant, results)
     out = out if out is not None else study.RESULTS_DIR / data.design.name / "figures"

@@ -354,9 +354,9 @@ STUDY_VARIANT = "cpu"
 
 
 def study_values() -> dict[str, str]:
-    """The verdict table of the CPU study and its dense references, as ``ertrain.study`` derives them from the
+    """The verdict table of the CPU study and its dense references, as ``studies.reproduction`` derives them from the
     committed result files (the same text as in docs/reproduction.md)."""
-    from ertrain import study
+    from studies import reproduction as study
 
     doc = study.build_document(STUDY_VARIANT)
     table = doc.split("## Verdicts", 1)[1].split("\n## ", 1)[0].strip()

@@ -1,6 +1,6 @@
 """Run the reproduction study of the paper's claims and write ``docs/reproduction.md`` (a thin wrapper).
 
-The study lives in :mod:`ertrain.study`; ``ertrain study`` is the same command.  This script trains every arm
+The study lives in :mod:`studies.reproduction`; ``ertoolkit-study`` is the same command.  This script trains every arm
 of a variant that has no result file under ``results/reproduction/<variant>/``, draws one figure per claim and
 regenerates the document from the result files.
 
@@ -38,8 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--claims", default="1,2,3,4,5", help="comma-separated claim numbers (default all)")
     parser.add_argument("--no-run", action="store_true", help="train nothing; figures and document only")
     args = parser.parse_args(argv)
-    from ertrain import study
     from figures.reproduction_claims import write_figures
+    from studies import reproduction as study
 
     try:
         claims = parse_claims(args.claims)

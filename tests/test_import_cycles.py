@@ -161,3 +161,45 @@ def test_key_modules_import_in_a_fresh_interpreter(name: str) -> None:
     proc = subprocess.run([sys.executable, "-c", f"import {name}"], capture_output=True, text=True, cwd=ROOT,
                           timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def all_imports(tree: ast.Module) -> list[ast.Import | ast.ImportFrom]:
+    """Every import statement, module-level, function-local or under TYPE_CHECKING alike."""
+    return [n for n in ast.walk(tree) if isinstance(n, ast.Import | ast.ImportFrom)]
+
+
+def full_graph() -> dict[str, set[str]]:
+    """Like :func:`import_graph` but with function-local and type-only imports counted too (a cycle they form
+    is a cycle all the same, only hidden)."""
+    mods = modules()
+    graph: dict[str, set[str]] = {}
+    for name, (path, is_pkg) in mods.items():
+        targets: set[str] = set()
+        for st in all_imports(ast.parse(path.read_text())):
+            if isinstance(st, ast.Import):
+                targets |= {a.name for a in st.names if a.name in mods}
+                continue
+            module = st.module or ""
+            if st.level:
+                base = name.split(".") if is_pkg else name.split(".")[:-1]
+                module = ".".join(base[: len(base) - (st.level - 1)] + ([module] if module else []))
+            for alias in st.names:
+                targets.add(f"{module}.{alias.name}" if f"{module}.{alias.name}" in mods else module)
+        graph[name] = {t for t in targets if t in mods} - {name}
+    return graph
+
+
+def test_no_cycle_hides_behind_local_or_type_only_imports() -> None:
+    """config -> method registry <- methods -> optim -> trainer: one way, even counting every import."""
+    graph = full_graph()
+    assert "ertrain.method_registry" in graph["ertrain.config"]
+    assert "ertrain.config" not in graph["ertrain.recipes"] | graph["ertrain.method_registry"]
+    assert find_cycle(graph) is None, find_cycle(graph)
+
+
+def test_the_library_never_imports_the_studies() -> None:
+    for name, (path, _) in modules().items():
+        for st in all_imports(ast.parse(path.read_text())):
+            names = [a.name for a in st.names] if isinstance(st, ast.Import) else [st.module or ""]
+            assert not any(n.split(".")[0] == "studies" for n in names), (name, names)
+    assert not (ROOT / "ertrain" / "study").exists()

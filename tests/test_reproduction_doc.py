@@ -1,6 +1,6 @@
 """docs/reproduction.md against the committed result files of the study it documents.
 
-The document must be exactly what :func:`ertrain.study.build_document` generates from
+The document must be exactly what :func:`studies.reproduction.build_document` generates from
 ``results/reproduction/<variant>/*.json`` (so no number in it is typed by hand), every accuracy cell must
 be one setting's mean and 95% interval recomputed here independently from the raw files, and every claim
 must state its rule, its tests with their intervals, and its verdict.
@@ -38,7 +38,7 @@ def result_files() -> list[dict]:
 
 
 def test_document_is_generated_from_the_results_files() -> None:
-    from ertrain import study
+    from studies import reproduction as study
 
     expected = study.build_document(doc_variant())
     assert DOC.read_text() == expected, "docs/reproduction.md differs from the results: rerun scripts/reproduce.py"
@@ -109,9 +109,23 @@ def test_script_refuses_bad_input_with_one_line() -> None:
     assert proc.returncode == 2 and "'7'" in proc.stderr
 
 
+def test_the_study_has_its_own_entry_point() -> None:
+    """``ertoolkit-study`` (and ``python -m studies.reproduction``), not an ``ertrain`` command."""
+    script = Path(sys.executable).parent / "ertoolkit-study"
+    proc = subprocess.run([str(script), "nosuch", "--no-run"], capture_output=True, text=True, check=False)
+    assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0
+    assert "unknown study variant 'nosuch'" in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "studies.reproduction", "--help"], capture_output=True, text=True,
+                          cwd=ROOT, check=False)
+    assert proc.returncode == 0 and "ertoolkit-study" in proc.stdout and "--dry-run" in proc.stdout
+    proc = subprocess.run([sys.executable, "-m", "ertrain.cli", "study", "cpu"], capture_output=True, text=True,
+                          check=False)
+    assert proc.returncode == 2 and "invalid choice: 'study'" in proc.stderr
+
+
 @pytest.mark.parametrize("variant", ["quick", "cpu", "full"])
 def test_design_files_parse(variant: str) -> None:
-    from ertrain.study import load_design
+    from studies.reproduction import load_design
 
     design = load_design(variant)
     assert design.name == variant and len(design.seeds) >= 2 and set(design.claims) == {1, 2, 3, 4, 5}

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from ertrain.study.arms import Arm, build_arms, equal_nnz_width, masked_weights, next_decay, setting, str_arms
-from ertrain.study.claims import CLAIM_BY_NUMBER, rule3, rule5
-from ertrain.study.convergence import Criterion
-from ertrain.study.design import DESIGN_DIR, load_design, make_config
-from ertrain.study.stats import (
+from studies.reproduction.arms import Arm, build_arms, equal_nnz_width, masked_weights, next_decay, setting, str_arms
+from studies.reproduction.claims import CLAIM_BY_NUMBER, rule3, rule5
+from studies.reproduction.convergence import Criterion
+from studies.reproduction.design import DESIGN_DIR, load_design, make_config
+from studies.reproduction.stats import (
     FAILS,
     HOLDS,
     INCONCLUSIVE,
@@ -26,7 +26,7 @@ from ertrain.study.stats import (
     combine,
     difference,
 )
-from ertrain.study.table import Entry, Table
+from studies.reproduction.table import Entry, Table
 
 # ---------------------------------------------------------------------------------------------- statistics
 
@@ -241,7 +241,7 @@ def test_er_imp_waits_for_the_imp_run_then_takes_its_ratios() -> None:
 def test_flow_repair_twin_is_the_unrepaired_run_when_no_edge_is_added() -> None:
     from ertrain.masks import Masking
     from ertrain.models import build_model
-    from ertrain.study.runner import plan, repair_edges
+    from studies.reproduction.runner import plan, repair_edges
 
     design = load_design("quick")
     dense_enough = design.config("mlp", density_scheme="uniform", sparsity=0.5, flow_repair="random_add")
@@ -267,7 +267,7 @@ def test_flow_repair_twin_is_the_unrepaired_run_when_no_edge_is_added() -> None:
 @pytest.mark.slow
 def test_quick_variant_runs_end_to_end(tmp_path: Path) -> None:
     """The quick variant trains, writes one file per run, skips them on a second call, and documents itself."""
-    from ertrain import study
+    from studies import reproduction as study
 
     results, runs = tmp_path / "results", tmp_path / "runs"
     summary = study.run("quick", results=results, runs_dir=runs, jobs=2, log=lambda _: None)

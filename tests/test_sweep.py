@@ -26,7 +26,7 @@ from ertrain.sweep import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-# configs/reproduction/{quick,cpu,full}.toml are study designs (ertrain.study), not sweep files
+# configs/reproduction/{quick,cpu,full}.toml are study designs (studies.reproduction), not sweep files
 STUDY_DESIGNS = {ROOT / "configs" / "reproduction" / f"{v}.toml" for v in ("quick", "cpu", "full")}
 SHIPPED = sorted(p for p in (ROOT / "configs").rglob("*.toml") if p not in STUDY_DESIGNS)
 EXPERIMENTS = sorted({p.parent for p in SHIPPED if p.parent.parent == ROOT / "configs"})

@@ -1,4 +1,4 @@
-"""The reproduction study of the paper's five empirical claims, as a library.
+"""The reproduction study of the paper's five empirical claims: an experiment built on ``ertrain``.
 
 A *variant* is a design file ``configs/reproduction/<variant>.toml`` (``quick``: the whole pipeline in
 minutes, for CI; ``cpu``: the study of ``docs/study_design.md``; ``full``: the paper's CIFAR scale on GPUs).
@@ -8,7 +8,7 @@ under ``results/reproduction/<variant>/`` (committed, so the study resumes on an
 
 Example::
 
-    from ertrain import study
+    from studies import reproduction as study
     summary = study.run("quick", jobs=2)
     study.write_document("quick")
 """
@@ -18,11 +18,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import ertrain.models.smallcnn  # noqa: F401  (registers the study's CNN until ertrain.models imports it)
-from ertrain.study.arms import Arm
-from ertrain.study.design import ROOT, Design, load_design
-from ertrain.study.load import RESULTS_DIR, StudyData, load, results_dir
-from ertrain.study.runner import Log, Summary, run_study
+from studies.reproduction.arms import Arm
+from studies.reproduction.design import ROOT, Design, load_design
+from studies.reproduction.load import RESULTS_DIR, StudyData, load, results_dir
+from studies.reproduction.runner import Log, Summary, run_study
 
 #: The document :func:`write_document` writes by default.
 DOC_PATH = ROOT / "docs" / "reproduction.md"
@@ -49,7 +48,7 @@ def run(variant: str | Path, *, results: Path | None = None, runs_dir: Path | No
 
 def build_document(variant: str | Path, *, results: Path | None = None) -> str:
     """The text of ``docs/reproduction.md`` for ``variant``, from its result files only."""
-    from ertrain.study.document import build_document as build
+    from studies.reproduction.document import build_document as build
 
     return build(load(variant, results))
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ertrain.config import TrainConfig
-from ertrain.study.design import Design, make_config
+from studies.reproduction.design import Design, make_config
 
 Setting = tuple[tuple[str, Any], ...]
 Index = Mapping[str, Mapping[str, Any]]
@@ -112,7 +112,7 @@ def claim2_arms(design: Design, index: Index) -> list[Arm]:
 def masked_weights(design: Design, model: str, fields: Mapping[str, Any], width: float) -> int:
     """Number of maskable weights of ``model`` at ``width`` on the design's dataset."""
     from ertrain.models import build_model, layer_weight, maskable_layers
-    from ertrain.study.datashapes import model_kwargs
+    from studies.reproduction.datashapes import model_kwargs
 
     cfg = design.config(model, width=width, **fields)
     net = build_model(model, width=width, **model_kwargs(cfg), **cfg.model_options)

@@ -13,8 +13,8 @@ from collections import Counter
 from dataclasses import dataclass
 
 from ertrain.config import TrainConfig
-from ertrain.study.arms import Arm, build_arms
-from ertrain.study.design import Design
+from studies.reproduction.arms import Arm, build_arms
+from studies.reproduction.design import Design
 
 
 def epochs_of(config: TrainConfig) -> int:
@@ -67,7 +67,7 @@ def plan_budget(design: Design, str_probes: bool = True) -> list[BudgetLine]:
 
 def _configs_of(design: Design, arm: Arm) -> list[TrainConfig]:
     """The runs an arm costs: its own; an STR calibration's probes and seeds; ER-IMP as one static run."""
-    from ertrain.study.runner import repair_edges
+    from studies.reproduction.runner import repair_edges
 
     if arm.config is not None:
         twin = arm.config.flow_repair is not None and repair_edges(arm.config) == 0
@@ -87,8 +87,8 @@ def seconds_per_epoch(config: TrainConfig, epochs: int = 2) -> float:
     """Process CPU seconds per epoch of a short dense run of ``config``'s architecture (evaluation included)."""
     import torch
 
-    from ertrain.study.datashapes import dataset_of
     from ertrain.trainer import Trainer
+    from studies.reproduction.datashapes import dataset_of
 
     torch.set_num_threads(1)
     probe = config.replace(epochs=epochs, density_scheme="dense", density=1.0, flow_repair=None, method=(

@@ -1,8 +1,8 @@
 """The five claims: the paper's sentence, the decision rule fixed in advance, and the rule as code.
 
-Every rule is a list of tests on differences of mean test accuracy (:class:`~ertrain.study.stats.Comparison`,
+Every rule is a list of tests on differences of mean test accuracy (:class:`~studies.reproduction.stats.Comparison`,
 95% Welch intervals, margin ``m`` percentage points from the design); the claim's verdict combines them with
-:func:`~ertrain.study.stats.combine`.  The sentences are quoted from ``/work/shared/paper/DIGEST.md`` (the
+:func:`~studies.reproduction.stats.combine`.  The sentences are quoted from ``/work/shared/paper/DIGEST.md`` (the
 paper's digest) or translated from the paper's text where the digest is silent, as marked.
 """
 
@@ -12,9 +12,9 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ertrain.study.design import Design
-from ertrain.study.stats import FAILS, HOLDS, INCONCLUSIVE, Cell, Comparison, Difference, combine, difference
-from ertrain.study.table import Table
+from studies.reproduction.design import Design
+from studies.reproduction.stats import FAILS, HOLDS, INCONCLUSIVE, Cell, Comparison, Difference, combine, difference
+from studies.reproduction.table import Table
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ def _pct(s: float) -> str:
 
 
 def rule1(design: Design, t: Table) -> list[Check]:
-    from ertrain.study.arms import ratio_grids
+    from studies.reproduction.arms import ratio_grids
 
     m, repair, out = design.margin, design.claim(1)["flow_repair"], []
     for model, grid in ratio_grids(design).items():
@@ -96,7 +96,7 @@ def theory_factor(design: Design) -> dict[str, float]:
     hidden layers to be), ``q_0`` (the construction layer's) and ``factor`` = 1/log(1/(1-p)).
     """
     from ertheory.bounds import theorem_2_2, width_factor
-    from ertrain.study.datashapes import model_kwargs
+    from studies.reproduction.datashapes import model_kwargs
 
     c = design.claim(2)
     fields = dict(c.get("fields", {}))
@@ -138,7 +138,7 @@ def rule2(design: Design, t: Table) -> list[Check]:
 
 
 def rule3(design: Design, t: Table) -> list[Check]:
-    from ertrain.study.arms import start_name, starts
+    from studies.reproduction.arms import start_name, starts
 
     m, c, out = design.margin, design.claim(3), []
     final = 1.0 - float(c["final_sparsity"])
@@ -161,7 +161,7 @@ def rule3(design: Design, t: Table) -> list[Check]:
 
 
 def rule4(design: Design, t: Table) -> list[Check]:
-    from ertrain.study.arms import own_sparsities
+    from studies.reproduction.arms import own_sparsities
 
     m, out = design.margin, []
     for s in (float(x) for x in design.claim(4)["sparsities"]):

@@ -1,28 +1,36 @@
-"""``ertrain study``: the reproduction study of the paper's five claims: train what is missing, draw, document."""
+"""``ertoolkit-study``: the reproduction study of the paper's five claims: train what is missing, draw, document."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Sequence
+
+import ertrain
+from ertheory.cli_util import OneLineParser, run_cli
 
 EPILOG = """examples:
-  ertrain study quick --jobs 2                 # the whole pipeline in minutes (the tests run it)
-  ertrain study cpu --dry-run                  # how many runs of the CPU study are still missing
-  ertrain study cpu --jobs 2 --threads 1       # the CPU study of docs/study_design.md (resumable)
-  ertrain study cpu --no-run                   # figures and docs/reproduction.md from the committed results
+  ertoolkit-study quick --jobs 2                 # the whole pipeline in minutes (the tests run it)
+  ertoolkit-study cpu --dry-run                  # how many runs of the CPU study are still missing
+  ertoolkit-study cpu --jobs 2 --threads 1       # the CPU study of docs/study_design.md (resumable)
+  ertoolkit-study cpu --no-run                   # figures and docs/reproduction.md from the committed results
 """
 
 
-def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    parser: argparse.ArgumentParser = subparsers.add_parser(
-        "study",
-        help="run the reproduction study of the paper's claims and write docs/reproduction.md",
+def make_parser() -> OneLineParser:
+    """The ``ertoolkit-study`` parser (errors: one line on stderr, exit status 2)."""
+    parser = OneLineParser(
+        prog="ertoolkit-study",
         description=(
-            "Train every arm of a study design (configs/reproduction/VARIANT.toml) that has no result file yet, "
-            "write one small result file per finished run under results/reproduction/VARIANT/ (re-running skips "
-            "them), then draw one figure per claim and write docs/reproduction.md from those files only."
+            "The reproduction study of the paper's claims, an experiment built on ertrain. Train every arm of a "
+            "study design (configs/reproduction/VARIANT.toml) that has no result file yet, write one small result "
+            "file per finished run under results/reproduction/VARIANT/ (re-running skips them), then draw one "
+            "figure per claim and write docs/reproduction.md from those files only."
         ),
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"ertoolkit-study {ertrain.__version__}")
+    parser.add_argument("--debug", action="store_true", help="print the traceback of internal errors")
     parser.add_argument("variant", metavar="VARIANT", help="quick, cpu or full (or a design file path)")
     parser.add_argument("--jobs", type=int, default=1, help="runs trained at once (default: 1)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run (default: 1)")
@@ -37,10 +45,15 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return parser
 
 
+def main(argv: Sequence[str] | None = None) -> int:
+    """``ertoolkit-study`` (also ``python -m studies.reproduction``)."""
+    return run_cli(make_parser, argv)
+
+
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ertrain import study
+    from studies import reproduction as study
 
     for name in ("jobs", "threads"):
         if getattr(args, name) < 1:
@@ -63,3 +76,7 @@ def run(args: argparse.Namespace) -> int:
     path = study.write_document(args.variant, results=results, doc=None if args.doc is None else Path(args.doc))
     print(f"wrote {len(figures)} figures in {figures[0].parent} and {path}" if figures else f"wrote {path}")
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -7,7 +7,7 @@ A design file fixes, before anything runs, what the study trains::
     seeds = [0, 1, 2]
     margin = 1.0                       # percentage points: "matches" means "not worse by more than this"
 
-    [convergence]                      # ertrain.study.convergence.Criterion
+    [convergence]                      # studies.reproduction.convergence.Criterion
     window = 0.25
     tolerance = 0.5
 
@@ -17,7 +17,7 @@ A design file fixes, before anything runs, what the study trains::
     [models.mlp]                       # a recipe (ertrain.recipes) plus TrainConfig fields of that model
     recipe = "fashion-mnist-mlp"
 
-    [claim1] ... [claim5]              # each claim's arms (read by ertrain.study.arms)
+    [claim1] ... [claim5]              # each claim's arms (read by studies.reproduction.arms)
 
 A model's configuration is its recipe's hyper-parameters, overridden by ``[base]``, then by the model's own
 fields, then by the arm's.  Variants: ``quick`` (the pipeline end to end in minutes, for CI), ``cpu`` (the
@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ertrain.config import TrainConfig
-from ertrain.study.convergence import Criterion
+from ertrain.config import TrainConfig, resolve
+from studies.reproduction.convergence import Criterion
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -78,11 +78,9 @@ class Design:
 
 
 def make_config(fields: Mapping[str, Any]) -> TrainConfig:
-    """:meth:`TrainConfig.build` of ``fields`` (a ``recipe`` fills the unset ones); ``sparsity`` is ``1 - density``."""
-    values = dict(fields)
-    if "sparsity" in values:
-        values["density"] = round(1.0 - float(values.pop("sparsity")), 12)
-    return TrainConfig.build(values)
+    """The config of one arm through the resolver (:func:`ertrain.config.resolve`, as ``ertrain train`` and sweeps):
+    explicit > protocol > recipe > defaults; ``sparsity`` is ``1 - density``."""
+    return resolve(fields).config
 
 
 def design_path(variant: str | Path) -> Path:

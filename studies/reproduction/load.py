@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ertrain.study.arms import Arm, build_arms
-from ertrain.study.claims import Check, verdicts
-from ertrain.study.design import ROOT, Design, load_design
-from ertrain.study.results import ResultStore
-from ertrain.study.table import Table, build_table
+from studies.reproduction.arms import Arm, build_arms
+from studies.reproduction.claims import Check, verdicts
+from studies.reproduction.design import ROOT, Design, load_design
+from studies.reproduction.results import ResultStore
+from studies.reproduction.table import Table, build_table
 
 #: The default folder of a variant's result files.
 RESULTS_DIR = ROOT / "results" / "reproduction"

@@ -1,6 +1,6 @@
 """Run a study: train every arm whose result file is missing, in phases, then summarise.
 
-Each phase expands the design's arms against the result files present (:func:`ertrain.study.arms.build_arms`),
+Each phase expands the design's arms against the result files present (:func:`studies.reproduction.arms.build_arms`),
 trains the configurations that have no result file yet (arms that wait for another run train that run
 first) and writes one result file per finished run.  Re-running skips everything that has a file, so a
 study interrupted on one machine continues on another from the committed files; a run interrupted in the
@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from ertrain.config import TrainConfig
-from ertrain.study.arms import Arm, build_arms
-from ertrain.study.design import Design
-from ertrain.study.results import ResultStore, compact
+from studies.reproduction.arms import Arm, build_arms
+from studies.reproduction.design import Design
+from studies.reproduction.results import ResultStore, compact
 
 Log = Callable[[str], None]
 
@@ -47,8 +47,8 @@ class Summary:
 
 def repair_edges(config: TrainConfig) -> int:
     """Edges flow repair adds to ``config``'s ER mask (the same sampling as its run; no training)."""
-    from ertrain.study.datashapes import dataset_of
     from ertrain.trainer import Trainer
+    from studies.reproduction.datashapes import dataset_of
 
     trainer = Trainer.from_config(config.replace(device="cpu"), data=dataset_of(config), progress=False)
     assert trainer.masking is not None
@@ -76,7 +76,7 @@ def train_one(config_json: str, runs_dir: str) -> dict[str, Any]:
     """Train one configuration (or read its finished run) and return its compact record."""
     from ertrain.rundir import RunDir
     from ertrain.runner import run_config
-    from ertrain.study.datashapes import majority_share
+    from studies.reproduction.datashapes import majority_share
 
     config = TrainConfig.from_json(config_json)
     start = time.process_time()

@@ -1,7 +1,7 @@
 """The study's results as cells: one per (claim, setting), built from the result files only.
 
 A :class:`Table` groups the finished arms of each claim by setting (seeds pooled) into
-:class:`~ertrain.study.stats.Cell` objects of test accuracy in percent, with the mean final density and the
+:class:`~studies.reproduction.stats.Cell` objects of test accuracy in percent, with the mean final density and the
 convergence status of each run.  Calibration probes (STR) are kept apart: they are reported, not pooled.
 """
 
@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from ertrain.study.arms import Arm, Setting
-from ertrain.study.convergence import Criterion
-from ertrain.study.stats import Cell
+from studies.reproduction.arms import Arm, Setting
+from studies.reproduction.convergence import Criterion
+from studies.reproduction.stats import Cell
 
 
 @dataclass(frozen=True)

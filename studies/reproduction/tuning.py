@@ -6,7 +6,7 @@ read here.  The recipe files record the candidates and the validation accuracies
 
 Example::
 
-    from ertrain.study.tuning import tune
+    from studies.reproduction.tuning import tune
     config = TrainConfig.build({"model": "mlp", "dataset": "digits", "recipe": "digits-mlp", "val_fraction": 0.2})
     tune(config)[-1]["val_accuracy"]
 """
