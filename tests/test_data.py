@@ -327,3 +327,51 @@ def test_datasets_is_a_registry_of_declared_datasets() -> None:
     data = DATASETS["teacher"](None, seed=1, n_train=5, n_test=3)  # a registered dataset loads when called
     again = load_dataset("teacher", seed=1, n_train=5, n_test=3)
     assert data.num_train == 5 and torch.equal(data.x_train, again.x_train)
+
+
+def _write_cifar10(root: Path, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    root.mkdir()
+    train = []
+    for i in range(1, 6):
+        raw, imgs, _ = cifar_records(rng, 2, 10, False)
+        (root / f"data_batch_{i}.bin").write_bytes(raw)
+        train.append(imgs)
+    raw, test_imgs, _ = cifar_records(rng, 3, 10, False)
+    (root / "test_batch.bin").write_bytes(raw)
+    return np.concatenate(train), test_imgs
+
+
+@pytest.mark.parametrize(
+    ("normalise", "mean", "std"),
+    [("er_dst", (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)), ("half", (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))],
+)
+def test_cifar10_paper_code_normalisation(tmp_path: Path, normalise: str, mean: tuple, std: tuple) -> None:
+    """ER_DST/sparselearning/utils.py:30 and ER_SLT/cifar_main.py:202: fixed mean and std of x / 255."""
+    train, test = _write_cifar10(tmp_path / "cifar-10-batches-bin", np.random.default_rng(4))
+    data = load_dataset("cifar10", str(tmp_path), check_counts=False, normalise=normalise)
+    # one pixel by hand: channel 1 of the first training image at (5, 7)
+    want = (train[0, 1, 5, 7] / 255.0 - mean[1]) / std[1]
+    assert float(data.x_train[0, 1, 5, 7]) == pytest.approx(want, rel=1e-5)
+    m = np.array(mean).reshape(1, 3, 1, 1)
+    s = np.array(std).reshape(1, 3, 1, 1)
+    np.testing.assert_allclose(data.x_test.numpy(), (test / 255.0 - m) / s, atol=1e-5)
+    with pytest.raises(ValueError, match="cifar10 option 'normalise' must be one of .*, got 'mean'"):
+        load_dataset("cifar10", str(tmp_path), check_counts=False, normalise="mean")
+
+
+def test_cifar10_reflect_padded_crops(tmp_path: Path) -> None:
+    """ER_DST/sparselearning/utils.py:36: crops of the reflect-padded image (numpy's np.pad 'reflect')."""
+    _write_cifar10(tmp_path / "cifar-10-batches-bin", np.random.default_rng(5))
+    data = load_dataset("cifar10", str(tmp_path), check_counts=False, pad="reflect")
+    assert data.augment == "crop_flip_reflect"
+    x = data.x_train[:4]
+    offsets = torch.tensor([[0, 8, 3, 0], [8, 0, 5, 1]])
+    flips = torch.tensor([False, True, False, True])
+    got = crop_flip_with(x, offsets, flips, 4, "reflect")
+    for i in range(4):
+        padded = np.pad(x[i].numpy(), ((0, 0), (4, 4), (4, 4)), mode="reflect")
+        r, c = int(offsets[0, i]), int(offsets[1, i])
+        ref = padded[:, r:r + 32, c:c + 32]
+        np.testing.assert_array_equal(got[i].numpy(), ref[:, :, ::-1] if flips[i] else ref)
+    with pytest.raises(ValueError, match="cifar10 option 'pad' must be one of .*, got 'edge'"):
+        load_dataset("cifar10", str(tmp_path), check_counts=False, pad="edge")

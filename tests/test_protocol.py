@@ -211,3 +211,101 @@ def test_docs_cover_every_experiment() -> None:
     assert {f"T{n}" for n in range(1, 33)} | {"F3", "F7"} <= labels
     assert len(re.findall(r"`(?:ER_DST|STR|ER_SLT)/[\w/.]+:\d+", text)) >= 30  # file:line citations
 
+
+
+# ---------------------------------------------------------------------------------------------- second pass
+
+
+def _print_config(capsys: pytest.CaptureFixture[str], *argv: str) -> dict:
+    import json
+
+    from ertrain.cli import main
+
+    assert main(["train", *argv, "--print-config"]) == 0
+    out: dict = json.loads(capsys.readouterr().out)
+    return out
+
+
+def test_paper_code_resnet20_print_config_shows_the_codes_model_and_fp32(capsys: pytest.CaptureFixture[str]) -> None:
+    """ER_DST/models/cifar_resnet.py:25 (1x1 conv + BN shortcuts = option B), initializers.py:16 (fan-in), fp32."""
+    cfg = _print_config(capsys, "--model", "resnet20", "--dataset", "cifar10", "--protocol", "paper-code")
+    assert cfg["model_options"] == {"shortcut": "B", "init": "fan_in"}
+    assert cfg["amp"] is False and cfg["flow_repair"] == "paper-code"
+    assert cfg["data_options"] == {"normalise": "er_dst", "pad": "reflect"}
+    exact = _print_config(capsys, "--model", "resnet20", "--dataset", "cifar10")
+    assert exact["amp"] is True and exact["model_options"] == {} and exact["data_options"] == {}
+    model = build_model("resnet20", num_classes=10, **cfg["model_options"])
+    assert sum(p.numel() for p in model.parameters()) == 272_474
+
+
+def test_paper_code_takes_epochs_0_and_flow_repair_none(capsys: pytest.CaptureFixture[str]) -> None:
+    """Tables 6/7 are mask-only runs (select_from_epoch 110 is moot); Figure 3's arm without repair."""
+    from ertrain.config import TrainConfig
+    from ertrain.methods import get_method
+
+    base = ("--model", "vgg16", "--dataset", "cifar10", "--protocol", "paper-code", "--density-scheme", "erk",
+            "--sparsity", "0.9")
+    masks_only = _print_config(capsys, *base, "--epochs", "0")
+    assert masks_only["epochs"] == 0 and masks_only["select_from_epoch"] == 110
+    config = {k: v for k, v in masks_only.items() if k not in ("run_hash", "sources")}
+    get_method("static").from_config(TrainConfig.from_json(config))  # accepted: nothing to select from
+    off = _print_config(capsys, *base, "--flow-repair", "none")
+    assert off["flow_repair"] is None
+
+
+def test_code_notes_name_the_reproduced_bugs_and_missing_paths() -> None:
+    from ertrain.config import TrainConfig
+    from ertrain.protocol_notes import note_lines, notes_record
+
+    def build(**fields: object) -> TrainConfig:
+        return TrainConfig.build({"model": "resnet20", "dataset": "cifar10", "protocol": "paper-code", **fields})
+
+    assert notes_record(build(density_scheme="erk", density=0.1)) == {
+        "code_bugs_reproduced": ["flow_repair_contiguous_copy"]}
+    assert notes_record(build(density_scheme="erk", density=0.1, flow_repair="random_add")) == {}
+    ep = build(method="edgepopup", dataset="cifar100", model="resnet18")
+    assert notes_record(ep) == {"code_bugs_reproduced": ["edgepopup_row_index_subnet"],
+                                "code_path_warnings": ["edgepopup_cifar10_only"]}
+    lines = note_lines(ep)
+    assert len(lines) == 2 and all("\n" not in line for line in lines)
+    assert "ER_SLT/resnet_new.py:44" in lines[0]
+    assert notes_record(build(method="set", density_scheme="erk", density=0.1, flow_repair="none")) == {
+        "code_path_warnings": ["set_grows_by_gradient"]}
+    exact = TrainConfig.build({"model": "resnet20", "dataset": "cifar10", "method": "set",
+                               "density_scheme": "erk", "density": 0.1})
+    assert notes_record(exact) == {}
+
+
+def test_str_resnet18_erk_density_with_the_codes_classifier() -> None:
+    """STR-ERK (clamp once) at sparsity 0.9 with the 1x1-conv classifier: the code's 0.091592 (Linear: 0.091611)."""
+    values = paper_code("resnet18", "cifar10", "static", "erk")
+    for opts, want in ((values["model_options"], 0.091592), ({}, 0.091611)):
+        model = build_model("resnet18", num_classes=10, **opts)
+        shapes = [tuple(layer_weight(m).shape) for _, m in maskable_layers(model)]
+        numels = np.array([math.prod(s) for s in shapes], dtype=np.float64)
+        score = np.array([sum(s) for s in shapes]) / numels  # STR/main.py:95: sum of the shape over its size
+        code_p = np.clip(0.1 * numels.sum() / np.dot(score, numels) * score, 0, 1)
+        assert float(np.dot(code_p, numels) / numels.sum()) == pytest.approx(want, abs=5e-7)
+        plan = plan_densities("erk", shapes, 0.1, **values["density_options"])
+        np.testing.assert_allclose(plan.layers, code_p, rtol=1e-9)
+        assert plan.realised == pytest.approx(want, abs=5e-7)
+
+
+def test_audit_table_has_a_row_per_item_with_a_status() -> None:
+    """docs/protocol.md: 23 items that match (D1-D23) and the 12 code items (C1-C12), each citing file:line."""
+    text = (ROOT / "docs" / "protocol.md").read_text()
+    rows = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.split("|")[1:-1]]
+        if len(cells) == 6 and re.fullmatch(r"[DC]\d+", cells[0]):
+            rows[cells[0]] = cells
+    assert set(rows) == {f"D{i}" for i in range(1, 24)} | {f"C{i}" for i in range(1, 13)}
+    statuses = ("matches", "reproduces a code bug", "deliberately differs")
+    for key, cells in rows.items():
+        assert cells[5].startswith(statuses), key
+        assert re.search(r"`(?:ER_DST|STR|ER_SLT|README)[\w/.-]*(?::\d+)?", cells[2]), key
+    from ertrain.protocol_notes import CODE_NOTES
+
+    for note in CODE_NOTES:  # every note a run can print is named in the table
+        assert f"`{note.name}`" in text, note.name
+    assert {k for k, c in rows.items() if c[5].startswith("reproduces a code bug")} == {"C1", "C3"}
