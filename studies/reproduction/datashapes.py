@@ -1,4 +1,4 @@
-"""Model keyword arguments that follow from a configuration's dataset (loaded once per process)."""
+"""Model keyword arguments that follow from a configuration's dataset (declared, else loaded once per process)."""
 
 from __future__ import annotations
 
@@ -22,9 +22,15 @@ def dataset_of(config: TrainConfig) -> Any:
 
 
 def model_kwargs(config: TrainConfig) -> dict[str, Any]:
-    """``build_model`` keyword arguments (classes, input size) of ``config``'s dataset."""
-    from ertrain.trainer import model_kwargs_for
+    """``build_model`` keyword arguments (classes, input size) of ``config``'s dataset: from the shape and the
+    number of classes the dataset declares, so that no data file is needed; else from the loaded data."""
+    from ertrain.data import declared_classes, declared_shape
+    from ertrain.trainer import model_kwargs_for, model_kwargs_for_shape
 
+    shape = declared_shape(config.dataset, config.data_options)
+    classes = declared_classes(config.dataset)
+    if shape is not None and classes is not None and all(s is not None for s in shape):
+        return model_kwargs_for_shape(tuple(int(s) for s in shape if s is not None), classes)
     return model_kwargs_for(dataset_of(config))
 
 
