@@ -12,25 +12,31 @@ EPILOG = """examples:
   ertrain densities --model vgg16 --density-scheme balanced --sparsity 0.9 --protocol paper-code --json
   ertrain densities --model resnet18 --density-scheme erk --sparsity 0.99 --seed 0 --flow-repair random_add
   ertrain densities --model mlp --density-scheme snip --sparsity 0.9 --dataset digits
+  ertrain densities --model torch.nn:TransformerEncoderLayer --model-options '{"d_model": 256, "nhead": 4}' \
+      --density-scheme erk --sparsity 0.9 --seed 0
 """
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     from ertheory.cli_flags import add_density_flags
-    from ertrain.models import MODELS
+    from ertrain.config import FLOW_REPAIR_MODES
+    from ertrain.models import MODELS, TIED_MODES
 
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "densities",
         help="layer-wise densities of a density scheme for a model",
         description=(
-            "Print the per-layer densities p_l that a density scheme gives the masked (conv/linear) layers of a "
-            "model, and their parameter-weighted overall density. With --seed, also sample the ER masks (and "
-            "repair their flow with --flow-repair) and report realised densities and edges added."
+            "Print the per-parameter densities p_l that a density scheme gives the masked parameters of a model "
+            "(a registered one or any module:callable), their fan-in/fan-out and parameter-weighted overall "
+            "density, and what stays dense (embeddings, norms, biases, excluded or tied weights). With --seed, "
+            "also sample the ER masks as training does (and repair their flow with --flow-repair) and report "
+            "the realised densities, over the masked weights and over all parameters, and the weights added."
         ),
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--model", required=True, metavar="MODEL",
-                        help=f"model: {', '.join(MODELS.names())}")
+                        help=f"model: {', '.join(MODELS.names())}, or module:callable (any importable factory, "
+                        "called with --model-options as keyword arguments)")
     add_scheme_flag(parser, default="uniform")
     add_density_flags(parser)
     add_protocol_flag(parser)
@@ -45,9 +51,15 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                         help='scheme options as JSON, e.g. \'{"form": "text"}\'')
     parser.add_argument("--exclude-first", action="store_true", help="do not mask the first layer")
     parser.add_argument("--exclude-last", action="store_true", help="do not mask the last layer (classifier)")
+    parser.add_argument("--include", action="append", default=[], metavar="GLOB",
+                        help="also mask parameters whose full name matches GLOB (read as (out, in, ...)); repeatable")
+    parser.add_argument("--exclude", action="append", default=[], metavar="GLOB",
+                        help="keep parameters whose full name matches GLOB dense; repeatable")
+    parser.add_argument("--tied", choices=TIED_MODES, default="dense",
+                        help="a weight tied to an embedding: keep it dense (default) or mask it")
     parser.add_argument("--seed", type=int, default=None, help="also sample ER masks with this seed")
     parser.add_argument(
-        "--flow-repair", choices=("random_add", "rejection"), default=None, help="repair flow of the sampled masks"
+        "--flow-repair", choices=FLOW_REPAIR_MODES, default=None, help="repair flow of the sampled masks"
     )
     parser.add_argument("--method", default="static", help="training method whose code path the paper-code protocol "
                         "follows (default: static)")
@@ -71,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
         model=args.model, density_scheme=args.density_scheme, density=density_from_args(args),
         model_kwargs=model_kwargs, width=args.width, model_options=args.model_options,
         scheme_options=args.scheme_options, exclude_first=args.exclude_first, exclude_last=args.exclude_last,
-        seed=args.seed, flow_repair=args.flow_repair, protocol=args.protocol, method=args.method, dataset=args.dataset,
+        seed=args.seed, flow_repair=args.flow_repair, include=tuple(args.include), exclude=tuple(args.exclude),
+        tied=args.tied, protocol=args.protocol, method=args.method, dataset=args.dataset,
         data_dir=args.data_dir,
     ))
     if args.json:
