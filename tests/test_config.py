@@ -75,7 +75,8 @@ def test_flags_cover_every_field() -> None:
         model="resnet20", dataset="cifar100", data_dir="/d", data_options={"check_counts": False}, data_seed=3,
         density_scheme="erk", density=0.1, density_options={"form": "text"}, flow_repair="rejection", epochs=7,
         batch_size=64, lr=0.2, momentum=0.5, weight_decay=0.001, optimizer="sgd", schedule="multistep",
-        lr_min=0.01, label_smoothing=0.1, augment=False, seed=5, width=2.0, model_options={"shortcut": "A"},
+        lr_min=0.01, label_smoothing=0.1, augment=False, seed=5, width=2.0,
+        model_options={"shortcut": "A", "init": "fan_in"},  # the explicit shortcut wins, paper-code adds its init
         amp=False, channels_last=False, compile=True, device="cpu", nesterov=True,
         schedule_options={"milestones": [0.3, 0.6], "gamma": 0.1}, warmup_epochs=2, val_fraction=0.1, select="best_val",
         select_from_epoch=3, init_scale_fan=True, init_scale_fan_per="layer", protocol="paper-code",
