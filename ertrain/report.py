@@ -44,12 +44,15 @@ import pandas as pd
 from scipy import stats
 
 from ertheory.fileio import named_os_error
+from ertrain.config import TrainConfig
 from ertrain.registry import Registry
 from ertrain.run_accounting import RunAccount, account_runs, not_finished, summary_line
 from ertrain.rundir import RunDir
 
 #: Config fields that never distinguish results (execution-only) and the seed, which is averaged over.
-IGNORED_KEYS: frozenset[str] = frozenset({"seed", "data_dir", "device", "compile", "channels_last", "run_hash"})
+IGNORED_KEYS: frozenset[str] = frozenset({"seed", "run_hash", *TrainConfig.EXECUTION_FIELDS})
+#: Keys every table shows as a row key when the runs record them (how the paper's settings were read).
+SHOWN_KEYS: tuple[str, ...] = ("protocol",)
 
 #: Formats ``render`` writes.
 FORMATS: tuple[str, ...] = ("md", "latex", "csv")
@@ -268,8 +271,6 @@ def varying_keys(df: pd.DataFrame, candidates: Sequence[str]) -> list[str]:
 
 def config_keys(df: pd.DataFrame) -> list[str]:
     """Columns that describe a run's hyper-parameters (everything but results, seed and execution fields)."""
-    from ertrain.config import TrainConfig  # the dataclass defines which columns are hyper-parameters
-
     names = {f for f in TrainConfig.__dataclass_fields__}
     keys = [
         c
@@ -403,7 +404,7 @@ def _determined(df: pd.DataFrame, keys: Sequence[str], key: str) -> bool:
 
 def _table_keys(df: pd.DataFrame, layout: TableLayout) -> tuple[list[str], list[str]]:
     """The row and column keys of ``layout`` in ``df``: a varying field the layout does not place becomes a
-    row key if it tells runs apart."""
+    row key if it tells runs apart, and :data:`SHOWN_KEYS` (the protocol) are always shown."""
     varying = varying_keys(df, config_keys(df))
     col_keys = [k for k in layout.columns if k in df.columns]
     row_keys = [k for k in layout.rows if k in varying and k not in col_keys]
@@ -412,7 +413,26 @@ def _table_keys(df: pd.DataFrame, layout: TableLayout) -> tuple[list[str], list[
             row_keys.append(key)
     if not row_keys:
         row_keys = [k for k in layout.rows if k in df.columns][:1] or ["model"]
+    row_keys += [k for k in SHOWN_KEYS if k in df.columns and k not in row_keys and k not in col_keys]
     return row_keys, col_keys
+
+
+def check_pooling(df: pd.DataFrame, keys: Sequence[str]) -> None:
+    """Refuse to pool, in one cell of ``keys``, runs whose resolved configs differ in any other field (the seed
+    and execution-only fields aside): ``ValueError`` naming the field, its values and the cell."""
+    if df.empty or not keys:
+        return
+    fields = [k for k in config_keys(df) if k not in keys]
+    text = df[list(keys) + fields].astype(str)
+    for name in fields:
+        counts = text.groupby(list(keys), sort=True)[name].nunique(dropna=False)
+        if (counts > 1).any():
+            cell = counts[counts > 1].index[0]
+            label = cell if isinstance(cell, tuple) else (cell,)
+            where = ", ".join(f"{k}={v}" for k, v in zip(keys, label, strict=True))
+            values = sorted(set(text.loc[(text[list(keys)] == list(label)).all(axis=1), name]))
+            raise ValueError(f"runs with different {name} ({', '.join(values)}) would share the cell {where}; "
+                             "report them separately (another runs directory, or --sweep FILE)")
 
 
 def _best_means(
@@ -448,6 +468,7 @@ def make_table(df: pd.DataFrame, layout: TableLayout | str = "auto", value: str 
         raise ValueError("no finished runs (no run directory with a result.json)")
     value = value or layout.value
     row_keys, col_keys = _table_keys(df, layout)
+    check_pooling(df, row_keys + col_keys)
     agg = aggregate(df, row_keys + col_keys, value)
     scale, digits = (layout.scale, layout.digits) if value.endswith("accuracy") else (1.0, 3)
     row_labels = sorted({tuple(r) for r in agg[row_keys].itertuples(index=False)}, key=_label_key)

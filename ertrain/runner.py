@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ertrain import __version__
 from ertrain.config import TrainConfig
 from ertrain.protocol_notes import note_lines, notes_record
 from ertrain.rundir import RunDir
@@ -221,9 +222,22 @@ def _result(config: TrainConfig, trainer: Trainer, extra: dict[str, Any] | None,
         result["flow_repair_edges_added"] = dict(trainer.masking.edges_added)
         result["flow_repair_edges_added_total"] = sum(trainer.masking.edges_added.values())
     result.update(notes_record(config))  # code_bugs_reproduced / code_path_warnings (ertrain.protocol_notes)
+    result.update(what_ran(config, trainer))
     result.update(extra or {})
     out: dict[str, Any] = jsonable(result)  # plain JSON types; NaN/inf (a diverged run) become null
     return out
+
+
+def what_ran(config: TrainConfig, trainer: Trainer) -> dict[str, Any]:
+    """What a result came from, so that a table can be defended from its files alone: the resolved config,
+    its protocol and recipe, the realised per-layer densities of the final masks (the overall one is
+    ``density``), the epochs and optimizer steps actually done, and the package version."""
+    masking = trainer.masking
+    return {
+        "config": config.to_dict(), "protocol": config.protocol, "recipe": config.recipe,
+        "realised_layer_densities": dict(masking.densities()) if masking is not None else {},
+        "epochs_done": trainer.epoch, "optimizer_steps": trainer.global_step, "ertoolkit_version": __version__,
+    }
 
 
 def _selection(config: TrainConfig, trainer: Trainer, final: dict[str, Any]) -> dict[str, Any]:

@@ -109,3 +109,29 @@ def test_precedence_by_hand() -> None:
 def test_contradictory_or_malformed_fields_are_refused(fields: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         resolve({"model": "mlp", "dataset": "digits", **fields})
+
+
+def test_result_records_what_ran(tmp_path: Path) -> None:
+    """result.json holds the resolved config, protocol, recipe, per-layer realised densities (counted here from
+    the stored masks), epochs and optimizer steps done (counted from the data size), and the package version."""
+    import math
+
+    import ertrain
+    from ertrain.data import load_dataset
+    from ertrain.runner import load_run, run
+
+    resolved = resolve({"model": "mlp", "dataset": "digits", "density_scheme": "erk", "sparsity": 0.9, "epochs": 2,
+                        "device": "cpu"})
+    result = run(resolved.config, tmp_path, progress=False)
+    assert result["config"] == json.loads(resolved.config.to_json())
+    assert (result["protocol"], result["recipe"], result["ertoolkit_version"]) == ("exact", "digits-mlp",
+                                                                                  ertrain.__version__)
+    n_train = load_dataset("digits", None, seed=0).num_train
+    assert result["epochs_done"] == 2 and result["optimizer_steps"] == 2 * math.ceil(n_train / 64)
+    _, _, masking, _ = load_run(tmp_path / resolved.run_hash())
+    assert masking is not None
+    counted = {name: float(mask.sum()) / mask.numel() for name, mask in masking.masks.items()}
+    assert result["realised_layer_densities"] == pytest.approx(counted, abs=0.0)
+    weights = {name: mask.numel() for name, mask in masking.masks.items()}
+    overall = sum(counted[n] * weights[n] for n in counted) / sum(weights.values())
+    assert result["density"] == pytest.approx(overall, rel=1e-12)

@@ -114,9 +114,9 @@ def test_aggregate_against_brute_force(tmp_path: Path) -> None:
 def test_table_marks_the_best_cell_of_each_column(tmp_path: Path) -> None:
     df = load_runs(_fake_runs(tmp_path, ACC))
     table = make_table(df, "ratios")
-    assert table.row_keys == ("density_scheme",)  # method/flow_repair are constant: not row keys
+    assert table.row_keys == ("density_scheme", "protocol")  # method/flow_repair are constant: not row keys
     assert table.col_labels == ((0.9,), (0.99,))
-    assert table.row_labels == (("balanced",), ("erk",))
+    assert table.row_labels == (("balanced", "exact"), ("erk", "exact"))
     # best by mean: balanced at 0.9 (0.9267 > 0.91), erk at 0.99 (0.72 > 0.63)
     assert table.best == ((True, False), (False, True))
     erk_99 = table.cells[1][1]
@@ -126,13 +126,13 @@ def test_table_marks_the_best_cell_of_each_column(tmp_path: Path) -> None:
 
     md = render(table, "md")
     assert md.count("**") == 2 * 2 + 2  # two bold cells, plus the bold caption
-    assert "| balanced | **92.67 ± " in md
+    assert "| balanced | exact | **92.67 ± " in md
     tex = render(table, "latex")
     results_tabular = tex.split(r"\end{tabular}")[0]
     assert r"\textbf{72.00 $\pm$" in tex and r"density\_scheme" in tex and results_tabular.count(r"\\") == 3
     csv = pd.read_csv(io.StringIO(render(table, "csv")))
-    assert list(csv.columns) == ["density_scheme", "sparsity=0.9", "sparsity=0.99"]
-    assert csv.iloc[0, 1].endswith(" *") and not csv.iloc[1, 1].endswith("*")
+    assert list(csv.columns) == ["density_scheme", "protocol", "sparsity=0.9", "sparsity=0.99"]
+    assert csv.iloc[0, 2].endswith(" *") and not csv.iloc[1, 2].endswith("*")
     with pytest.raises(ValueError, match="unknown format"):
         render(table, "html")
     with pytest.raises(ValueError, match="unknown table 'nope'; valid: .*ratios"):
@@ -147,7 +147,7 @@ def test_fields_a_layout_does_not_place_are_never_averaged(tmp_path: Path) -> No
         if d.name != "unfinished":
             d.rename(runs / d.name)
     table = make_table(load_runs(runs), "ratios")
-    assert table.row_keys == ("width",)
+    assert table.row_keys == ("width", "protocol")
     assert table.cells == (("50.00 ± 0.00",), ("90.00 ± 0.00",))
 
 
@@ -255,13 +255,13 @@ def test_requested_and_realised_density_per_row(tmp_path: Path, capsys: pytest.C
     assert math.isnan(missing.realised) and missing.n == 0 and not missing.flagged
 
     table = make_table(df, "ratios")
-    assert table.row_labels == (("balanced",), ("erk",)) and table.col_labels == ((0.9,), (0.99,))
+    assert table.row_labels == (("balanced", "exact"), ("erk", "exact")) and table.col_labels == ((0.9,), (0.99,))
     marks = [[cell.endswith(" †") for cell in row] for row in marked_cells(table)]
     assert marks == [[True, False], [False, False]]
     md = render(table, "md")
-    assert "| balanced | 0.9 | 0.1 | 0.1003 | 0.1 – 0.1006 | 0.60% | † |" in md
-    assert "| erk | 0.9 | 0.1 | 0.10005 | 0.0997 – 0.1004 | 0.40% |  |" in md
-    assert "| balanced | 0.99 | 0.01 | n/a |" in md
+    assert "| balanced | exact | 0.9 | 0.1 | 0.1003 | 0.1 – 0.1006 | 0.60% | † |" in md
+    assert "| erk | exact | 0.9 | 0.1 | 0.10005 | 0.0997 – 0.1004 | 0.40% |  |" in md
+    assert "| balanced | exact | 0.99 | 0.01 | n/a |" in md
     assert md.count("†") == 1 + 1 + 1  # the cell, the density row, the caption's legend
     assert r"$\dagger$" in render(table, "latex")
 
@@ -269,3 +269,19 @@ def test_requested_and_realised_density_per_row(tmp_path: Path, capsys: pytest.C
     out = json.loads(capsys.readouterr().out)
     flagged = [(r["density_scheme"], r["sparsity"]) for r in out["density_check"] if r["flagged"]]
     assert flagged == [("balanced", 0.9)]
+
+
+def test_runs_that_differ_in_an_unplaced_field_are_never_pooled() -> None:
+    """Two runs in one cell must agree on every resolved field but the seed and execution-only ones."""
+    from ertrain.report import check_pooling
+
+    df = pd.DataFrame([
+        {"model": "mlp", "protocol": "paper-code", "batch_size": 128, "seed": 0, "device": "cpu", "sparsity": 0.9},
+        {"model": "mlp", "protocol": "paper-code", "batch_size": 256, "seed": 1, "device": "cuda", "sparsity": 0.9},
+    ])
+    with pytest.raises(ValueError, match=r"different batch_size \(128, 256\) would share the cell "
+                                         r"model=mlp, protocol=paper-code, sparsity=0.9"):
+        check_pooling(df, ["model", "protocol", "sparsity"])
+    check_pooling(df, ["model", "batch_size", "sparsity"])  # batch size placed: seeds and devices pool
+    table = make_table(df.assign(test_accuracy=[0.5, 0.6]), "ratios")  # the table splits what differs
+    assert "batch_size" in table.row_keys and "protocol" in table.row_keys

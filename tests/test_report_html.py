@@ -95,17 +95,18 @@ def test_html_report_holds_the_tables_and_embedded_figures(report: Path) -> None
     page.feed(report.read_text())
     results, density, runs = page.tables
     # the results table: mean ± 95% CI (Student t, by scipy's interval), best per column, † on the off run's cell
-    assert results[0] == ["density_scheme", "0.9", "0.99"]
+    assert results[0] == ["density_scheme", "protocol", "0.9", "0.99"]
     # each cell states its number of runs
-    assert results[1] == ["erk", f"91.00 ± {_half([0.90, 0.92, 0.91]):.2f} (n=3)",
+    assert results[1] == ["erk", "exact", f"91.00 ± {_half([0.90, 0.92, 0.91]):.2f} (n=3)",
                           f"72.00 ± {_half([0.70, 0.74]):.2f} (n=2)"]
-    assert results[2] == ["uniform", f"87.00 ± {_half([0.88, 0.86]):.2f} (n=2)",
+    assert results[2] == ["uniform", "exact", f"87.00 ± {_half([0.88, 0.86]):.2f} (n=2)",
                           f"53.00 ± {_half([0.50, 0.56]):.2f} (n=2) †"]
     best = [a.get("class") for t, a in page.tags if t == "td" and "best" in (a.get("class") or "")]
     assert len(best) == 2
     # the density check: requested vs realised per row, the off row marked
-    assert density[0][:6] == ["density_scheme", "sparsity", "requested", "realised", "realised range", "max rel. diff"]
-    rows = {tuple(r[:2]): r[2:] for r in density[1:]}
+    assert density[0][:7] == ["density_scheme", "protocol", "sparsity", "requested", "realised", "realised range",
+                              "max rel. diff"]
+    rows = {(r[0], r[2]): r[3:] for r in density[1:]}
     assert rows[("uniform", "0.99")] == ["0.01", "0.0101", "0.01 – 0.0102", "2.00%", "†"]
     assert rows[("erk", "0.9")] == ["0.1", "0.1", "0.1 – 0.1", "0.00%", ""]
     assert len(runs) == 1 + len(ACC)
