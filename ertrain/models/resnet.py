@@ -22,6 +22,7 @@ conv and linear weight Kaiming-normal with ``mode="fan_in"`` (ReLU gain), as the
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -100,9 +101,10 @@ CLASSIFIERS = ("linear", "conv1x1")
 
 def _init_weights(model: nn.Module, init: str) -> None:
     """Kaiming-normal conv weights by ``init``'s fan mode; with ``fan_in`` the linear weights too."""
+    mode: Literal["fan_in", "fan_out"] = "fan_in" if init == "fan_in" else "fan_out"
     for m in model.modules():
-        if isinstance(m, nn.Conv2d) or (init == "fan_in" and isinstance(m, nn.Linear)):
-            nn.init.kaiming_normal_(m.weight, mode=init, nonlinearity="relu")
+        if isinstance(m, nn.Conv2d) or (mode == "fan_in" and isinstance(m, nn.Linear)):
+            nn.init.kaiming_normal_(m.weight, mode=mode, nonlinearity="relu")
 
 
 class ResNet(nn.Module):
