@@ -45,6 +45,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ertrain.models import mask_targets
 from ertrain.sparse import atomic_write, fold_masks, save_packed
 
 #: Tolerances of the export check (float32 inference, different kernels / summation orders).
@@ -159,15 +160,14 @@ def input_shape(model_kwargs: dict[str, Any]) -> tuple[int, ...]:
 
 
 def layer_report(model: nn.Module, masks: dict[str, torch.Tensor] | None) -> dict[str, dict[str, Any]]:
-    """Name -> shape, density (of the mask; 1.0 if unmasked) and non-zero weights of every conv/linear layer."""
+    """Name -> shape, density (of the mask; 1.0 if unmasked) and non-zero weights of every maskable parameter
+    (:func:`ertrain.models.mask_targets`: each conv/linear weight of the registered models)."""
     out: dict[str, dict[str, Any]] = {}
-    for name, module in model.named_modules():
-        if not isinstance(module, (nn.Linear, nn.modules.conv._ConvNd)):
-            continue
-        w = module.weight.detach()
-        mask = (masks or {}).get(name)
+    for target in mask_targets(model):
+        w = target.weight.detach()
+        mask = (masks or {}).get(target.name)
         density = 1.0 if mask is None else int(mask.count_nonzero()) / mask.numel()
-        out[name] = {"shape": list(w.shape), "density": density, "nonzero": int(w.count_nonzero())}
+        out[target.name] = {"shape": list(w.shape), "density": density, "nonzero": int(w.count_nonzero())}
     return out
 
 

@@ -61,20 +61,28 @@ def layer_macs(model: nn.Module, example: Tensor | tuple[Tensor, ...], *, layers
         raise ValueError(f"example must hold at least one row, got shape {tuple(args[0].shape)}")
     macs = np.zeros(len(layers), dtype=np.float64)
 
-    def make_hook(i: int, weight: Tensor) -> Callable[[nn.Module, object, Tensor], None]:
-        out_channels = int(weight.shape[0])
+    def make_hook(i: int, layer: nn.Module) -> Callable[[nn.Module, object, Tensor], None]:
+        weight = weight_of(layer)
 
-        def hook(_module: nn.Module, _inputs: object, output: Tensor) -> None:
-            positions = output.numel() / (batch * out_channels)
-            macs[i] += weight.numel() * positions
+        def hook(module: nn.Module, _inputs: object, output: Tensor | tuple[Tensor, ...]) -> None:
+            out = output[0] if isinstance(output, tuple) else output  # RNNs and attention return tuples
+            if isinstance(layer, torch.nn.Linear):
+                units = int(weight.shape[0])
+            elif isinstance(module, torch.nn.modules.conv._ConvNd):
+                units = int(out.shape[1])  # channels first
+            else:  # any other masked parameter: features last (attention, recurrent, GPT-2 Conv1D)
+                units = int(out.shape[-1])
+            macs[i] += weight.numel() * out.numel() / (batch * units)
 
         return hook
 
-    handles = [m.register_forward_hook(make_hook(i, weight_of(m))) for i, (_, m) in enumerate(layers)]
+    handles = [m.register_forward_hook(make_hook(i, m)) for i, (_, m) in enumerate(layers)]
     was_training = model.training
     try:
         model.eval()
-        with torch.no_grad():
+        # with gradients on: in eval mode without them nn.TransformerEncoderLayer takes a fused path that
+        # skips its submodules (and so their hooks)
+        with torch.enable_grad():
             model(*args)
     finally:
         model.train(was_training)

@@ -63,7 +63,8 @@ def init_scale_fan(
 ) -> dict[str, list[float]]:
     """Multiply each layer's weight rows by ``sqrt(fan_in / kept fan-in)`` (in place); returns the factors.
 
-    ``layers`` are ``(name, module)`` with a ``.weight`` of shape ``(c_out, ...)`` and ``masks`` the
+    ``layers`` are ``(name, module)`` with a ``.weight`` of shape ``(c_out, ...)`` (or a
+    :class:`~ertrain.models.MaskTarget`, read as ``(out, in, ...)``) and ``masks`` the
     matching 0/1 masks (same shapes).  ``per`` picks the kept fan-in (see the module docstring);
     ``density`` is the overall density for ``per="global"``.  Rows whose kept fan-in is 0 keep factor 1.
     """
@@ -77,6 +78,9 @@ def init_scale_fan(
             raise ValueError(f"layer {name!r} has no weight tensor")
         if tuple(mask.shape) != tuple(weight.shape):
             raise ValueError(f"layer {name!r}: mask shape {tuple(mask.shape)} != weight shape {tuple(weight.shape)}")
+        canonical = getattr(module, "canonical", None)  # a MaskTarget stored (in, out, ...): read it (out, in, ...)
+        if canonical is not None:
+            weight, mask = canonical(weight), canonical(mask)
         kept = kept_fan_in(mask.detach().to("cpu"), density)
         fan_in = _fan_in(mask)
         factor = torch.where(kept > 0, torch.sqrt(fan_in / kept.clamp(min=1e-300)), torch.ones_like(kept))

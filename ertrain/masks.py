@@ -11,7 +11,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,7 @@ from numpy.typing import ArrayLike
 from torch import nn
 
 from ertrain.density import plan_densities
-from ertrain.models import layer_weight, maskable_layers
+from ertrain.models import MaskScope, MaskTarget, mask_scope, mask_targets
 
 FLOW_REPAIR_MODES = ("random_add", "rejection", "paper-code")
 
@@ -263,15 +264,133 @@ def flow_defects(masks: Sequence[torch.Tensor]) -> list[tuple[int, int]]:
     return out
 
 
-LayerSpec = Sequence[tuple[str, nn.Module]] | Sequence[str]
+LayerSpec = Sequence[tuple[str, Any]] | Sequence[str] | Sequence[MaskTarget]
+
+
+@dataclass(frozen=True)
+class MaskPlan:
+    """The one road from a scheme to masks (:func:`plan_masks`): scope, densities, masks, repair.
+
+    ``densities`` are the scheme's per-parameter densities; ``masks`` (bool, CPU, each in its
+    parameter's own layout) are the sampled masks after flow repair, which added ``edges_added``.
+    """
+
+    scope: MaskScope
+    targets: tuple[MaskTarget, ...]
+    scheme: str
+    requested_density: float
+    planned_density: float
+    densities: tuple[float, ...]
+    masks: tuple[torch.Tensor, ...]
+    edges_added: tuple[int, ...]
+    flow_repair: str | None = None
+
+    def realised_densities(self) -> list[float]:
+        return [int(m.count_nonzero()) / m.numel() for m in self.masks]
+
+    def report(self) -> dict[str, Any]:
+        """Per masked parameter (name, shape, fan-in/out, requested / realised density, edges added) and
+        the whole model: unmasked weights, realised density over the masked weights and over all parameters."""
+        nnz = [int(m.count_nonzero()) for m in self.masks]
+        sizes = [m.numel() for m in self.masks]
+        masked, total = sum(sizes), self.scope.total_params
+        layers = [
+            {"name": t.name, "parameter": t.full_name, "rule": t.rule, "shape": list(t.shape),
+             "fan_in": t.fan_in, "fan_out": t.fan_out, "params": n, "requested_density": p, "density": k / n,
+             "edges_added": a}
+            for t, p, k, n, a in zip(self.targets, self.densities, nnz, sizes, self.edges_added, strict=True)
+        ]
+        scope = self.scope.report()
+        unmasked = total - masked
+        return {
+            "requested_density": self.requested_density, "planned_density": self.planned_density,
+            "overall_density": sum(nnz) / masked, "density_all_params": (sum(nnz) + unmasked) / total,
+            "edges_added": int(sum(self.edges_added)), "masked_params": masked, "unmasked_params": unmasked,
+            "total_params": total, "layers": layers, "excluded": scope["excluded"], "ties": scope["ties"],
+        }
+
+
+def plan_masks(
+    model: nn.Module,
+    scheme: str,
+    density: float,
+    generator: torch.Generator,
+    flow_repair: str | None = None,
+    *,
+    layers: LayerSpec | None = None,
+    include: Iterable[str] = (),
+    exclude: Iterable[str] = (),
+    tied: str = "dense",
+    exclude_first: bool = False,
+    exclude_last: bool = False,
+    exact: bool = False,
+    keep_density: bool = False,
+    **opts: Any,
+) -> MaskPlan:
+    """Scheme -> per-parameter densities -> sampled ER masks -> flow repair -> realised densities.
+
+    The masked parameters are ``layers`` if given, else :func:`ertrain.models.mask_targets` with the
+    name globs ``include`` / ``exclude`` and ``tied`` (see :func:`ertrain.models.mask_scope`).  The
+    scheme (``ertrain.density``, options ``opts``) sees each parameter as ``(out, in, *kernel)``;
+    masks are sampled in the parameter's own layout with ``generator`` (:func:`sample_er_masks`,
+    ``exact``) and repaired on the ``(out, in, *kernel)`` view (:func:`flow_repair`, ``keep_density``).
+    ``ertrain densities``, training (:meth:`Masking.from_scheme`) and export all come through here, so
+    the same arguments and seed give the same masks.  Needs only the parameters' shapes (a model built
+    on the meta device works).
+    """
+    scope = mask_scope(model, include=include, exclude=exclude, tied=tied)
+    if layers is None:
+        targets = mask_targets(model, exclude_first=exclude_first, exclude_last=exclude_last,
+                               include_globs=include, exclude_globs=exclude, tied=tied)
+    else:
+        targets = _targets_of(model, layers)
+    shapes = [t.canonical_shape for t in targets]
+    plan = plan_densities(scheme, shapes, density, **opts)
+    p = plan.layers
+    masks = sample_er_masks([t.shape for t in targets], p, generator, exact=exact)
+    added = [0] * len(masks)
+    if flow_repair is not None:
+        views = [t.canonical(m).contiguous() for t, m in zip(targets, masks, strict=True)]
+        views, added = _flow_repair(views, flow_repair, generator, densities=p, keep_density=keep_density)
+        masks = [t.canonical(v).contiguous() for t, v in zip(targets, views, strict=True)]
+    return MaskPlan(scope, tuple(targets), scheme, float(plan.requested), float(plan.realised),
+                    tuple(float(x) for x in p), tuple(masks), tuple(int(a) for a in added), flow_repair)
+
+
+def _targets_of(model: nn.Module, layers: LayerSpec) -> list[MaskTarget]:
+    """Targets from names, ``(name, module)`` pairs (their ``weight``) or targets."""
+    known: dict[str, MaskTarget] | None = None
+    modules = dict(model.named_modules())
+    out: list[MaskTarget] = []
+    for item in layers:
+        if isinstance(item, MaskTarget):
+            out.append(item)
+            continue
+        if isinstance(item, str):
+            if known is None:
+                known = {t.name: t for t in mask_scope(model).targets}
+            if item in known:
+                out.append(known[item])
+                continue
+            if item not in modules:
+                raise ValueError(f"the model has no layer or masked parameter named {item!r}")
+            item = (item, modules[item])
+        name, layer = item
+        out.append(layer if isinstance(layer, MaskTarget) else MaskTarget(name, layer, "weight", "given"))
+    if not out:
+        raise ValueError("layers must not be empty")
+    return out
 
 
 class Masking:
-    """Applies fixed masks to a model's layers and keeps the pruned weights exactly zero.
+    """Applies fixed masks to a model's parameters and keeps the pruned weights exactly zero.
 
-    Each mask is registered as a non-persistent bool buffer ``weight_mask`` on its layer, so it
-    moves with ``model.to(...)`` and stays out of ``model.state_dict()`` (masks are saved with
-    :meth:`state_dict`).  Construction zeroes the pruned weights at once.
+    Each mask is registered as a non-persistent bool buffer ``<param>_mask`` (``weight_mask`` for a
+    layer's weight) on the module owning the parameter, so it moves with ``model.to(...)`` and stays
+    out of ``model.state_dict()`` (masks are saved with :meth:`state_dict`).  Construction zeroes the
+    pruned weights at once.  ``targets`` maps each mask's name to its :class:`~ertrain.models.MaskTarget`
+    (module, parameter name, fan-in/out); ``layers`` maps it to the owning module for a ``weight``
+    (every masked parameter of the registered models), else to the target.
 
     Call :meth:`apply_` after every optimizer step: it multiplies all masked weights by their masks
     in one fused ``torch._foreach_mul_``, so whatever the optimizer did (momentum, weight decay,
@@ -293,23 +412,29 @@ class Masking:
         self.model = model
         named = self._resolve_layers(model, masks, layers)
         if isinstance(masks, Mapping):
-            missing = [n for n, _ in named if n not in masks]
-            extra = [n for n in masks if n not in {n for n, _ in named}]
+            missing = [t.name for t in named if t.name not in masks]
+            extra = [n for n in masks if n not in {t.name for t in named}]
             if missing or extra:
                 raise ValueError(f"mask names do not match the layers: missing {missing}, unexpected {extra}")
-            mask_list = [masks[n] for n, _ in named]
+            mask_list = [masks[t.name] for t in named]
         else:
             mask_list = list(masks)
             if len(mask_list) != len(named):
-                raise ValueError(f"got {len(mask_list)} masks for {len(named)} layers {[n for n, _ in named]}")
-        self.layers: dict[str, nn.Module] = {}
-        for (name, module), mask in zip(named, mask_list, strict=True):
-            weight = layer_weight(module)
-            self._check_mask(name, weight, mask)
-            module.register_buffer(
-                self.BUFFER, mask.detach().to(device=weight.device, dtype=torch.bool).clone(), persistent=False
+                raise ValueError(f"got {len(mask_list)} masks for {len(named)} layers {[t.name for t in named]}")
+        self.targets: dict[str, MaskTarget] = {}
+        self.layers: dict[str, Any] = {}
+        for target, mask in zip(named, mask_list, strict=True):
+            weight = target.weight
+            self._check_mask(target.name, weight, mask)
+            target.module.register_buffer(
+                target.mask_buffer, mask.detach().to(device=weight.device, dtype=torch.bool).clone(), persistent=False
             )
-            self.layers[name] = module
+            self.targets[target.name] = target
+            self.layers[target.name] = target.layer
+        # the hot path reads these lists (no attribute lookups through nn.Module.__getattr__)
+        self._owners = [t.module for t in self.targets.values()]
+        self._pnames = [t.param_name for t in self.targets.values()]
+        self._bnames = [t.mask_buffer for t in self.targets.values()]
         self._cache: list[torch.Tensor] = []
         self._cache_keys: list[tuple[Any, ...]] = []
         self.requested_densities: dict[str, float] = {}
@@ -317,28 +442,19 @@ class Masking:
         self.requested_density: float | None = None
         self.planned_density: float | None = None
         self.edges_added: dict[str, int] = {}
+        #: The plan the masks came from (:meth:`from_plan`; None when masks were given directly).
+        self.plan: MaskPlan | None = None
         self.apply_()
 
     @staticmethod
     def _resolve_layers(
         model: nn.Module, masks: Mapping[str, torch.Tensor] | Sequence[torch.Tensor], layers: LayerSpec | None
-    ) -> list[tuple[str, nn.Module]]:
+    ) -> list[MaskTarget]:
         if layers is None:
             if isinstance(masks, Mapping):
-                return maskable_layers(model, include=list(masks))
-            return maskable_layers(model)
-        modules = dict(model.named_modules())
-        out = []
-        for item in layers:
-            if isinstance(item, str):
-                if item not in modules:
-                    raise ValueError(f"the model has no layer named {item!r}")
-                out.append((item, modules[item]))
-            else:
-                out.append((item[0], item[1]))
-        if not out:
-            raise ValueError("layers must not be empty")
-        return out
+                return mask_targets(model, include=list(masks))
+            return mask_targets(model)
+        return _targets_of(model, layers)
 
     @staticmethod
     def _check_mask(name: str, weight: torch.Tensor, mask: torch.Tensor) -> None:
@@ -358,50 +474,45 @@ class Masking:
         density: float,
         generator: torch.Generator,
         flow_repair: str | None = None,
-        *,
-        layers: LayerSpec | None = None,
-        exact: bool = False,
-        keep_density: bool = False,
-        **opts: Any,
+        **kwargs: Any,
     ) -> Masking:
-        """ER masks for ``model``: densities from ``scheme`` (``ertrain.density``), then optional flow repair.
+        """ER masks for ``model`` from :func:`plan_masks` (same arguments: ``layers``, ``include`` /
+        ``exclude`` name globs, ``tied``, ``exact``, ``keep_density`` and the scheme's options, e.g.
+        ``form="text"`` for ERK, ``scores=...`` for ``from_scores``).
 
-        ``opts`` go to the density scheme (e.g. ``form="text"`` for ERK, ``scores=...`` for
-        ``from_scores``); ``exact`` is passed to :func:`sample_er_masks`, ``keep_density`` to
-        :func:`flow_repair`.  The requested per-layer densities and the edges added by flow repair
-        are kept in ``requested_densities`` and ``edges_added``; the requested overall density and
-        the one the per-layer densities give (:func:`ertrain.density.plan_densities`: they differ for
-        the paper-code variants, e.g. balanced without redistribution) in ``requested_density`` and
-        ``planned_density``.
+        The requested per-layer densities and the edges added by flow repair are kept in
+        ``requested_densities`` and ``edges_added``; the requested overall density and the one the
+        per-layer densities give (:func:`ertrain.density.plan_densities`: they differ for the
+        paper-code variants, e.g. balanced without redistribution) in ``requested_density`` and
+        ``planned_density``; the whole plan (with its report of the model) in ``plan``.
         """
-        named = maskable_layers(model) if layers is None else cls._resolve_layers(model, [], layers)
-        shapes = [tuple(layer_weight(m).shape) for _, m in named]
-        plan = plan_densities(scheme, shapes, density, **opts)
-        p = plan.layers
-        masks = sample_er_masks(shapes, p, generator, exact=exact)
-        added = [0] * len(masks)
-        if flow_repair is not None:
-            masks, added = _flow_repair(masks, flow_repair, generator, densities=p, keep_density=keep_density)
-        self = cls(model, masks, named)
-        self.requested_densities = {n: float(p_l) for (n, _), p_l in zip(named, p, strict=True)}
-        self.edges_added = {n: a for (n, _), a in zip(named, added, strict=True)}
-        self.requested_density, self.planned_density = float(plan.requested), float(plan.realised)
+        return cls.from_plan(model, plan_masks(model, scheme, density, generator, flow_repair, **kwargs))
+
+    @classmethod
+    def from_plan(cls, model: nn.Module, plan: MaskPlan) -> Masking:
+        """Apply the masks of ``plan`` (:func:`plan_masks` on ``model``)."""
+        self = cls(model, list(plan.masks), list(plan.targets))
+        names = [t.name for t in plan.targets]
+        self.requested_densities = dict(zip(names, plan.densities, strict=True))
+        self.edges_added = dict(zip(names, plan.edges_added, strict=True))
+        self.requested_density, self.planned_density = plan.requested_density, plan.planned_density
+        self.plan = plan
         return self
 
     # ------------------------------------------------------------------ the hot path
     def _weights(self) -> list[torch.Tensor]:
         out = []
-        for m in self.layers.values():
-            w = m._parameters.get("weight")  # direct dict access: nn.Module.__getattr__ is slow in the hot path
-            out.append(w if w is not None else layer_weight(m))
+        for m, pname in zip(self._owners, self._pnames, strict=True):
+            w = m._parameters.get(pname)  # direct dict access: nn.Module.__getattr__ is slow in the hot path
+            out.append(w if w is not None else getattr(m, pname))
         return out
 
     def _buffers(self) -> list[torch.Tensor]:
         out = []
-        for m in self.layers.values():
-            buf = m._buffers.get(self.BUFFER)
+        for m, bname in zip(self._owners, self._bnames, strict=True):
+            buf = m._buffers.get(bname)
             if buf is None:
-                raise ValueError(f"the mask buffer {self.BUFFER!r} was removed from a masked layer")
+                raise ValueError(f"the mask buffer {bname!r} was removed from a masked layer")
             out.append(buf)
         return out
 
@@ -454,8 +565,7 @@ class Masking:
         """Replace the mask of layer ``name`` (copied into its buffer) and zero the newly pruned weights."""
         if name not in self.layers:
             raise ValueError(f"unknown masked layer {name!r}; valid names: {', '.join(self.layers)}")
-        module = self.layers[name]
-        weight = layer_weight(module)
+        weight = self.targets[name].weight
         self._check_mask(name, weight, mask)
         buf = self._buffers()[list(self.layers).index(name)]
         buf.copy_(mask.to(device=buf.device, dtype=torch.bool))
@@ -478,7 +588,7 @@ class Masking:
         return self.nnz() / self.numel()
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        """The masks (bool, on the CPU) by layer name; loadable with ``torch.load(weights_only=True)``."""
+        """The masks (bool, on the CPU) by name; loadable with ``torch.load(weights_only=True)``."""
         return {n: b.detach().to("cpu", copy=True) for n, b in self.masks.items()}
 
     def load_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:

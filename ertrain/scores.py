@@ -33,7 +33,7 @@ import copy
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -156,9 +156,13 @@ def synflow_scores(
 
 def _named_like(net: nn.Module, layers: Layers) -> list[tuple[str, nn.Module]]:
     """The modules of ``net`` (a copy) with the names of ``layers`` (modules of the original)."""
-    modules = dict(net.named_modules())
+    from ertrain.models import mask_scope
+
+    modules: dict[str, Any] = dict(net.named_modules())
     out = []
     for name, _ in layers:
+        if name not in modules:  # a masked parameter other than a layer's weight, e.g. ``attn.in_proj_weight``
+            modules.update({t.name: t for t in mask_scope(net).targets if t.name not in modules})
         if name not in modules:
             raise ValueError(f"layer {name!r} not found in the model")
         out.append((name, modules[name]))

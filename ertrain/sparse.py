@@ -593,9 +593,11 @@ def fold_masks(model: nn.Module, masks: Mapping[str, torch.Tensor] | None = None
     out = model if inplace else copy.deepcopy(model)
     modules = dict(out.named_modules())
     given = dict(masks or {})
-    unknown = [n for n in given if n not in modules]
+    params = dict(out.named_parameters())
+    unknown = [n for n in given if n not in modules and n not in params]
     if unknown:
         raise ValueError(f"masks name layers the model does not have: {unknown}")
+    _fold_parameter_masks(out, {n: m for n, m in given.items() if n not in modules})
     for name, module in modules.items():
         buf = module._buffers.get(MASK_BUFFER)
         mask = given.get(name, buf)
@@ -607,6 +609,26 @@ def fold_masks(model: nn.Module, masks: Mapping[str, torch.Tensor] | None = None
         if buf is not None:
             del module._buffers[MASK_BUFFER]
     return out
+
+
+def _fold_parameter_masks(model: nn.Module, given: Mapping[str, torch.Tensor]) -> None:
+    """Fold the masks of parameters other than a layer's ``weight`` (``<param>_mask`` buffers, e.g.
+    ``in_proj_weight_mask``, or ``given`` by full parameter name) into them, dropping the buffers."""
+    for mod_name, module in model.named_modules():
+        for bname in [b for b in module._buffers if b.endswith("_mask") and b != MASK_BUFFER]:
+            param = module._parameters.get(bname[: -len("_mask")])
+            if param is None:
+                continue
+            full = f"{mod_name}.{bname[: -len('_mask')]}" if mod_name else bname[: -len("_mask")]
+            mask = given.get(full, module._buffers[bname])
+            assert mask is not None
+            with torch.no_grad():
+                param.masked_fill_(~mask.to(device=param.device, dtype=torch.bool), 0.0)
+            del module._buffers[bname]
+    params = dict(model.named_parameters())
+    for full, mask in given.items():
+        with torch.no_grad():
+            params[full].masked_fill_(~mask.to(device=params[full].device, dtype=torch.bool), 0.0)
 
 
 def storage_nbytes(model: nn.Module) -> int:

@@ -96,22 +96,24 @@ def per_epoch_accounting(
     return accounting(meter, [n for n, _ in layers], masks, mask_changes)
 
 
-def plain_state_dict_hook(model: nn.Module, names: list[str]) -> Any:
+def plain_state_dict_hook(model: nn.Module, names: list[str], param_names: list[str] | None = None) -> Any:
     """Make ``model.state_dict()`` look unparametrised while layers ``names`` carry a parametrisation.
 
-    ``<layer>.parametrizations.weight.original`` is saved as ``<layer>.weight`` and the
-    parametrisation's own tensors are left out (methods save them in their state), so a checkpoint
-    taken mid-training loads into a fresh model. Returns the hook handle (call ``.remove()``).
+    ``<layer>.parametrizations.<param>.original`` (``<param>`` from ``param_names``, default ``weight``)
+    is saved as ``<layer>.<param>`` and the parametrisation's own tensors are left out (methods save
+    them in their state), so a checkpoint taken mid-training loads into a fresh model. Returns the hook
+    handle (call ``.remove()``).
     """
+    pnames = param_names if param_names is not None else ["weight"] * len(names)
 
     def hook(_module: nn.Module, state: dict[str, Any], prefix: str, _meta: Any) -> None:
-        for name in names:
+        for name, pname in zip(names, pnames, strict=True):
             base = f"{prefix}{name}." if name else prefix
-            original = state.pop(f"{base}parametrizations.weight.original", None)
-            for key in [k for k in state if k.startswith(f"{base}parametrizations.")]:
+            original = state.pop(f"{base}parametrizations.{pname}.original", None)
+            for key in [k for k in state if k.startswith(f"{base}parametrizations.{pname}.")]:
                 del state[key]
             if original is not None:
-                state[f"{base}weight"] = original
+                state[f"{base}{pname}"] = original
 
     return model.register_state_dict_post_hook(hook)
 

@@ -101,22 +101,23 @@ def reparametrised(
     """
     from torch.nn.utils import parametrize
 
-    layers = list(masking.layers.items())
-    for (_, module), p in zip(layers, params, strict=True):
-        parametrize.register_parametrization(module, "weight", p)
-    hook = plain_state_dict_hook(trainer.model, [n for n, _ in layers])
+    targets = list(masking.targets.values())
+    for t, p in zip(targets, params, strict=True):
+        parametrize.register_parametrization(t.module, t.param_name, p)
+    owners = [t.full_name.rpartition(".")[0] for t in targets]
+    hook = plain_state_dict_hook(trainer.model, owners, [t.param_name for t in targets])
     trainer.use_masking(None)
     try:
         yield
     finally:
         hook.remove()
         with torch.no_grad():
-            final = [final_mask(module, p).bool() for (_, module), p in zip(layers, params, strict=True)]
-        for _, module in layers:
-            parametrize.remove_parametrizations(module, "weight", leave_parametrized=leave_parametrized)
+            final = [final_mask(t.layer, p).bool() for t, p in zip(targets, params, strict=True)]
+        for t in targets:
+            parametrize.remove_parametrizations(t.module, t.param_name, leave_parametrized=leave_parametrized)
         trainer.use_masking(masking)
-        for (name, _), m in zip(layers, final, strict=True):
-            masking.set_mask(name, m)
+        for t, m in zip(targets, final, strict=True):
+            masking.set_mask(t.name, m)
 
 
 class ReparametrisedMethod(Method):

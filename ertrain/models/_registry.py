@@ -1,4 +1,4 @@
-"""Model registry: name -> factory, ``build_model`` and ``maskable_layers``.
+"""Model registry: name -> factory, ``build_model``, and ``mask_targets`` / ``maskable_layers`` (what is masked).
 
 Every factory takes the common keyword arguments ``num_classes``, ``in_channels``, ``input_size``,
 ``width`` and ``in_features`` (it ignores the ones it does not need) plus its own options.
@@ -7,12 +7,13 @@ Every factory takes the common keyword arguments ``num_classes``, ``in_channels`
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 import torch
 from torch import nn
 
+from ertrain.models._maskable import MaskTarget, mask_scope
 from ertrain.models._meta import shapes_only
 from ertrain.registry import Registry
 
@@ -30,7 +31,7 @@ MAX_PARAMETERS = 2**31
 #: Input kinds a dataset can yield (see ``ertrain.data``); models declare which they accept.
 INPUT_KINDS = ("image", "flat", "graph", "sequence")
 
-#: The layer types whose ``.weight`` is masked.
+#: Layer types whose ``.weight`` the built-in rules mask without transposing (see ``PARAM_RULES`` for all).
 MASKABLE_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 
@@ -97,8 +98,8 @@ def build_model(
     return factory(**kwargs)
 
 
-def layer_weight(module: nn.Module) -> torch.Tensor:
-    """The ``.weight`` tensor of a layer (``ValueError`` if it has none)."""
+def layer_weight(module: nn.Module | MaskTarget) -> torch.Tensor:
+    """The ``.weight`` tensor of a layer or a :class:`MaskTarget` (``ValueError`` if it has none)."""
     weight = getattr(module, "weight", None)
     if not isinstance(weight, torch.Tensor):
         raise ValueError(f"layer {type(module).__name__} has no weight tensor")
@@ -111,32 +112,52 @@ def maskable_layers(
     *,
     exclude_first: bool = False,
     exclude_last: bool = False,
-) -> list[tuple[str, nn.Module]]:
-    """The layers whose ``.weight`` is masked, as ``(qualified name, module)`` in forward order.
+    include_globs: Iterable[str] = (),
+    exclude_globs: Iterable[str] = (),
+    tied: str = "dense",
+) -> list[tuple[str, Any]]:
+    """The masked parameters as ``(name, layer)`` in forward order (:func:`mask_targets`'s, as layers).
 
-    The default follows the paper's code (DESIGN.md, "Which layers are masked"): every Conv/Linear
-    weight, the first conv, the 1x1 shortcut convs and the classifier included; biases and norm
-    parameters are never masked.  Registered models define their layers in forward order, so the
-    module registration order is the forward order.
-
-    ``include`` is ``"all"`` or an explicit sequence of layer names (kept in model order);
-    ``exclude_first`` / ``exclude_last`` drop the first (input) and last (classifier) layer.
+    ``layer`` is the owning module when the parameter is its ``weight`` (every masked parameter of the
+    registered models: each Conv/Linear weight, first conv, 1x1 shortcuts and classifier included, as
+    the paper's code), else the :class:`~ertrain.models.MaskTarget` (it has ``.weight``).
     """
-    layers = [(n, m) for n, m in model.named_modules() if isinstance(m, MASKABLE_TYPES)]
+    targets = mask_targets(model, include, exclude_first=exclude_first, exclude_last=exclude_last,
+                           include_globs=include_globs, exclude_globs=exclude_globs, tied=tied)
+    return [(t.name, t.layer) for t in targets]
+
+
+def mask_targets(
+    model: nn.Module,
+    include: str | Sequence[str] = "all",
+    *,
+    exclude_first: bool = False,
+    exclude_last: bool = False,
+    include_globs: Iterable[str] = (),
+    exclude_globs: Iterable[str] = (),
+    tied: str = "dense",
+) -> list[MaskTarget]:
+    """The parameters masked by default (:func:`~ertrain.models.mask_scope`), in registration (forward) order.
+
+    ``include`` is ``"all"`` or an explicit sequence of target names (kept in model order);
+    ``exclude_first`` / ``exclude_last`` drop the first (input) and last (classifier) one;
+    ``include_globs`` / ``exclude_globs`` / ``tied`` go to :func:`~ertrain.models.mask_scope`.
+    """
+    targets = list(mask_scope(model, include=include_globs, exclude=exclude_globs, tied=tied).targets)
     if isinstance(include, str):
         if include != "all":
             raise ValueError(f"include must be 'all' or a sequence of layer names, got {include!r}")
     else:
-        wanted = list(include)
-        names = {n for n, _ in layers}
-        missing = [n for n in wanted if n not in names]
+        wanted = set(include)
+        names = {t.name for t in targets}
+        missing = [n for n in include if n not in names]
         if missing:
-            raise ValueError(f"layer(s) {missing} are not maskable layers of the model; valid: {sorted(names)}")
-        layers = [(n, m) for n, m in layers if n in set(wanted)]
-    if exclude_first and layers:
-        layers = layers[1:]
-    if exclude_last and layers:
-        layers = layers[:-1]
-    if not layers:
-        raise ValueError("the model has no maskable (Conv/Linear) layers left to mask")
-    return layers
+            raise ValueError(f"layer(s) {missing} are not maskable parameters of the model; valid: {sorted(names)}")
+        targets = [t for t in targets if t.name in wanted]
+    if exclude_first and targets:
+        targets = targets[1:]
+    if exclude_last and targets:
+        targets = targets[:-1]
+    if not targets:
+        raise ValueError("the model has no maskable parameters left to mask")
+    return targets
