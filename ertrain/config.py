@@ -359,18 +359,29 @@ def _explicit_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
             raise ValueError("give density or sparsity, not both (got "
                              f"density={explicit['density']!r}, sparsity={explicit['sparsity']!r})")
         explicit["density"] = check_density_or_sparsity(None, explicit.pop("sparsity"))
-    _check_known(explicit, "the given fields")
+    _check_known(explicit, "the fields given")
     for name in ("model", "dataset"):
         if name not in explicit:
             raise ValueError(f"a training config needs {name!r}")
     scheme = explicit.get("density_scheme", "dense")
-    if scheme == "dense" and "density" in explicit and float(explicit["density"]) != 1.0:
-        raise ValueError(f"density {explicit['density']!r} contradicts density_scheme 'dense' (every weight kept); "
-                         f"choose one of {', '.join(n for n in DENSITY_SCHEMES.names() if n != 'dense')}")
-    if scheme == "dense" and explicit.get("flow_repair") not in (None, "none"):
-        raise ValueError(f"flow_repair {explicit['flow_repair']!r} contradicts density_scheme 'dense' (no mask "
-                         "to repair); use flow_repair none or a sparse scheme")
+    if scheme == "dense":
+        _check_dense(explicit)
     return explicit
+
+
+def _check_dense(explicit: Mapping[str, Any]) -> None:
+    """A dense run (no scheme, or ``dense``) given a density, a flow repair or scheme options contradicts itself."""
+    schemes = ", ".join(n for n in DENSITY_SCHEMES.names() if n != "dense")
+    if "density" in explicit and float(explicit["density"]) != 1.0:
+        raise ValueError(f"density {round(float(explicit['density']), 12)!r} (sparsity "
+                         f"{round(1.0 - float(explicit['density']), 12)!r}) contradicts density_scheme 'dense' "
+                         f"(every weight kept); choose a scheme: {schemes}")
+    if explicit.get("flow_repair") not in (None, "none"):
+        raise ValueError(f"flow_repair {explicit['flow_repair']!r} contradicts density_scheme 'dense' (no mask "
+                         f"to repair); use flow_repair none, or a scheme: {schemes}")
+    if explicit.get("density_options"):
+        raise ValueError(f"density_options {explicit['density_options']!r} contradict density_scheme 'dense' (no "
+                         f"scheme to take them); choose a scheme: {schemes}")
 
 
 def _recipe_values(recipe: str | None) -> dict[str, Any]:
@@ -386,7 +397,7 @@ def _check_known(values: Mapping[str, Any], what: str) -> None:
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(values) - known)
     if unknown:
-        raise ValueError(f"{what} sets unknown TrainConfig fields {unknown}; valid fields: {', '.join(sorted(known))}")
+        raise ValueError(f"unknown TrainConfig fields {unknown} (in {what}); valid fields: {', '.join(sorted(known))}")
 
 
 def _merged(values: list[Any]) -> Any:

@@ -284,6 +284,8 @@ def expand_grid(grid: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 def sparsity_to_density(sparsity: float) -> float:
     """``1 - sparsity``, rounded to 12 decimals so that ``0.99`` gives ``0.01`` (and a stable run hash)."""
+    if isinstance(sparsity, bool) or not isinstance(sparsity, (int, float)):
+        raise ValueError(f"sparsity must be a number in [0, 1), got {sparsity!r}")
     s = float(sparsity)
     if not (math.isfinite(s) and 0.0 <= s < 1.0):
         raise ValueError(f"sparsity must be in [0, 1), got {sparsity!r}")

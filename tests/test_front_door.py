@@ -4,6 +4,7 @@ path as through the ``ertrain train`` flags that spell out the same fields; each
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +98,8 @@ def test_precedence_by_hand() -> None:
 
 
 @pytest.mark.parametrize(("fields", "message"), [
-    ({"density": 0.1}, "density 0.1 contradicts density_scheme 'dense'"),
+    ({"density": 0.1}, r"density 0.1 \(sparsity 0.9\) contradicts density_scheme 'dense'"),
+    ({"density_options": {"form": "text"}}, "density_options .* contradict density_scheme 'dense'"),
     ({"density_scheme": "dense", "sparsity": 0.9}, "contradicts density_scheme 'dense'"),
     ({"flow_repair": "random_add"}, "flow_repair 'random_add' contradicts density_scheme 'dense'"),
     ({"density": 0.5, "sparsity": 0.5, "density_scheme": "erk"}, "not both"),
@@ -135,3 +137,73 @@ def test_result_records_what_ran(tmp_path: Path) -> None:
     weights = {name: mask.numel() for name, mask in masking.masks.items()}
     overall = sum(counted[n] * weights[n] for n in counted) / sum(weights.values())
     assert result["density"] == pytest.approx(overall, rel=1e-12)
+
+
+SWEEP_HEAD = 'name = "bad"\n[base]\nmodel = "mlp"\ndataset = "digits"\ndensity_scheme = "erk"\nepochs = 1\n'
+
+
+@pytest.mark.parametrize(("tail", "message"), [
+    ("[grid]\nsparsity = 0.9\n", "grid values must be arrays; key 'sparsity' has 0.9"),
+    ("[grid]\nsparsity = [[0.9]]\n", r"sparsity must be a number in \[0, 1\), got \[0.9\]"),
+    ("[grid]\nseed = [\"a\"]\n", "seed must be int, got 'a'"),
+    ("[grid]\naugment = [\"yes\"]\n", "augment must be bool, got 'yes'"),
+    ("[grid]\nzip = [1, 2]\n", "grid key 'zip' must be an array of tables"),
+    ("[grid]\nsparsity = []\n", "a grid axis is empty"),
+    ("[grid]\nsparsity = [0.9]\n[slurm]\ntime_min = \"long\"\n", r"\[slurm\]: time_min must be int, got 'long'"),
+    ("[grid]\nsparsity = [0.9]\n[slurm]\npartition = [\"a\"]\n", r"\[slurm\]: partition must be str or None"),
+    ("[grid]\nsparsity = [0.9]\n[slurm]\ngpus_per_node = true\n", r"\[slurm\]: gpus_per_node must be int, got True"),
+    ("[grid]\nsparsity = [0.9]\nnosuch = [1]\n", r"unknown TrainConfig fields \['nosuch'\]"),
+])
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_malformed_sweep_files_are_refused_before_any_work(
+    tail: str, message: str, dry_run: bool, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ertrain.cli import main
+
+    sweep = tmp_path / "bad.toml"
+    sweep.write_text(SWEEP_HEAD + tail)
+    runs = tmp_path / "runs"
+    assert main(["sweep", str(sweep), "--out", str(runs), "--json", *(["--dry-run"] if dry_run else [])]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and str(sweep) in err
+    assert re.search(message, err), err
+    assert not runs.exists()
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--density-scheme", "dense", "--sparsity", "0.9"], r"density 0.1 \(sparsity 0.9\) contradicts"),
+    (["--flow-repair", "random_add"], "flow_repair 'random_add' contradicts density_scheme 'dense'"),
+    (["--density-options", '{"form": "text"}'], "contradict density_scheme 'dense'"),
+    (["--density-scheme", "erk"], "needs --density or --sparsity"),
+    (["--sparsity", "0.9", "--rigl-update-every", "5"], "--rigl-update-every given but --method is 'static'"),
+    (["--sparsity", "0.9", "--batch-size", "0"], "batch_size must be an integer >= 1"),
+])
+def test_contradictory_train_flags_are_refused_with_one_line(
+    flags: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ertrain.cli import main
+
+    out = tmp_path / "runs"
+    assert main(["train", "--model", "mlp", "--dataset", "digits", "--out", str(out), *flags]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and re.search(message, err), err
+    assert not out.exists()
+
+
+def test_dry_run_lists_missing_data_instead_of_refusing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A CIFAR sweep can be inspected before the data is downloaded: the data folder is named as missing."""
+    from ertrain.cli import main
+
+    sweep = ROOT / "configs/t09_resnet50_cifar100_ratios/full_paper_code.toml"
+    empty = tmp_path / "no-data"
+    empty.mkdir()
+    args = ["sweep", str(sweep), "--out", str(tmp_path / "runs"), "--data-dir", str(empty), "--json"]
+    assert main([*args, "--dry-run"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [m["dataset"] for m in report["missing_data"]] == ["cifar100"]
+    assert report["missing_data"][0]["data_dir"] == str(empty)
+    assert len(report["runs"]) == report["before"]["total"] > 0
+    assert all(r["config"]["data_dir"] == str(empty) and r["sources"]["data_dir"] == "explicit"
+               for r in report["runs"])
+    assert main(args) == 2 and "cifar100" in capsys.readouterr().err  # a real launch refuses
+    assert not (tmp_path / "runs").exists()

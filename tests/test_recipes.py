@@ -82,7 +82,7 @@ def test_registered_mapping_is_validated_and_duplicates_raise() -> None:
     try:
         with pytest.raises(ValueError, match=r"'test-bad' sets \['model'\], which are not training"):
             load_recipe("test-bad")
-        with pytest.raises(ValueError, match=r"recipe 'test-unknown' sets unknown TrainConfig fields \['nosuch'\]"):
+        with pytest.raises(ValueError, match=r"unknown TrainConfig fields \['nosuch'\] \(in recipe 'test-unknown'\)"):
             resolve({"model": "mlp", "dataset": "digits", "recipe": "test-unknown"})
     finally:
         RECIPES.unregister("test-bad")
