@@ -207,3 +207,19 @@ def test_dry_run_lists_missing_data_instead_of_refusing(tmp_path: Path, capsys: 
                for r in report["runs"])
     assert main(args) == 2 and "cifar100" in capsys.readouterr().err  # a real launch refuses
     assert not (tmp_path / "runs").exists()
+
+
+def test_the_docs_dry_run_excerpts_are_what_the_resolver_gives() -> None:
+    """docs/configs.md shows, for a paper-code and a recipe-driven sweep, what the dry run lists (regenerated)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("config_excerpts", ROOT / "scripts" / "config_excerpts.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    text = (ROOT / "docs" / "configs.md").read_text()
+    assert module.updated(text) == text, "docs/configs.md is out of date: run python3 scripts/config_excerpts.py"
+    first = module.excerpt("configs/t09_resnet50_cifar100_ratios/full_paper_code.toml")
+    assert first["sources"]["batch_size"] == "protocol" and first["config"]["batch_size"] == 256
+    recipe = module.excerpt("configs/widening_mlp_fashion_mnist/smoke.toml")
+    assert recipe["config"]["recipe"] == "fashion-mnist-mlp" and recipe["sources"]["val_fraction"] == "recipe"
