@@ -368,3 +368,17 @@ def test_paper_code_flow_repair_mends_linear_columns() -> None:
     (rep,), (n,) = flow_repair([mask], "paper-code", gen(1))
     assert n == 1 + 2 == int(rep.sum()) - 3
     assert flow_defects([rep]) == [(0, 0)]
+
+
+def test_flow_repair_modes_agree_everywhere() -> None:
+    """The config, the masks module and `ertrain densities --flow-repair` list the same modes."""
+    import argparse
+
+    from ertrain.commands import densities
+    from ertrain.config import FLOW_REPAIR_CHOICES, FLOW_REPAIR_MODES
+    from ertrain.masks import FLOW_REPAIR_MODES as MASK_MODES
+
+    assert FLOW_REPAIR_MODES == MASK_MODES and FLOW_REPAIR_CHOICES == (*MASK_MODES, "none")
+    sub = densities.register(argparse.ArgumentParser().add_subparsers())
+    action = next(a for a in sub._actions if "--flow-repair" in a.option_strings)
+    assert action.choices is not None and tuple(action.choices) == MASK_MODES

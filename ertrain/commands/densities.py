@@ -19,7 +19,6 @@ EPILOG = """examples:
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     from ertheory.cli_flags import add_density_flags
-    from ertrain.config import FLOW_REPAIR_MODES
     from ertrain.models import MODELS, TIED_MODES
 
     parser: argparse.ArgumentParser = subparsers.add_parser(
@@ -59,7 +58,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                         help="a weight tied to an embedding: keep it dense (default) or mask it")
     parser.add_argument("--seed", type=int, default=None, help="also sample ER masks with this seed")
     parser.add_argument(
-        "--flow-repair", choices=FLOW_REPAIR_MODES, default=None, help="repair flow of the sampled masks"
+        "--flow-repair", choices=("random_add", "rejection", "paper-code"), default=None,
+        help="repair flow of the sampled masks (ertrain.masks.FLOW_REPAIR_MODES)"
     )
     parser.add_argument("--method", default="static", help="training method whose code path the paper-code protocol "
                         "follows (default: static)")
