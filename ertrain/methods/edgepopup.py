@@ -28,7 +28,9 @@ Subnetwork (option ``subnet``). ``"topk"`` is the binary top-k above. ``"paper-c
 paper's code's bug (``ER_SLT/resnet_new.py:44``): ``torch.where(er_mask == 1)[0]`` on the 4-D / 2-D
 ER mask yields *row* indices, so only the first ``c_out`` flat entries of a layer are binarised (by
 top-k among the repeated row entries, the last write of each row winning) and every other weight is
-multiplied by its raw ``|s|``; the ER mask selects nothing (:class:`RowIndexScoredWeight`).
+multiplied by its raw ``|s|``; the ER mask selects nothing (:class:`RowIndexScoredWeight`).  The
+top-k count of a layer is ertrain's (the level's count apportioned over layers); the code's is
+``int(d * numel)`` of the layer's weights and biases, and its conv biases carry scores too.
 
 Export. At the end the score parametrisation is removed: every masked layer's ``.weight`` is the
 original random weight times the final binary mask, and the trainer's ``Masking`` holds that mask
