@@ -214,6 +214,8 @@ def _result(config: TrainConfig, trainer: Trainer, extra: dict[str, Any] | None,
         "device": str(trainer.device), "world_size": trainer.world_size, "model_kwargs": trainer.model_kwargs,
     }
     result.update(_selection(config, trainer, final))
+    if config.engine != "masked":  # which engine trained each masked layer (auto decides per layer)
+        result["engine_layers"] = dict(getattr(trainer.masking, "engine_layers", {}))
     if trainer.masking is not None and trainer.masking.planned_density is not None:
         # the overall density the scheme's per-layer densities give (below the request for paper-code variants)
         result["planned_density"] = trainer.masking.planned_density

@@ -176,3 +176,16 @@ def test_sparse_conv_is_what_smallcnn_trains() -> None:
     trainer = _train("smallcnn-sgd", "sparse", steps=4)
     kinds = {type(m).__name__ for m in trainer.model.modules()}
     assert {SparseTrainConv2d.__name__, SparseTrainLinear.__name__} <= kinds and "Conv2d" not in kinds
+
+
+def test_a_sparse_run_is_the_masked_run_and_records_its_engines(tmp_path: Any) -> None:
+    from ertrain.runner import run
+
+    base = TrainConfig(model="mlp", dataset="digits", density_scheme="erk", density=0.1, epochs=1, batch_size=64,
+                       model_options={"hidden": [32]}, seed=1, device="cpu")
+    sparse = run(base.replace(engine="sparse"), tmp_path / "sparse", progress=False)
+    masked = run(base, tmp_path / "masked", progress=False)
+    assert sparse["run_hash"] == masked["run_hash"]
+    assert sparse["engine_layers"] == {"hidden.0": "sparse", "classifier": "sparse"} and "engine_layers" not in masked
+    assert sparse["density"] == masked["density"]
+    assert sparse["test_loss"] == pytest.approx(masked["test_loss"], rel=1e-4)
