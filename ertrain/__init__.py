@@ -12,6 +12,9 @@ ertrain`` stays cheap)::
     config = TrainConfig.build({"model": "mlp", "dataset": "digits", "recipe": "digits-mlp",
                                 "density_scheme": "balanced", "density": 0.1})
     result = train(config, "runs/")          # runs/<run hash>/result.json, resumable
+
+``TrainConfig.build`` is :func:`resolve` (explicit > protocol > recipe > defaults, as ``ertrain train``
+and sweeps resolve) without the record of where each field came from; ``resolve(...).sources`` has it.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ __version__ = "0.1.0"
 _PUBLIC: dict[str, tuple[str, str]] = {
     # configuration and training
     "TrainConfig": ("config", "TrainConfig"),
+    "resolve": ("config", "resolve"),
     "train": ("runner", "run"),
     "run_config": ("runner", "run_config"),
     "load_run": ("runner", "load_run"),

@@ -27,8 +27,9 @@ def register_method(name: str, *, help: str = "") -> Callable[[M], M]:
     """Class decorator: register a method class under ``name`` (and set its ``name``)."""
 
     def deco(cls: M) -> M:
-        METHODS.register(name, cls, options=cls.Options, help=help or (cls.__doc__ or "").split("\n")[0])
-        cls.name = name
+        method: Any = cls  # a Method subclass: it has Options and name (the type is not imported here)
+        METHODS.register(name, method, options=method.Options, help=help or (cls.__doc__ or "").split("\n")[0])
+        method.name = name
         return cls
 
     return deco
