@@ -60,6 +60,26 @@ def _meta(help: str, *, execution: bool = False, choices: tuple[str, ...] | None
     return {"help": help, "execution": execution, "choices": choices}
 
 
+#: The keys of ``TrainConfig.mask_options`` and the values of its ``tied`` (``ertrain.models.TIED_MODES``).
+MASK_OPTION_KEYS = ("include", "exclude", "tied")
+MASK_TIED_MODES = ("dense", "mask")
+
+
+def _check_mask_options(options: Any) -> None:
+    """Check ``mask_options``: name-glob lists ``include`` / ``exclude`` and ``tied`` (``ValueError`` if bad)."""
+    if not isinstance(options, dict):
+        raise ValueError(f"mask_options must be a dict, got {options!r}")
+    bad = [k for k in options if k not in MASK_OPTION_KEYS]
+    if bad:
+        raise ValueError(f"unknown mask_options key(s) {bad}; valid: {', '.join(MASK_OPTION_KEYS)}")
+    for key in ("include", "exclude"):
+        globs = options.get(key, [])
+        if isinstance(globs, str) or not isinstance(globs, list | tuple) or not all(isinstance(g, str) for g in globs):
+            raise ValueError(f"mask_options {key!r} must be a list of name globs, got {globs!r}")
+    if options.get("tied", "dense") not in MASK_TIED_MODES:
+        raise ValueError(f"mask_options 'tied' must be one of {MASK_TIED_MODES}, got {options['tied']!r}")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Every setting of one training run (see the module docstring for the defaults)."""
@@ -78,6 +98,11 @@ class TrainConfig:
     )
     flow_repair: str | None = field(
         default=None, metadata=_meta("repair ER masks so every neuron keeps an edge", choices=FLOW_REPAIR_CHOICES)
+    )
+    mask_options: dict[str, Any] = field(
+        default_factory=dict, metadata=_meta(
+            "JSON object choosing the masked parameters (ertrain.models.mask_scope): name globs "
+            "'{\"include\": [...], \"exclude\": [\"classifier.weight\"]}' and \"tied\": \"dense\" or \"mask\"")
     )
     method: str = field(default="static", metadata=_meta("training method (ertrain.methods.METHODS)"))
     method_options: dict[str, Any] = field(default_factory=dict, metadata=_meta("options of the method"))
@@ -180,7 +205,9 @@ class TrainConfig:
         if self.density_scheme == "dense" and self.density != 1.0:
             raise ValueError(f"density_scheme 'dense' needs density 1, got {self.density!r} (choose a scheme)")
         _check_protocol_fields(self)
-        for name in ("data_options", "density_options", "model_options", "method_options", "schedule_options"):
+        _check_mask_options(self.mask_options)
+        for name in ("data_options", "density_options", "model_options", "method_options", "schedule_options",
+                     "mask_options"):
             value = getattr(self, name)
             if not isinstance(value, dict):
                 raise ValueError(f"{name} must be a dict, got {value!r}")

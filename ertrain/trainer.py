@@ -366,7 +366,9 @@ def build_seeded_model(config: TrainConfig, data: DataBundle) -> tuple[nn.Module
 def build_masking(
     config: TrainConfig, model: nn.Module, data: DataBundle, generator: torch.Generator
 ) -> Masking | None:
-    """The ER masks of ``config.density_scheme`` for ``model`` (None for ``dense``), sampled with ``generator``."""
+    """The ER masks of ``config.density_scheme`` for ``model`` (None for ``dense``), sampled with ``generator``
+    through the one mask plan (:func:`ertrain.masks.plan_masks`, as ``ertrain densities``), over the
+    parameters that ``config.mask_options`` chooses."""
     if config.density_scheme == "dense":
         return None
     from ertrain.masks import Masking
@@ -378,7 +380,8 @@ def build_masking(
         config.batch_size, generator,
     )
     return Masking.from_scheme(
-        model, config.density_scheme, config.density, generator, flow_repair=config.flow_repair, **options,
+        model, config.density_scheme, config.density, generator, flow_repair=config.flow_repair,
+        **dict(config.mask_options), **options,
     )
 
 

@@ -282,3 +282,17 @@ def test_trained_run_masks_equal_what_densities_predicts(tmp_path: Path, capsys:
     for target, mask in zip(plan.targets, plan.masks, strict=True):
         assert torch.equal(mask, stored[target.name].cpu())
     assert math.isclose(predicted["overall_density"], float(plan.planned_density), rel_tol=0, abs_tol=1e-12)
+
+
+def test_config_mask_options_choose_what_training_masks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from ertrain.runner import load_run
+
+    argv = ["train", "--model", "mlp", "--dataset", "digits", "--epochs", "1", "--density-scheme", "uniform",
+            "--sparsity", "0.9", "--out", str(tmp_path)]
+    assert main([*argv, "--mask-options", '{"exclude": ["hidden.*"], "nosuch": 1}']) == 2
+    assert "nosuch" in capsys.readouterr().err and not any(tmp_path.iterdir())
+    assert main([*argv, "--mask-options", '{"exclude": ["classifier.*"]}']) == 0
+    (run_dir,) = [p.parent for p in tmp_path.rglob("result.json")]
+    _, model, masking, _ = load_run(run_dir)
+    assert masking is not None and list(masking.targets) == ["hidden.0", "hidden.1"]
+    assert bool((model.classifier.weight != 0).all())

@@ -63,7 +63,8 @@ def test_flags_cover_every_field() -> None:
     cfg = parse(
         "--model", "resnet20", "--dataset", "cifar100", "--data-dir", "/d", "--data-options", '{"check_counts": false}',
         "--data-seed", "3", "--density-scheme", "erk", "--sparsity", "0.9", "--density-options", '{"form": "text"}',
-        "--flow-repair", "rejection", "--method", "static", "--epochs", "7", "--batch-size", "64", "--lr", "0.2",
+        "--flow-repair", "rejection", "--mask-options", '{"exclude": ["fc.weight"]}', "--method", "static",
+        "--epochs", "7", "--batch-size", "64", "--lr", "0.2",
         "--momentum", "0.5", "--weight-decay", "0.001", "--schedule", "multistep",
         "--lr-min", "0.01", "--label-smoothing", "0.1", "--no-augment", "--seed", "5", "--width", "2",
         "--model-options", '{"shortcut": "A"}', "--no-amp", "--no-channels-last", "--compile", "--device", "cpu",
@@ -73,7 +74,8 @@ def test_flags_cover_every_field() -> None:
     )
     expected = TrainConfig(
         model="resnet20", dataset="cifar100", data_dir="/d", data_options={"check_counts": False}, data_seed=3,
-        density_scheme="erk", density=0.1, density_options={"form": "text"}, flow_repair="rejection", epochs=7,
+        density_scheme="erk", density=0.1, density_options={"form": "text"}, flow_repair="rejection",
+        mask_options={"exclude": ["fc.weight"]}, epochs=7,
         batch_size=64, lr=0.2, momentum=0.5, weight_decay=0.001, optimizer="sgd", schedule="multistep",
         lr_min=0.01, label_smoothing=0.1, augment=False, seed=5, width=2.0,
         model_options={"shortcut": "A", "init": "fan_in"},  # the explicit shortcut wins, paper-code adds its init

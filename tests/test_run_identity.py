@@ -61,7 +61,7 @@ def test_legacy_hash_is_release_0_1s_rule() -> None:
     config = TrainConfig(model="mlp", dataset="digits", density_scheme="balanced", density=0.1, epochs=2)
     legacy = {k: v for k, v in config.hyperparameters().items()
               if k not in ("nesterov", "schedule_options", "warmup_epochs", "val_fraction", "select",
-                           "select_from_epoch", "init_scale_fan", "init_scale_fan_per", "protocol")}
+                           "select_from_epoch", "init_scale_fan", "init_scale_fan_per", "protocol", "mask_options")}
     text = json.dumps(legacy, sort_keys=True, separators=(",", ":"))
     assert config.legacy_run_hash() == hashlib.sha256(text.encode()).hexdigest()[:16]
     assert config.replace(nesterov=True, momentum=0.9).legacy_run_hash() is None  # 0.1 could not express it

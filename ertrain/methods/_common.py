@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 
 from ertrain.flops import FlopsMeter, inference_flops_ratio, layer_macs
 from ertrain.methods.maskops import densities_of, mask_difference, overall
-from ertrain.scores import weight_of
 
 if TYPE_CHECKING:
     from torch import Tensor, nn
@@ -23,11 +22,13 @@ def ensure_masking(trainer: Trainer) -> Masking:
         import torch
 
         from ertrain.masks import Masking
-        from ertrain.models import maskable_layers
+        from ertrain.models import mask_targets
 
-        layers = maskable_layers(trainer.model)
-        masks = {name: torch.ones_like(weight_of(m), dtype=torch.bool) for name, m in layers}
-        trainer.use_masking(Masking(trainer.model, masks))
+        opts = dict(trainer.config.mask_options)
+        targets = mask_targets(trainer.model, include_globs=opts.get("include", ()),
+                               exclude_globs=opts.get("exclude", ()), tied=opts.get("tied", "dense"))
+        masks = [torch.ones_like(t.weight, dtype=torch.bool) for t in targets]
+        trainer.use_masking(Masking(trainer.model, masks, targets))
     assert trainer.masking is not None
     return trainer.masking
 
