@@ -34,6 +34,7 @@ back must equal the folded model's exactly.
 from __future__ import annotations
 
 import inspect
+import io
 import json
 import os
 import warnings
@@ -73,8 +74,15 @@ class ExportFormat:
 def _write_torch(model: nn.Module, example: torch.Tensor, path: str) -> None:
     batch = torch.export.Dim("batch", min=1, max=1 << 20)
     program = torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
-    with open(path, "wb") as fh:  # a file object: torch.export accepts any file name then
-        torch.export.save(program, fh)
+    buffer = io.BytesIO()  # serialised in memory, written by Python: a full disk is an OSError, not torch's error
+    torch.export.save(program, buffer)
+    _write_bytes(path, buffer.getvalue())
+
+
+def _write_bytes(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` from Python, so that a failed write (a full disk) raises ``OSError``."""
+    with open(path, "wb") as fh:
+        fh.write(data)
 
 
 def _load_torch(path: str) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -86,7 +94,9 @@ def _write_torchscript(model: nn.Module, example: torch.Tensor, path: str) -> No
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         traced = torch.jit.trace(model, (example,), check_trace=False)
-        traced.save(path)
+        buffer = io.BytesIO()  # torch's own file writer aborts the process when the disk is full
+        torch.jit.save(traced, buffer)
+    _write_bytes(path, buffer.getvalue())
 
 
 def _load_torchscript(path: str) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -118,10 +128,10 @@ def _load_onnx(path: str) -> Callable[[torch.Tensor], torch.Tensor]:
 
 
 def _write_safetensors(model: nn.Module, example: torch.Tensor, path: str) -> None:
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, path, metadata={"format": "pt"})
+    _write_bytes(path, save(state, metadata={"format": "pt"}))  # written by Python: a full disk is an OSError
 
 
 #: Registry of export formats (name -> :class:`ExportFormat`); extend with :func:`register_export_format`.

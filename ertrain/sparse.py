@@ -760,11 +760,12 @@ def save_packed(path: str | Path, state_dict: Mapping[str, torch.Tensor], *, enc
 
     The file's metadata holds ``"ertrain.packed"``: the JSON ``{name: encoding}`` of the encoded tensors.
     """
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     tensors, kinds = pack_state_dict(state_dict, encoding=encoding)
     meta = {**(metadata or {}), "ertrain.packed": json.dumps(kinds, sort_keys=True)}
-    atomic_write(Path(path), lambda tmp: save_file(tensors, tmp, metadata=meta))
+    data = save(tensors, metadata=meta)  # written by Python below: a full disk is an OSError naming the file
+    atomic_write(Path(path), lambda tmp: Path(tmp).write_bytes(data))
     return kinds
 
 

@@ -157,3 +157,27 @@ def test_checkpoint_on_a_real_full_tmpfs(tmp_path: Path) -> None:
         assert read_checkpoint(rd.path / "checkpoint.pt")["w"].tolist() == list(map(float, range(10)))
     finally:
         subprocess.run(["umount", str(mnt)], check=False)
+
+
+@pytest.mark.parametrize("fmt", ["safetensors", "torchscript", "torch"])
+def test_export_on_a_full_disk_exits_2_and_leaves_nothing(
+    fmt: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ertrain import export
+
+    assert main([*TRAIN[:-3], "--epochs", "1", "--no-progress", "--out", str(tmp_path / "runs")]) == 0
+    run_dir, _ = _only_result(tmp_path / "runs")
+    capsys.readouterr()
+
+    def half_then_enospc(path: str, data: bytes) -> None:
+        with open(path, "wb") as fh:
+            fh.write(data[: len(data) // 2])
+        raise _enospc()
+
+    monkeypatch.setattr(export, "_write_bytes", half_then_enospc)
+    out = tmp_path / "out" / f"model.{fmt}"
+    out.parent.mkdir()
+    assert main(["export", str(run_dir), "--format", fmt, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "No space left on device" in err[0] and str(out) in err[0], err
+    assert list(out.parent.iterdir()) == []  # no model, no temporary, no sidecar
