@@ -254,7 +254,7 @@ def test_smoke_sweep_runs_reports_and_is_not_rerun(tmp_path: Path, capsys: pytes
     assert main(["report", str(runs), "--sweep", str(path), "--no-save"]) == 0
     table = capsys.readouterr().out
     assert "| method | density_scheme |" not in table  # constant fields are not row keys
-    assert "| density_scheme | 0.5 | 0.9 |" in table
+    assert "| density_scheme | protocol | 0.5 | 0.9 |" in table  # the protocol is always shown
 
 
 # ---------------------------------------------------------------------------------------------- executors
