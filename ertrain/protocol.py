@@ -286,8 +286,6 @@ PATH_MODEL_OPTIONS: dict[str, dict[str, dict[str, Any]]] = {
             "resnet50": {"init": "fan_in", "classifier": "conv1x1"}},
     "er_slt": {"vgg16": {"variant": "paper-code"}, "vgg19": {"variant": "paper-code"}},
 }
-#: Models with a paper-code variant (model option ``variant``).
-MODEL_VARIANTS: dict[str, dict[str, Any]] = {"vgg16": {"variant": "paper-code"}, "vgg19": {"variant": "paper-code"}}
 
 #: CIFAR-10 loader options of each script (``ER_DST/sparselearning/utils.py:30-42``, ``ER_SLT/cifar_main.py:200-203``).
 PATH_DATA_OPTIONS: dict[str, dict[str, dict[str, Any]]] = {
