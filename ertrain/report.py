@@ -138,7 +138,9 @@ def run_record(run_dir: str | Path) -> dict[str, Any] | None:
     """One long-form row for a finished run directory, or ``None`` if it has no readable result."""
     run_dir = Path(run_dir)
     result = RunDir(Path(run_dir)).read_result()
-    config = RunDir(Path(run_dir)).read_config()
+    # the resolved config the result records (what ran), else config.json (results written before it did)
+    config = result.get("config") if result is not None and isinstance(result.get("config"), dict) else None
+    config = config if config is not None else RunDir(Path(run_dir)).read_config()
     if result is None or config is None:
         return None
     if isinstance(config.get("config"), dict):
