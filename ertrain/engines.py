@@ -157,7 +157,7 @@ def measure_step(module: nn.Module, mask: torch.Tensor, input_shape: tuple[int, 
 
     Cached per process by layer type, weight shape, kept weights, input shape and thread count.
     """
-    key = (type(module).__name__, tuple(module.weight.shape), int(mask.count_nonzero()), tuple(input_shape),
+    key = (type(module).__name__, tuple(mask.shape), int(mask.count_nonzero()), tuple(input_shape),
            torch.get_num_threads(), repr(module))
     if key not in _TIMINGS:
         sparse = sparse_layer_for(module, mask)

@@ -115,7 +115,7 @@ def _numba_kernels() -> dict[str, Callable[..., Any]]:
 
     opts: dict[str, Any] = {"parallel": True, "fastmath": True, "cache": True, "nogil": True}
 
-    @numba.njit(**opts)  # type: ignore[misc]
+    @numba.njit(**opts)
     def forward(indptr: Any, cols: Any, values: Any, xt: Any, yt: Any) -> None:  # pragma: no cover - compiled
         n_out, batch = yt.shape
         for o in numba.prange(n_out):
@@ -128,7 +128,7 @@ def _numba_kernels() -> dict[str, Callable[..., Any]]:
                 for j in range(batch):
                     acc[j] += v * src[j]
 
-    @numba.njit(**opts)  # type: ignore[misc]
+    @numba.njit(**opts)
     def input_grad(col_ptr: Any, col_rows: Any, perm: Any, values: Any, gyt: Any, gxt: Any
                    ) -> None:  # pragma: no cover - compiled
         n_in, batch = gxt.shape
@@ -142,7 +142,7 @@ def _numba_kernels() -> dict[str, Callable[..., Any]]:
                 for j in range(batch):
                     acc[j] += v * src[j]
 
-    @numba.njit(**opts)  # type: ignore[misc]
+    @numba.njit(**opts)
     def weight_grad(indptr: Any, cols: Any, gyt: Any, xt: Any, gv: Any) -> None:  # pragma: no cover - compiled
         n_out, batch = gyt.shape
         for o in numba.prange(n_out):
@@ -174,7 +174,7 @@ def _run_numba(fn: Callable[..., Any], *args: Any) -> None:
     """Run a kernel with torch's thread count (numba's pool is sized once, at its first use)."""
     import numba
 
-    numba.set_num_threads(min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+    numba.set_num_threads(min(torch.get_num_threads(), int(numba.config.NUMBA_NUM_THREADS)))  # type: ignore[attr-defined]
     fn(*args)
 
 
