@@ -223,3 +223,25 @@ def test_the_docs_dry_run_excerpts_are_what_the_resolver_gives() -> None:
     assert first["sources"]["batch_size"] == "protocol" and first["config"]["batch_size"] == 256
     recipe = module.excerpt("configs/widening_mlp_fashion_mnist/smoke.toml")
     assert recipe["config"]["recipe"] == "fashion-mnist-mlp" and recipe["sources"]["val_fraction"] == "recipe"
+
+
+@pytest.mark.parametrize("variant", ["quick", "cpu"])  # `full` needs the CIFAR-10 files to size its models
+def test_study_arms_resolve_as_ertrain_train_does(variant: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every field set the reproduction study asks for resolves to the same config through ``ertrain train``."""
+    from studies.reproduction import design as design_module
+    from studies.reproduction.arms import build_arms
+
+    asked: list[tuple[dict[str, Any], Any]] = []
+    real = design_module.resolve
+
+    def spy(fields: dict[str, Any], **kwargs: Any) -> Any:
+        resolved = real(fields, **kwargs)
+        asked.append((dict(fields), resolved))
+        return resolved
+
+    monkeypatch.setattr(design_module, "resolve", spy)
+    build_arms(design_module.load_design(variant), {})
+    assert len(asked) > 50
+    for fields, resolved in asked:
+        via_train = resolve_args(PARSER.parse_args(train_argv(fields)))
+        assert via_train.config == resolved.config and via_train.sources == resolved.sources, fields
