@@ -245,3 +245,26 @@ def test_study_arms_resolve_as_ertrain_train_does(variant: str, monkeypatch: pyt
     for fields, resolved in asked:
         via_train = resolve_args(PARSER.parse_args(train_argv(fields)))
         assert via_train.config == resolved.config and via_train.sources == resolved.sources, fields
+
+
+@pytest.mark.parametrize("path", SWEEP_FILES[::4], ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_the_two_commands_print_the_same_object(
+    path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``ertrain sweep FILE --dry-run --json`` and ``ertrain train ... --print-config`` show one object per run
+    (the commands end to end on every fourth file, first 8 runs each; every file and run goes through the
+    resolver's two roads in :func:`test_sweep_and_train_resolve_alike`)."""
+    from ertrain.cli import main
+
+    assert main(["sweep", str(path), "--dry-run", "--json", "--out", str(tmp_path / "runs")]) == 0
+    listed = json.loads(capsys.readouterr().out)["runs"]
+    points = {}
+    for fields in load_sweep(path).assignments():
+        points.setdefault(resolve(fields).run_hash(), fields)
+    assert [r["run_hash"] for r in listed] == list(points)
+    for entry, fields in zip(listed[:8], points.values(), strict=False):
+        assert main([*train_argv(fields), "--print-config"]) == 0
+        printed = json.loads(capsys.readouterr().out)
+        assert printed.pop("sources") == entry["sources"] and printed.pop("run_hash") == entry["run_hash"]
+        assert printed == entry["config"]
+    assert not (tmp_path / "runs").exists()
