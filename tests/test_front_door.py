@@ -268,3 +268,22 @@ def test_the_two_commands_print_the_same_object(
         assert printed.pop("sources") == entry["sources"] and printed.pop("run_hash") == entry["run_hash"]
         assert printed == entry["config"]
     assert not (tmp_path / "runs").exists()
+
+
+def test_dry_run_needs_no_gpu(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A sweep for CUDA can be inspected on a machine without one; launching it there is refused."""
+    import torch
+
+    from ertrain.cli import main
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA: nothing to refuse")
+    sweep = tmp_path / "gpu.toml"
+    sweep.write_text('name = "gpu"\n[base]\nmodel = "mlp"\ndataset = "digits"\ndevice = "cuda"\nepochs = 1\n'
+                     "[grid]\nseed = [0, 1]\n")
+    runs = tmp_path / "runs"
+    assert main(["sweep", str(sweep), "--dry-run", "--json", "--out", str(runs)]) == 0
+    listed = json.loads(capsys.readouterr().out)["runs"]
+    assert [r["config"]["device"] for r in listed] == ["cuda", "cuda"]
+    assert main(["sweep", str(sweep), "--out", str(runs)]) == 2
+    assert "CUDA is not available" in capsys.readouterr().err and not runs.exists()
