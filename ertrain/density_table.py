@@ -101,12 +101,17 @@ def density_report(req: DensityRequest) -> dict[str, Any]:
 
 
 def _factory(model: str) -> Callable[..., Any] | None:
-    """The callable named by ``module:callable`` (None for a registered model's name)."""
+    """The callable named by ``module:callable`` (None for a registered model's name); the working
+    directory is searched too, as ``python -m`` does."""
     if ":" not in model:
         return None
     import importlib
+    import os
+    import sys
 
     module_name, _, attr = model.partition(":")
+    if "" not in sys.path and os.getcwd() not in sys.path:  # as ``python -m``: modules of the working directory
+        sys.path.insert(0, os.getcwd())
     try:
         obj: Any = importlib.import_module(module_name)
         for part in attr.split("."):
