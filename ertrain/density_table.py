@@ -68,9 +68,9 @@ def density_report(req: DensityRequest) -> dict[str, Any]:
     # a model the scheme does not score only gives its shapes: no memory, no initialisation
     with contextlib.nullcontext() if _scored(req, entry.needs) else shapes_only():
         model = _build(req, factory, kwargs, model_options)
-    globs = {"include_globs": req.include, "exclude_globs": req.exclude, "tied": req.tied}
     scope = mask_scope(model, include=req.include, exclude=req.exclude, tied=req.tied)
-    targets = mask_targets(model, exclude_first=req.exclude_first, exclude_last=req.exclude_last, **globs)
+    targets = mask_targets(model, exclude_first=req.exclude_first, exclude_last=req.exclude_last,
+                           include_globs=req.include, exclude_globs=req.exclude, tied=req.tied)
     shapes = [t.canonical_shape for t in targets]
     generator = _generator(req)
     context = _scheme_context(req, entry.needs, model, data, generator)
@@ -121,7 +121,7 @@ def _factory(model: str) -> Callable[..., Any] | None:
                          "importable module:callable") from None
     if not callable(obj):
         raise ValueError(f"--model {model!r} is not callable; valid: a registered model name or module:callable")
-    return obj  # type: ignore[no-any-return]
+    return obj
 
 
 def _build(req: DensityRequest, factory: Callable[..., Any] | None, kwargs: dict[str, Any],

@@ -146,7 +146,8 @@ class MaskTarget:
     @property
     def weight(self) -> torch.Tensor:
         """The masked tensor (named ``weight`` so that code written for layers reads it unchanged)."""
-        return getattr(self.module, self.param_name)  # type: ignore[no-any-return]
+        w: torch.Tensor = getattr(self.module, self.param_name)
+        return w
 
     @property
     def full_name(self) -> str:
@@ -274,9 +275,9 @@ def mask_scope(
     modules = dict(model.named_modules(remove_duplicate=False))
     groups: dict[int, list[str]] = {}
     tensors: dict[int, torch.Tensor] = {}
-    for full, p in model.named_parameters(remove_duplicate=False):
-        groups.setdefault(id(p), []).append(full)
-        tensors[id(p)] = p
+    for full, param in model.named_parameters(remove_duplicate=False):
+        groups.setdefault(id(param), []).append(full)
+        tensors[id(param)] = param
     targets: list[MaskTarget] = []
     excluded: list[dict[str, Any]] = []
     ties: list[dict[str, Any]] = []
