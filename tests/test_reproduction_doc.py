@@ -67,14 +67,30 @@ def test_every_claim_states_its_rule_tests_and_verdict() -> None:
     text = DOC.read_text()
     sections = re.split(r"^## Claim \d: ", text, flags=re.MULTILINE)[1:]
     assert len(sections) == 5
+    test_row = (r"\| [<>] [+-]\d+(\.\d+)? \| [+-]\d+\.\d\d \[[+-](\d+\.\d\d|inf), [+-](\d+\.\d\d|inf)\] \| [^|]* \| "
+                r"[^|]* \| [^|]* \| (holds|fails|inconclusive) \|")
     for section in sections:
-        assert "**The paper.**" in section and "**Rule (fixed in advance" in section
-        interval = r"\| [+-]\d+\.\d\d \[[+-](\d+\.\d\d|inf), [+-](\d+\.\d\d|inf)\] \| (holds|fails|inconclusive) \|"
-        assert re.search(interval, section), "a claim without a test interval"
+        assert "**The paper.** \"" in section, "a claim without its quoted sentence"
+        assert re.search(r"\((§\d|App\. [A-Z])", section), "a claim without the paper's section"
+        assert "**Scope.**" in section and "**Rule (fixed in advance" in section
+        assert re.search(test_row, section) or "| exact computation |" in section, "a claim without a test"
         verdict = re.search(r"\*\*Verdict: (.+?)\.\*\*", section)
         assert verdict and verdict.group(1) in VERDICTS
     summary = re.findall(r"^\| \d \| .+? \| \*\*(.+?)\*\* \|", text, flags=re.MULTILINE)
     assert len(summary) == 5 and set(summary) <= set(VERDICTS)
+
+
+def test_acceptance_items_are_in_the_document() -> None:
+    """Non-tests listed, minimum detectable effects, Holm, realised density in every cell, stand-ins named."""
+    text = DOC.read_text()
+    assert "**Not tests**" in text and "one network" in text
+    assert "| MDE (pts) |" in text and "Holm" in text
+    cells = re.findall(r"\| (\d+\.\d\d ± \d+\.\d\d)([^|]*)\|", text)
+    assert cells and all(rest.startswith(" · density ") for _, rest in cells)
+    claim5 = text.split("## Claim 5: ", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| ([^|]+?) \| \d", claim5, flags=re.MULTILINE)
+    assert rows and all("stands in for" in r for r in rows)
+    assert "## What changed and why" in text
 
 
 def test_figures_of_the_documented_variant_exist() -> None:
@@ -85,18 +101,19 @@ def test_figures_of_the_documented_variant_exist() -> None:
         assert (ROOT / path).is_file(), path
 
 
-def test_every_run_is_reported_for_convergence() -> None:
-    """Per claim the converged, not converged and unchecked runs add up; every run not converged is listed."""
+def test_every_setting_is_reported_for_convergence() -> None:
+    """Per claim the settings by status add up; every setting not converged is listed once."""
     text = DOC.read_text()
-    counts = re.findall(r"^\| \d \| .+? \| (\d+) \| (\d+) / (\d+) / (\d+) \|$", text, flags=re.MULTILINE)
+    counts = re.findall(r"^\| \d \| .+? \| (\d+) \| (\d+) \| (\d+) / (\d+) / (\d+) / (\d+) \|$", text,
+                        flags=re.MULTILINE)
     assert len(counts) == 5
-    for runs, conv, not_conv, unchecked in counts:
-        assert int(conv) + int(not_conv) + int(unchecked) == int(runs)
+    for _, settings, *by_status in counts:
+        assert sum(int(v) for v in by_status) == int(settings)
     section = text.split("## Convergence", 1)[1].split("\n## ", 1)[0]
-    stated = re.search(r"Not converged: (\d+) run", section)
+    stated = re.search(r"Not converged: (\d+) setting", section)
     assert stated is not None
-    listed = re.findall(r"^\| \d \| .+ \| not converged \|", section, flags=re.MULTILINE)
-    assert len(listed) == int(stated.group(1))
+    listed = re.findall(r"^\| [\d, ]+ \| (.+) \| not converged \|", section, flags=re.MULTILINE)
+    assert len(listed) == int(stated.group(1)) and len(set(listed)) == len(listed)
 
 
 def test_script_refuses_bad_input_with_one_line() -> None:

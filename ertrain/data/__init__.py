@@ -5,7 +5,8 @@ Every loader returns a :class:`DataBundle` holding normalised float inputs and i
 move them to the device once and batch (and augment) them there.
 
 Registered names: ``fashion-mnist``, ``digits``, ``cifar10``, ``cifar100``, ``tiny-imagenet``,
-``cora``, ``synthetic-citation``, ``teacher``, ``synthetic-cifar``, ``modular-addition``, ``tabular``.
+``cora``, ``synthetic-citation``, ``teacher``, ``synthetic-cifar``, ``modular-addition``, ``tabular``,
+``cps1988``.
 Each declares typed options, the kind of input it yields and the shape of one example
 (:mod:`ertrain.data.registry`); :func:`load_dataset` refuses unknown or mistyped options, empty
 splits and shapes other than the declared one.  :func:`data_fingerprint` identifies the files a run

@@ -63,6 +63,7 @@ class Dataset:
 DATASETS: Registry[Dataset] = Registry(
     "datasets",
     builtins=(
+        "ertrain.data.census",
         "ertrain.data.cifar",
         "ertrain.data.cora",
         "ertrain.data.idx",

@@ -1,9 +1,10 @@
 """The paper's models, a registry by name: ``mlp``, ``vgg16``, ``vgg19``, ``resnet20``, ``resnet110``,
-``resnet18``, ``resnet50``, ``gcn`` and the small CNN of the CPU study, ``smallcnn``.
+``resnet18``, ``resnet50``, ``gcn``, the grokking toy model ``grokking`` and the small CNN of the CPU study,
+``smallcnn``.
 Add a model with ``@register_model("name")``; what is masked in any model: ``mask_scope`` (per-parameter rules).
 """
 
-from ertrain.models import gcn, mlp, resnet, smallcnn, vgg
+from ertrain.models import gcn, grokking, mlp, resnet, smallcnn, vgg
 from ertrain.models._maskable import (
     PARAM_RULES,
     TIED_MODES,
@@ -45,6 +46,7 @@ __all__ = [
     "unregister_param_rule",
     "shapes_only",
     "gcn",
+    "grokking",
     "mlp",
     "resnet",
     "smallcnn",

@@ -259,19 +259,33 @@ def er_imp_arm(design: Design, model: str, sparsity: float, seed: int, imp: Trai
 
 
 def claim5_arms(design: Design, index: Index) -> list[Arm]:
-    """IMP from the dense network and from a uniform ER start, on each non-image task."""
+    """IMP from the dense network and from a uniform ER start, and the null arm, on each non-image task.
+
+    The null arm is a fixed uniform ER mask at the final sparsity trained without any method (``static``).
+    A task's ``stands_for`` (the paper's data it replaces) is a label, not a training field.
+    """
     c = design.claim(5)
     arms = []
     for task in c["tasks"]:
-        task = dict(task)
-        final = round(1.0 - float(task.pop("final_sparsity")), 12)
+        task = {k: v for k, v in task.items() if k != "stands_for"}
+        sparsity = float(task.pop("final_sparsity"))
+        final = round(1.0 - sparsity, 12)
         imp = {"prune_fraction": task.pop("prune_fraction"), "final_density": final}
         start_sparsity = float(task.pop("start_sparsity"))
         for start in ({"density_scheme": "dense"}, {"density_scheme": "uniform", "sparsity": start_sparsity}):
             for seed in design.seeds:
                 cfg = make_config({**task, **start, "seed": seed, "method": "imp", "method_options": imp})
                 arms.append(Arm(5, setting(task=cfg.dataset, start=start_name(start)), seed, cfg))
+        null = {"density_scheme": "uniform", "sparsity": sparsity}
+        for seed in design.seeds:
+            cfg = make_config({**task, **null, "seed": seed})
+            arms.append(Arm(5, setting(task=cfg.dataset, start=null_name(null)), seed, cfg))
     return arms
+
+
+def null_name(start: Mapping[str, Any]) -> str:
+    """The label of a null arm: a fixed ER mask trained without any method."""
+    return f"null: fixed {start_name(start)}"
 
 
 #: Claim number -> builder of its arms.
@@ -289,4 +303,4 @@ def build_arms(design: Design, index: Index, claims: tuple[int, ...] = (1, 2, 3,
 
 
 __all__ = ["BUILDERS", "Arm", "RatioGrid", "Setting", "build_arms", "equal_nnz_width", "own_sparsities",
-           "ratio_grids", "setting", "start_name", "starts"]
+           "null_name", "ratio_grids", "setting", "start_name", "starts"]

@@ -1,10 +1,20 @@
-"""The convergence criterion every run of the study is checked against (``docs/study_design.md``).
+"""The convergence criterion of the study, applied per setting (its seeds pooled), and dead networks.
 
-A run has *converged* when its validation accuracy stopped improving before the end of training: over the
-last ``K = max(2, ceil(window * E))`` epochs of its final fit (``E`` epochs; the final cycle of IMP), the best
-validation accuracy exceeds the best one of the earlier epochs of that fit by at most ``tolerance``
-percentage points.  A run whose epoch records hold no validation accuracy, or whose final fit is shorter
-than ``K + 1`` epochs, cannot be checked and is reported as *unchecked*; nothing is assumed about it.
+*Converged.*  Take the epoch records of each run's final fit (the last IMP cycle), average the validation
+accuracy over the setting's live seeds epoch by epoch, and fit a least-squares line to the last
+``K = max(3, ceil(window * E))`` epochs of that mean curve (``E`` epochs).  The *projected gain* is the
+line's slope times ``K``: what another ``K`` epochs at the same trend would add.  The setting has converged
+when the projected gain is at most ``tolerance`` percentage points.  Averaging over seeds removes most seed
+noise (one seed cannot flip the flag of its setting); a straight-line fit over a window, unlike the best epoch
+of the window, does not reward the last epochs of a decaying schedule for a single lucky peak.
+
+*Dead.*  A run is dead when its test accuracy is at most a fifth of the way from chance to 100%
+(chance: the majority-class share of the test set where recorded, else 1 / classes): its curve is flat
+because it learns nothing, not because it converged.  A setting whose runs are all dead is reported as
+*dead*, never as converged; otherwise its convergence is judged on its live runs.
+
+A setting whose runs hold no validation accuracy, or whose final fit is shorter than ``K + 1`` epochs, is
+*unchecked*.
 """
 
 from __future__ import annotations
@@ -14,13 +24,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 #: The per-epoch record key the criterion reads (a fraction in [0, 1]).
 VAL_KEY = "val_accuracy"
+#: Statuses of a setting.
+STATUSES = ("converged", "not converged", "dead", "unchecked")
 
 
 @dataclass(frozen=True)
 class Criterion:
-    """``window``: fraction of the final fit's epochs examined at its end; ``tolerance``: percentage points."""
+    """``window``: fraction of the final fit's epochs fitted at its end; ``tolerance``: percentage points."""
 
     window: float = 0.25
     tolerance: float = 0.5
@@ -32,22 +46,24 @@ class Criterion:
             raise ValueError(f"convergence tolerance must be >= 0 percentage points, got {self.tolerance!r}")
 
     def last_epochs(self, epochs: int) -> int:
-        """``K``, the number of final epochs examined."""
-        return max(2, math.ceil(self.window * epochs))
+        """``K``, the number of final epochs fitted."""
+        return max(3, math.ceil(self.window * epochs))
 
-    def check(self, records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-        """``{"status": "converged" | "not converged" | "unchecked", "gain": pts or None, "why": text}``."""
-        final = final_fit(records)
-        values = [r.get(VAL_KEY) for r in final]
-        if not final or any(v is None for v in values):
+    def check(self, runs: Sequence[Sequence[Mapping[str, Any]]]) -> dict[str, Any]:
+        """``{"status", "gain" (pts or None), "why"}`` for the epoch records of a setting's live runs."""
+        fits = [final_fit(r) for r in runs]
+        curves = [[r.get(VAL_KEY) for r in f] for f in fits]
+        if not curves or any(not c or any(v is None for v in c) for c in curves):
             return {"status": "unchecked", "gain": None, "why": "no validation accuracy in the epoch records"}
-        k = self.last_epochs(len(final))
-        if len(final) < k + 1:
-            return {"status": "unchecked", "gain": None, "why": f"final fit has {len(final)} epochs, needs {k + 1}"}
-        acc = [100.0 * float(v) for v in values if v is not None]
-        gain = max(acc[-k:]) - max(acc[:-k])
+        epochs = min(len(c) for c in curves)
+        k = self.last_epochs(epochs)
+        if epochs < k + 1:
+            return {"status": "unchecked", "gain": None, "why": f"final fit has {epochs} epochs, needs {k + 1}"}
+        mean = 100.0 * np.mean([[float(v) for v in c[:epochs]] for c in curves], axis=0)
+        gain = float(np.polyfit(np.arange(k, dtype=float), mean[-k:], 1)[0]) * k
         status = "converged" if gain <= self.tolerance else "not converged"
-        return {"status": status, "gain": gain, "why": f"best of last {k} epochs minus best before: {gain:+.2f} pts"}
+        return {"status": status, "gain": gain,
+                "why": f"projected gain over another {k} epochs {gain:+.2f} pts (mean of {len(curves)} seeds)"}
 
 
 def final_fit(records: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
@@ -58,4 +74,14 @@ def final_fit(records: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     return [r for r in records if r.get("fit") == last]
 
 
-__all__ = ["VAL_KEY", "Criterion", "final_fit"]
+def dead_level(chance: float) -> float:
+    """Test accuracy (fraction) at or below which a run is dead: chance + (1 - chance) / 5."""
+    return chance + (1.0 - chance) / 5.0
+
+
+def is_dead(test_accuracy: float, chance: float | None) -> bool:
+    """Whether a run is dead (see the module docstring); never without a chance level."""
+    return chance is not None and test_accuracy <= dead_level(chance)
+
+
+__all__ = ["STATUSES", "VAL_KEY", "Criterion", "dead_level", "final_fit", "is_dead"]

@@ -11,6 +11,7 @@ from typing import Any
 
 from studies.reproduction.arms import Arm, build_arms
 from studies.reproduction.claims import Check, verdicts
+from studies.reproduction.convergence import STATUSES
 from studies.reproduction.design import ROOT, Design, load_design
 from studies.reproduction.results import ResultStore
 from studies.reproduction.table import Table, build_table
@@ -33,7 +34,7 @@ class StudyData:
     table: Table
     verdicts: dict[int, tuple[str, list[Check]]]
 
-    STATUSES = ("converged", "not converged", "unchecked")
+    STATUSES = STATUSES
 
     def restricted(self, claim: int, exclude: dict[str, Any] | None = None, **labels: Any) -> StudyData:
         """The same data with ``claim``'s entries limited to settings matching ``labels`` (minus ``exclude``)."""
@@ -56,27 +57,34 @@ class StudyData:
                 out.append((arm, self.index[arm.config.run_hash()]))
         return out
 
+    def trainings(self, claim: int | None = None) -> set[str]:
+        """Distinct trainings behind the result files of ``claim``'s arms (all claims when None).
+
+        A flow-repair twin (repair added no edge) copies the unrepaired run's file and is not a training.
+        """
+        arms = [a for a in self.arms if a.config is not None and (claim is None or a.claim == claim)]
+        runs = {a.config.run_hash() for a in arms if a.config is not None} & set(self.index)
+        return {str(self.index[h].get("trained_as", h)) for h in runs}
+
     def run_count(self, claim: int) -> int:
-        return len({a.config.run_hash() for a, _ in self.records(claim) if a.config is not None})
+        return len(self.trainings(claim))
 
     def convergence_counts(self, claim: int) -> Counter[str]:
-        runs = {a.config.run_hash() for a, _ in self.records(claim) if a.config is not None}
-        return Counter(self.table.checks[h]["status"] for h in runs)
+        """Settings of ``claim`` by convergence status."""
+        return Counter(e.status for (k, _), e in self.table.entries.items() if k == claim)
 
     def unconverged(self) -> list[list[str]]:
-        """Rows (claim, setting, seed, status, why) of every run that did not meet the criterion."""
-        rows, seen = [], set()
-        for arm in self.arms:
-            h = arm.config.run_hash() if arm.config is not None else None
-            if h is None or h not in self.table.checks or self.table.checks[h]["status"] == "converged":
+        """Rows (claims, setting, seeds, status, why) of every setting not converged, dead or unchecked, once."""
+        rows: dict[tuple[str, ...], list[str]] = {}
+        for (k, s), e in self.table.entries.items():
+            if e.status == "converged":
                 continue
-            if (arm.claim, h) in seen:
+            label = ", ".join(f"{a} {v:g}" if isinstance(v, float) else f"{a} {v}" for a, v in s)
+            if e.runs in rows:
+                rows[e.runs][0] += f", {k}"
                 continue
-            seen.add((arm.claim, h))
-            label = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in arm.setting)
-            rows.append([str(arm.claim), label, str(arm.seed), self.table.checks[h]["status"],
-                         self.table.checks[h]["why"]])
-        return rows
+            rows[e.runs] = [str(k), label, str(len(e.runs)), e.status, e.why]
+        return list(rows.values())
 
     def repair_edges(self, model: str) -> list[tuple[str, float]]:
         """Mean edges added by flow repair per (ratio, sparsity) of claim 1 for ``model`` (where any were added)."""
@@ -100,10 +108,8 @@ class StudyData:
         return float(cfgs[0].width) if cfgs else float("nan")
 
     def cpu_seconds(self) -> float:
-        """CPU seconds of the distinct runs of the variant's arms (flow-repair twins counted once)."""
-        runs = {a.config.run_hash() for a in self.arms if a.config is not None}
-        trained = {self.index[h].get("trained_as", h): self.index[h] for h in runs if h in self.index}
-        return float(sum(r.get("cpu_s", 0.0) for r in trained.values()))
+        """CPU seconds of the distinct trainings of the variant's arms (flow-repair twins counted once)."""
+        return float(sum(self.index[h].get("cpu_s", 0.0) for h in self.trainings() if h in self.index))
 
 
 def load(variant: str | Path, results: Path | None = None, claims: Sequence[int] = (1, 2, 3, 4, 5)) -> StudyData:

@@ -107,6 +107,70 @@ class Comparison:
         return HOLDS if diff.hi < self.threshold else (FAILS if diff.lo >= self.threshold else INCONCLUSIVE)
 
 
+@dataclass(frozen=True)
+class Welch:
+    """``d = mean(A) - mean(B)``, its standard error and Welch-Satterthwaite degrees of freedom."""
+
+    d: float
+    se: float
+    df: float
+
+
+def welch(a: Cell, b: Cell) -> Welch:
+    """The Welch statistics of ``mean(a) - mean(b)`` (``se`` is NaN when a cell has fewer than two values)."""
+    d = a.mean - b.mean
+    if a.n < 2 or b.n < 2:
+        return Welch(d, math.nan, math.nan)
+    va, vb = a.var / a.n, b.var / b.n
+    se2 = va + vb
+    if se2 == 0.0:
+        return Welch(d, 0.0, float(a.n + b.n - 2))
+    return Welch(d, math.sqrt(se2), se2**2 / (va**2 / (a.n - 1) + vb**2 / (b.n - 1)))
+
+
+def one_sided_p(w: Welch, direction: str, threshold: float) -> float:
+    """p-value of the one-sided Welch test of ``H1: D > threshold`` (``"above"``) or ``D < threshold`` (``"below"``).
+
+    ``H0`` is the complement (``D <= threshold`` resp. ``D >= threshold``); NaN without two values per cell.
+    With zero spread the p-value is 0 when the difference is on the claimed side, else 1.
+    """
+    if direction not in ("above", "below"):
+        raise ValueError(f"direction must be 'above' or 'below', got {direction!r}")
+    if math.isnan(w.d) or math.isnan(w.se):
+        return math.nan
+    gap = (w.d - threshold) if direction == "above" else (threshold - w.d)
+    if w.se == 0.0:
+        return 0.0 if gap > 0 else 1.0
+    return float(stats.t.sf(gap / w.se, w.df))
+
+
+def holm(pvalues: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values (family-wise error), in the input order; NaN stays NaN, uncounted.
+
+    Sorted ascending, ``p_(i)`` becomes ``max_{j <= i} min(1, (k - j + 1) p_(j))`` for ``k`` non-NaN values.
+    """
+    idx = sorted((i for i, p in enumerate(pvalues) if not math.isnan(p)), key=lambda i: pvalues[i])
+    k, out, running = len(idx), [math.nan] * len(pvalues), 0.0
+    for rank, i in enumerate(idx):
+        running = max(running, min(1.0, (k - rank) * pvalues[i]))
+        out[i] = running
+    return out
+
+
+def min_detectable(w: Welch, alpha: float, power: float = 0.8) -> float:
+    """Smallest true distance from the threshold a one-sided Welch test at level ``alpha`` detects with ``power``.
+
+    ``(t_{1-alpha, df} + t_{power, df}) se``: the shift of the mean difference that puts the test statistic's
+    median ``power`` quantiles past the critical value, assuming normal seed noise with the measured variances.
+    Infinite without two values per cell; 0 with zero spread.
+    """
+    if math.isnan(w.se):
+        return math.inf
+    if w.se == 0.0:
+        return 0.0
+    return float((stats.t.ppf(1.0 - alpha, w.df) + stats.t.ppf(power, w.df)) * w.se)
+
+
 def combine(outcomes: Sequence[str]) -> str:
     """A claim's verdict from its tests (the rule of ``docs/study_design.md``).
 
@@ -127,5 +191,5 @@ def combine(outcomes: Sequence[str]) -> str:
     return "partly holds"
 
 
-__all__ = ["FAILS", "HOLDS", "INCONCLUSIVE", "Cell", "Comparison", "Difference", "ci95_halfwidth", "combine",
-           "difference"]
+__all__ = ["FAILS", "HOLDS", "INCONCLUSIVE", "Cell", "Comparison", "Difference", "Welch", "ci95_halfwidth", "combine",
+           "difference", "holm", "min_detectable", "one_sided_p", "welch"]
