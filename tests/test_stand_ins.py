@@ -22,7 +22,8 @@ def test_cps1988_is_the_census_table_split_at_the_training_median() -> None:
     wage = raw["wage"].to_numpy(float)
     expected = (wage[train] > np.median(wage[train])).astype(np.int64)
     assert np.array_equal(data.y_train.numpy(), expected)
-    assert abs(float(data.x_train[:, 0].mean())) < 1e-5 and float(data.x_train[:, 0].std()) == pytest.approx(1, abs=1e-3)
+    education = data.x_train[:, 0]
+    assert abs(float(education.mean())) < 1e-5 and float(education.std()) == pytest.approx(1, abs=1e-3)
     with pytest.raises(ValueError, match="test_fraction"):
         load_dataset("cps1988", None, test_fraction=1.5)
 
