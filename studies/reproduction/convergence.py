@@ -59,7 +59,7 @@ class Criterion:
         k = self.last_epochs(epochs)
         if epochs < k + 1:
             return {"status": "unchecked", "gain": None, "why": f"final fit has {epochs} epochs, needs {k + 1}"}
-        mean = 100.0 * np.mean([[float(v) for v in c[:epochs]] for c in curves], axis=0)
+        mean = 100.0 * np.mean([[float(v or 0.0) for v in c[:epochs]] for c in curves], axis=0)
         gain = float(np.polyfit(np.arange(k, dtype=float), mean[-k:], 1)[0]) * k
         status = "converged" if gain <= self.tolerance else "not converged"
         return {"status": status, "gain": gain,

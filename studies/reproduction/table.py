@@ -95,7 +95,7 @@ def build_table(arms: Sequence[Arm], index: Mapping[str, Mapping[str, Any]], cri
             probes.append((arm, dict(record)))
         elif run not in (r for r, _ in groups[(arm.claim, arm.setting)]):
             groups[(arm.claim, arm.setting)].append((run, record))
-    configs = {}
+    configs: dict[tuple[int, Setting], TrainConfig] = {}
     for arm in arms:
         if arm.config is not None and arm.role != "calibration":
             configs.setdefault((arm.claim, arm.setting), arm.config)
