@@ -190,6 +190,9 @@ def parse_sweep(doc: Mapping[str, Any], *, default_name: str = "sweep", path: Pa
     unknown = sorted(set(doc) - _TOP_KEYS)
     if unknown:
         raise ValueError(f"unknown top-level key(s) {unknown}; valid keys: {', '.join(sorted(_TOP_KEYS))}")
+    for key in ("name", "description", "reproduces", "table"):
+        if key in doc and not isinstance(doc[key], str):
+            raise ValueError(f"top-level key {key!r} must be a string, got {doc[key]!r}")
     base = doc.get("base", {})
     if not isinstance(base, dict):
         raise ValueError(f"[base] must be a table, got {base!r}")

@@ -153,6 +153,7 @@ SWEEP_HEAD = 'name = "bad"\n[base]\nmodel = "mlp"\ndataset = "digits"\ndensity_s
     ("[grid]\nsparsity = [0.9]\n[slurm]\npartition = [\"a\"]\n", r"\[slurm\]: partition must be str or None"),
     ("[grid]\nsparsity = [0.9]\n[slurm]\ngpus_per_node = true\n", r"\[slurm\]: gpus_per_node must be int, got True"),
     ("[grid]\nsparsity = [0.9]\nnosuch = [1]\n", r"unknown TrainConfig fields \['nosuch'\]"),
+    ("[grid]\nsparsity = [0.9]\n[base.x]\n", r"unknown TrainConfig fields \['x'\]"),
 ])
 @pytest.mark.parametrize("dry_run", [True, False])
 def test_malformed_sweep_files_are_refused_before_any_work(
@@ -287,3 +288,10 @@ def test_dry_run_needs_no_gpu(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert [r["config"]["device"] for r in listed] == ["cuda", "cuda"]
     assert main(["sweep", str(sweep), "--out", str(runs)]) == 2
     assert "CUDA is not available" in capsys.readouterr().err and not runs.exists()
+
+
+def test_top_level_keys_of_a_sweep_file_are_strings(tmp_path: Path) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text('name = 3\n[base]\nmodel = "mlp"\ndataset = "digits"\n')
+    with pytest.raises(ValueError, match="top-level key 'name' must be a string, got 3"):
+        load_sweep(path)
