@@ -367,3 +367,18 @@ def test_quick_variant_runs_end_to_end(tmp_path: Path) -> None:
     checked = data.table.checks
     assert len(checked) >= summary.runs - len(data.table.probes)
     assert "## What changed and why" in text and "Holm" in text
+
+
+def test_collapse_is_tested_against_the_dead_level_of_the_task() -> None:
+    """'Collapses entirely' holds for an arm at chance and fails for one far above the dead level (28% here)."""
+    from studies.reproduction.claims import plans4
+
+    design = load_design("cpu")
+    for snip, expected in (((10.0, 10.5, 9.5), HOLDS), ((81.0, 81.5, 80.5), FAILS)):
+        cells = {setting(mask=k, sparsity=s): (85.0, 85.5, 84.5) for s in (0.9, 0.99)
+                 for k in ("ER balanced", "ER pyramidal", "ER synflow", "ER imp")}
+        cells[setting(mask="ER snip", sparsity=0.99)] = snip
+        checks = judge(plans4(design, fake_table(4, cells, extra={"chance": 0.1})))
+        collapse = [c for c in checks if "collapses entirely" in c.statement]
+        assert len(collapse) == 1 and collapse[0].outcome == expected
+        assert collapse[0].b.startswith("collapse level 28.00%")

@@ -112,6 +112,10 @@ def _num(v: float, fmt: str = ".3g") -> str:
     return "" if math.isnan(v) else ("∞" if math.isinf(v) else format(v, fmt))
 
 
+def _with_density(label: str, density: float) -> str:
+    return label if math.isnan(density) else f"{label} (density {density:.4f})"
+
+
 def checks_table(checks: Sequence[Check]) -> str:
     """The tests of a claim: interval, one-sided p, Holm-adjusted p, minimum detectable effect, outcome, note."""
     rows = []
@@ -123,8 +127,8 @@ def checks_table(checks: Sequence[Check]) -> str:
             continue
         interval = "" if math.isnan(c.diff.d) else f"{c.diff.d:+.2f} [{c.diff.lo:+.2f}, {c.diff.hi:+.2f}]"
         side = ">" if c.direction == "above" else "<"
-        rows.append([c.statement, f"{c.a} (density {_num(c.density_a, '.4f')})",
-                     f"{c.b} (density {_num(c.density_b, '.4f')})", f"{side} {c.threshold:+g}", interval, _num(c.p),
+        rows.append([c.statement, _with_density(c.a, c.density_a), _with_density(c.b, c.density_b),
+                     f"{side} {c.threshold:+g}", interval, _num(c.p),
                      _num(c.p_holm), _num(c.mde, ".2f"), c.outcome, c.note])
     return md_table(["test", "A", "B", "H1: A − B", "A − B [95% interval]", "p (one-sided)", "Holm p",
                      "MDE (pts)", "outcome", "note"], rows)

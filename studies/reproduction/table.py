@@ -131,6 +131,9 @@ def _entry(runs: Sequence[tuple[str, Mapping[str, Any]]], criterion: Criterion, 
     records = [r for _, r in runs]
     extra = {k: float(np.mean([r[k] for r in records])) for k in ("test_majority_share",)
              if all(k in r for r in records)}
+    chances = [chance(r) for r in records]
+    if chances and all(c is not None for c in chances):
+        extra["chance"] = float(np.mean([c for c in chances if c is not None]))
     judged = _judge(records, criterion)
     dead = sum(is_dead(float(r["test_accuracy"] or 0.0), chance(r)) for r in records)
     return Entry(cell=Cell(tuple(100.0 * float(r["test_accuracy"] or 0.0) for r in records)),
