@@ -71,6 +71,7 @@ def test_flags_cover_every_field() -> None:
         "--nesterov", "--optimizer", "sgd", "--schedule-options", '{"milestones": [0.3, 0.6]}', "--warmup-epochs", "2",
         "--val-fraction", "0.1", "--select", "best_val", "--select-from-epoch", "3", "--init-scale-fan",
         "--init-scale-fan-per", "layer", "--protocol", "paper-code", "--recipe", "digits-mlp", "--log", "tensorboard",
+        "--engine", "auto",
     )
     expected = TrainConfig(
         model="resnet20", dataset="cifar100", data_dir="/d", data_options={"check_counts": False}, data_seed=3,
@@ -82,7 +83,7 @@ def test_flags_cover_every_field() -> None:
         amp=False, channels_last=False, compile=True, device="cpu", nesterov=True,
         schedule_options={"milestones": [0.3, 0.6], "gamma": 0.1}, warmup_epochs=2, val_fraction=0.1, select="best_val",
         select_from_epoch=3, init_scale_fan=True, init_scale_fan_per="layer", protocol="paper-code",
-        recipe="digits-mlp", log=("tensorboard",),
+        recipe="digits-mlp", log=("tensorboard",), engine="auto",
     )
     assert cfg == expected
     # every field except the method options was set away from its default by a flag
