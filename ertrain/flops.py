@@ -61,22 +61,28 @@ def layer_macs(model: nn.Module, example: Tensor | tuple[Tensor, ...], *, layers
         raise ValueError(f"example must hold at least one row, got shape {tuple(args[0].shape)}")
     macs = np.zeros(len(layers), dtype=np.float64)
 
-    def make_hook(i: int, layer: nn.Module) -> Callable[[nn.Module, object, Tensor], None]:
-        weight = weight_of(layer)
+    modules = dict(model.named_modules())
+    # the module that computes with each layer's weight: its own module, else its parent (nn.MultiheadAttention
+    # uses out_proj.weight without calling out_proj); a MaskTarget's owner is named by its full name
+    owners = [getattr(layer, "full_name", name + ".").rpartition(".")[0] for name, layer in layers]
+    parents = [o.rpartition(".")[0] if "." in o else None for o in owners]
+    watched = {p for pair in zip(owners, parents, strict=True) for p in pair if p is not None and p in modules}
+    positions: dict[str, float] = {}
 
+    def make_hook(path: str) -> Callable[[nn.Module, object, Tensor | tuple[Tensor, ...]], None]:
         def hook(module: nn.Module, _inputs: object, output: Tensor | tuple[Tensor, ...]) -> None:
             out = output[0] if isinstance(output, tuple) else output  # RNNs and attention return tuples
-            if isinstance(layer, torch.nn.Linear):
-                units = int(weight.shape[0])
+            if isinstance(module, torch.nn.Linear):
+                units = int(module.weight.shape[0])
             elif isinstance(module, torch.nn.modules.conv._ConvNd):
                 units = int(out.shape[1])  # channels first
-            else:  # any other masked parameter: features last (attention, recurrent, GPT-2 Conv1D)
+            else:  # features last (attention, recurrent, GPT-2 Conv1D, a parent module)
                 units = int(out.shape[-1])
-            macs[i] += weight.numel() * out.numel() / (batch * units)
+            positions[path] = positions.get(path, 0.0) + out.numel() / (batch * units)
 
         return hook
 
-    handles = [m.register_forward_hook(make_hook(i, m)) for i, (_, m) in enumerate(layers)]
+    handles = [modules[p].register_forward_hook(make_hook(p)) for p in sorted(watched)]
     was_training = model.training
     try:
         model.eval()
@@ -88,6 +94,9 @@ def layer_macs(model: nn.Module, example: Tensor | tuple[Tensor, ...], *, layers
         model.train(was_training)
         for h in handles:
             h.remove()
+    for i, ((_, layer), owner, parent) in enumerate(zip(layers, owners, parents, strict=True)):
+        called = positions.get(owner, positions.get(parent, 0.0) if parent is not None else 0.0)
+        macs[i] = weight_of(layer).numel() * called
     if (macs == 0).any():
         missing = [name for (name, _), v in zip(layers, macs, strict=True) if v == 0]
         raise ValueError(f"layers {missing} were not called in the forward pass")

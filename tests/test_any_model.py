@@ -296,3 +296,53 @@ def test_config_mask_options_choose_what_training_masks(tmp_path: Path, capsys: 
     _, model, masking, _ = load_run(run_dir)
     assert masking is not None and list(masking.targets) == ["hidden.0", "hidden.1"]
     assert bool((model.classifier.weight != 0).all())
+
+
+class SeqNet(nn.Module):
+    """An 8x8 digit read as 8 steps of 8 features: attention, then an LSTM, then a linear head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inp = nn.Linear(8, 16)
+        self.attn = nn.MultiheadAttention(16, 2, batch_first=True)
+        self.lstm = nn.LSTM(16, 16, batch_first=True)
+        self.head = nn.Linear(16, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.inp(x.reshape(x.shape[0], 8, 8))
+        h = h + self.attn(h, h, h, need_weights=False)[0]
+        return self.head(self.lstm(h)[0][:, -1])
+
+
+@pytest.mark.parametrize(("method", "scheme", "density", "options"), [
+    ("rigl", "erk", 0.3, {"update_every": 3}),
+    ("set", "erk", 0.3, {"update_every": 3}),
+    ("imp", "dense", 1.0, {"cycles": 1}),
+    ("str", "uniform", 0.5, {"s_init": -5.0}),
+    ("edgepopup", "dense", 1.0, {"final_density": 0.3, "levels": 2}),
+])
+def test_methods_train_attention_and_recurrent_weights(method: str, scheme: str, density: float,
+                                                       options: dict) -> None:
+    from ertrain.config import TrainConfig
+    from ertrain.data import load_dataset
+    from ertrain.methods import METHODS
+    from ertrain.trainer import Trainer
+
+    data = load_dataset("digits", None)
+    cfg = TrainConfig(model="mlp", dataset="digits", epochs=1, lr=0.05, weight_decay=1e-4, method=method,
+                      density_scheme=scheme, density=density, method_options=options, device="cpu")
+    torch.manual_seed(0)
+    model = SeqNet()
+    gen = torch.Generator().manual_seed(0)
+    masking = None if scheme == "dense" else Masking.from_scheme(model, scheme, density, gen)
+    trainer = Trainer(cfg, model, data, masking=masking, device="cpu", generator=gen, progress=False)
+    out = METHODS[method].from_config(cfg).run(trainer)
+    assert trainer.masking is not None
+    names = list(trainer.masking.targets)
+    assert "attn.in_proj_weight" in names and "lstm.weight_hh_l0" in names
+    assert set(out["layer_densities"]) == set(names)
+    for name, target in trainer.masking.targets.items():  # pruned weights are zero in every masked parameter
+        mask = trainer.masking.masks[name]
+        assert bool((target.weight.detach()[~mask] == 0).all()), name
+    final = out["layer_densities"]["attn.in_proj_weight"]
+    assert 0 < final < 1, final
