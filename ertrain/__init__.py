@@ -41,6 +41,11 @@ _PUBLIC: dict[str, tuple[str, str]] = {
     "flow_repair": ("masks", "flow_repair"),
     "build_model": ("models", "build_model"),
     "maskable_layers": ("models", "maskable_layers"),
+    "mask_scope": ("models", "mask_scope"),
+    "plan_masks": ("masks", "plan_masks"),
+    "MaskPlan": ("masks", "MaskPlan"),
+    "ParamRule": ("models", "ParamRule"),
+    "register_param_rule": ("models", "register_param_rule"),
     "load_dataset": ("data", "load_dataset"),
     # registries and their registration functions
     "Registry": ("registry", "Registry"),
