@@ -46,7 +46,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 from ertheory.fileio import TMP_SUFFIX, atomic_write, atomic_write_text, remove_stale_temporaries
 from ertrain import zipcrc
@@ -387,7 +387,7 @@ def save_checkpoint(run_dir: str | Path, state: dict[str, Any], run_hash: str | 
         sink = _ErrorKeepingWriter(fh)
         try:
             with _record_crc32s():
-                torch.save(state, sink)
+                torch.save(state, cast(IO[bytes], sink))
         except RuntimeError:
             if sink.error is not None:  # torch reports a failed write as "unexpected pos": give the real cause
                 raise sink.error from None

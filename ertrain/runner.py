@@ -92,7 +92,8 @@ def data_identity(config: TrainConfig, version: int | None = None) -> dict[str, 
 
     version = FINGERPRINT_VERSION if version is None else version
     fingerprint = data_fingerprint(config.dataset, config.data_dir, config.data_options, version=version)
-    identity = {"dataset": config.dataset, "data_options": config.data_options, "fingerprint": fingerprint}
+    identity: dict[str, Any] = {"dataset": config.dataset, "data_options": config.data_options,
+                                "fingerprint": fingerprint}
     if version != 1:  # version 1 identities have no version field
         identity["fingerprint_version"] = version
     return identity
