@@ -48,6 +48,7 @@ from ertrain.config import TrainConfig
 from ertrain.registry import Registry
 from ertrain.run_accounting import RunAccount, account_runs, not_finished, summary_line
 from ertrain.rundir import RunDir
+from ertrain.typecheck import check_types
 
 #: Config fields that never distinguish results (execution-only) and the seed, which is averaged over.
 IGNORED_KEYS: frozenset[str] = frozenset({"seed", "run_hash", *TrainConfig.EXECUTION_FIELDS})
@@ -145,6 +146,7 @@ def run_record(run_dir: str | Path) -> dict[str, Any] | None:
         return None
     if isinstance(config.get("config"), dict):
         config = config["config"]
+    _check_run_config(config, run_dir / "config.json")
     row = flatten_config(config)
     if "density" in row and row["density"] is not None:
         row["sparsity"] = round(1.0 - float(row["density"]), 6)
@@ -159,6 +161,17 @@ def run_record(run_dir: str | Path) -> dict[str, Any] | None:
         row["realised_density"] = start
     row["run_hash"] = result.get("run_hash", run_dir.name)
     return row
+
+
+def _check_run_config(config: Mapping[str, Any], path: Path) -> None:
+    """A run's config names a model and a dataset and holds TrainConfig fields of their types only, else
+    ``ValueError`` naming the file (a foreign folder is never tabulated as a run)."""
+    what = f"{path}: not the config of a run"
+    known = set(TrainConfig.__dataclass_fields__)
+    unknown = sorted(set(config) - known)
+    if unknown or not {"model", "dataset"} <= set(config):
+        raise ValueError(f"{what}: needs model and dataset and TrainConfig fields only; unknown {unknown}")
+    check_types(TrainConfig, config, what)
 
 
 def realised_density(result: Mapping[str, Any]) -> float | None:
@@ -297,6 +310,13 @@ def aggregate(df: pd.DataFrame, by: Sequence[str], value: str = "test_accuracy")
     for key in by:
         if keyed[key].dtype.kind == "O":
             keyed[key] = keyed[key].map(_none_label)
+    numbers = pd.to_numeric(keyed[value].map(lambda v: None if isinstance(v, bool) else v), errors="coerce")
+    wrong = keyed[numbers.isna() & keyed[value].notna()]
+    if not wrong.empty:
+        run = wrong["run_hash"].iloc[0] if "run_hash" in wrong.columns else wrong.index[0]
+        raise ValueError(f"run {run}: {value} is {wrong[value].iloc[0]!r}, not a number (a foreign or corrupt "
+                         "result.json: move that folder out of the runs directory)")
+    keyed[value] = numbers
     grouped = keyed.groupby(list(by), dropna=False, sort=True)[value]
     out = grouped.agg(mean="mean", std="std", n="count").reset_index()
     out["ci95"] = grouped.agg(ci95_halfwidth).to_numpy()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -285,3 +286,21 @@ def test_runs_that_differ_in_an_unplaced_field_are_never_pooled() -> None:
     check_pooling(df, ["model", "batch_size", "sparsity"])  # batch size placed: seeds and devices pool
     table = make_table(df.assign(test_accuracy=[0.5, 0.6]), "ratios")  # the table splits what differs
     assert "batch_size" in table.row_keys and "protocol" in table.row_keys
+
+
+@pytest.mark.parametrize(("config", "result", "message"), [
+    ({"weird": 1}, {"test_accuracy": 0.5}, r"x/config.json: not the config of a run: .*unknown \['weird'\]"),
+    ({"model": 3, "dataset": "digits"}, {"test_accuracy": 0.5}, "x/config.json: not the config of a run: model must"),
+    ({"model": "mlp", "dataset": "digits"}, {"test_accuracy": "high"}, "run x: test_accuracy is 'high', not a num"),
+])
+def test_a_foreign_folder_that_looks_finished_is_refused_with_one_line(
+    config: dict[str, object], result: dict[str, object], message: str, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    runs = _fake_runs(tmp_path, {("erk", 0.9, 0): 0.9, ("erk", 0.9, 1): 0.8})
+    (runs / "x").mkdir()
+    (runs / "x" / "config.json").write_text(json.dumps(config))
+    (runs / "x" / "result.json").write_text(json.dumps({**result, "run_hash": "x"}))
+    assert main(["report", str(runs), "--no-save"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and re.search(message, err), err
