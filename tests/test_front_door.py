@@ -295,3 +295,15 @@ def test_top_level_keys_of_a_sweep_file_are_strings(tmp_path: Path) -> None:
     path.write_text('name = 3\n[base]\nmodel = "mlp"\ndataset = "digits"\n')
     with pytest.raises(ValueError, match="top-level key 'name' must be a string, got 3"):
         load_sweep(path)
+
+
+def test_sweep_out_must_be_a_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from ertrain.cli import main
+
+    sweep = tmp_path / "ok.toml"
+    sweep.write_text(SWEEP_HEAD + "[grid]\nsparsity = [0.9]\n")
+    target = tmp_path / "afile"
+    target.write_text("x")
+    assert main(["sweep", str(sweep), "--out", str(target), "--dry-run"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.strip().count("\n") == 0 and "is a file" in captured.err

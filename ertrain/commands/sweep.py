@@ -100,6 +100,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--max-parallel must be >= 1, got {args.max_parallel}")
     spec, runs, slurm = load_configs(args.config, overrides, changes)
     runs_dir = Path(args.out)
+    if runs_dir.exists() and not runs_dir.is_dir():
+        raise ValueError(f"--out {str(runs_dir)!r} is a file; it must name a runs directory (existing or new)")
     if args.status:
         return _print_status(spec.name, [r.run_hash() for r in runs], runs_dir, args.json)
     plan = plan_sweep(spec, runs, slurm, runs_dir, validate=not args.no_validate, dry_run=args.dry_run)
