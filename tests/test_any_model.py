@@ -346,3 +346,22 @@ def test_methods_train_attention_and_recurrent_weights(method: str, scheme: str,
         assert bool((target.weight.detach()[~mask] == 0).all()), name
     final = out["layer_densities"]["attn.in_proj_weight"]
     assert 0 < final < 1, final
+
+
+def test_hugging_face_gpt2_if_installed() -> None:
+    transformers = pytest.importorskip("transformers")
+    config = transformers.GPT2Config(n_embd=64, n_layer=2, n_head=2, vocab_size=VOCAB, n_positions=32)
+    model = transformers.GPT2LMHeadModel(config)
+    masking = Masking.from_scheme(model, "erk", 0.1, torch.Generator().manual_seed(0), exact=True)
+    assert {t.rule for t in masking.targets.values()} == {"gpt2_conv1d"}
+    assert abs(true_density(model) - 0.1) <= 1e-3
+    assert bool((model.transformer.wte.weight != 0).all())
+
+
+def test_torchvision_resnet_if_installed() -> None:
+    models = pytest.importorskip("torchvision.models")
+    model = models.resnet18(num_classes=10)
+    masking = Masking.from_scheme(model, "erk", 0.1, torch.Generator().manual_seed(0))
+    convs = [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d | nn.Linear)]
+    assert list(masking.targets) == convs
+    assert abs(true_density(model) - 0.1) <= 1e-3
