@@ -343,6 +343,7 @@ def resolve(fields: Mapping[str, Any], *, default_recipe: bool = True) -> Resolv
                         density_scheme=explicit.get("density_scheme", "dense")),
         _recipe_values(recipe),
     )
+    _check_known(layers[1], "protocol " + repr(explicit.get("protocol", DEFAULT_PROTOCOL)))
     values: dict[str, Any] = {} if recipe is None else {"recipe": recipe}
     sources: dict[str, str] = {}
     for f in dataclasses.fields(TrainConfig):
@@ -350,7 +351,6 @@ def resolve(fields: Mapping[str, Any], *, default_recipe: bool = True) -> Resolv
         sources[f.name] = given[0][0] if given else "default"
         if given:
             values[f.name] = _merged([v for _, v in given])
-    _check_known(layers[1], "protocol " + repr(explicit.get("protocol", DEFAULT_PROTOCOL)))
     check_types(TrainConfig, values, "config")
     return Resolved(TrainConfig(**values), sources)
 
@@ -385,8 +385,12 @@ def _explicit_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
         if "density" in explicit:
             raise ValueError("give density or sparsity, not both (got "
                              f"density={explicit['density']!r}, sparsity={explicit['sparsity']!r})")
-        explicit["density"] = check_density_or_sparsity(None, explicit.pop("sparsity"))
+        sparsity = explicit.pop("sparsity")
+        if isinstance(sparsity, bool) or not isinstance(sparsity, (int, float)):
+            raise ValueError(f"sparsity must be a number in [0, 1), got {sparsity!r}")
+        explicit["density"] = check_density_or_sparsity(None, sparsity)
     _check_known(explicit, "the fields given")
+    check_types(TrainConfig, explicit, "config")
     for name in ("model", "dataset"):
         if name not in explicit:
             raise ValueError(f"a training config needs {name!r}")

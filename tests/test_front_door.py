@@ -107,6 +107,9 @@ def test_precedence_by_hand() -> None:
     ({"epochs": 1.5}, "epochs must be int"),
     ({"lr": "fast"}, "lr must be float, got 'fast'"),
     ({"nosuch": 1}, r"unknown TrainConfig fields \['nosuch'\]"),
+    ({"density": [0.1], "density_scheme": "erk"}, r"density must be float, got \[0.1\]"),
+    ({"sparsity": "0.9", "density_scheme": "erk"}, "sparsity must be a number"),
+    ({"protocol": 3}, "protocol must be str, got 3"),
 ])
 def test_contradictory_or_malformed_fields_are_refused(fields: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
