@@ -259,9 +259,10 @@ def er_imp_arm(design: Design, model: str, sparsity: float, seed: int, imp: Trai
 
 
 def claim5_arms(design: Design, index: Index) -> list[Arm]:
-    """IMP from the dense network and from a uniform ER start, and the null arm, on each non-image task.
+    """IMP from the dense network and from a uniform ER start, the null arm and the dense reference, on each task.
 
-    The null arm is a fixed uniform ER mask at the final sparsity trained without any method (``static``).
+    The dense reference is the dense network trained once without pruning.  The null arm is a fixed uniform ER
+    mask at the final sparsity trained without any method (``static``).
     A task's ``stands_for`` (the paper's data it replaces) is a label, not a training field.
     """
     c = design.claim(5)
@@ -280,7 +281,13 @@ def claim5_arms(design: Design, index: Index) -> list[Arm]:
         for seed in design.seeds:
             cfg = make_config({**task, **null, "seed": seed})
             arms.append(Arm(5, setting(task=cfg.dataset, start=null_name(null)), seed, cfg))
+            cfg = make_config({**task, "density_scheme": "dense", "seed": seed})
+            arms.append(Arm(5, setting(task=cfg.dataset, start=DENSE_REFERENCE), seed, cfg))
     return arms
+
+
+#: Claim 5's label of the dense network trained without pruning (the task's reference: can it be learned?).
+DENSE_REFERENCE = "dense, not pruned"
 
 
 def null_name(start: Mapping[str, Any]) -> str:
@@ -302,5 +309,6 @@ def build_arms(design: Design, index: Index, claims: tuple[int, ...] = (1, 2, 3,
     return [arm for k in claims for arm in BUILDERS[k](design, index)]
 
 
-__all__ = ["BUILDERS", "Arm", "RatioGrid", "Setting", "build_arms", "equal_nnz_width", "own_sparsities",
+__all__ = ["BUILDERS", "DENSE_REFERENCE", "Arm", "RatioGrid", "Setting", "build_arms", "equal_nnz_width",
+           "own_sparsities",
            "null_name", "ratio_grids", "setting", "start_name", "starts"]
