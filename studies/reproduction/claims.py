@@ -220,7 +220,7 @@ def plans4(design: Design, t: Table) -> list[Plan]:
 
 
 def plans5(design: Design, t: Table) -> list[Plan]:
-    from studies.reproduction.arms import null_name
+    from studies.reproduction.arms import DENSE_REFERENCE, null_name
 
     m, out = design.margin, []
     for task in design.claim(5)["tasks"]:
@@ -228,9 +228,10 @@ def plans5(design: Design, t: Table) -> list[Plan]:
         er_start = f"uniform ER {float(task['start_sparsity']):g}"
         null = null_name({"density_scheme": "uniform", "sparsity": float(task["final_sparsity"])})
         dense = _side(f"{dataset}, IMP from dense", t, 5, task=dataset, start="dense")
+        reference = t.get(5, task=dataset, start=DENSE_REFERENCE)
         reason = ""
-        if dense[1] is not None and dense[1].status == "dead":
-            reason = "the dense start did not learn (dead): nothing to be competitive with"
+        if any(e is not None and e.status == "dead" for e in (dense[1], reference)):
+            reason = "the dense network did not learn (dead): nothing to be competitive with"
         out.append(Plan(5, f"IMP from an ER start is competitive on {dataset}",
                         _side(f"{dataset}, IMP from {er_start}", t, 5, task=dataset, start=er_start), dense,
                         "above", -m, null=_side(f"{dataset}, {null}", t, 5, task=dataset, start=null),
