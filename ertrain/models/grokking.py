@@ -49,16 +49,17 @@ def grokking(
     hidden: Sequence[int] = (128, 128),
     combine: str = "sum",
 ) -> TokenPairMLP:
-    """The toy model on pairs of one-hot tokens (``in_features = 2 x tokens``, as ``modular-addition`` yields).
+    """The toy model on pairs of one-hot tokens (``in_features = 2 x tokens``, as ``modular-addition`` yields;
+    without ``in_features``, ``in_channels * input_size**2`` as for ``mlp``).
 
     ``dim``: embedding size; ``hidden``: decoder widths (each multiplied by ``width``); ``combine``: ``sum``
     (the paper of Liu et al.) or ``concat``.
     """
-    if in_features is None or in_features < 2 or in_features % 2:
-        raise ValueError(f"grokking takes pairs of one-hot tokens: in_features must be even and >= 2, "
-                         f"got {in_features!r}")
+    n_in = in_features if in_features is not None else in_channels * input_size * input_size
+    if n_in < 2 or n_in % 2:
+        raise ValueError(f"grokking takes pairs of one-hot tokens: in_features must be even and >= 2, got {n_in!r}")
     if combine not in COMBINE:
         raise ValueError(f"combine must be one of {COMBINE}, got {combine!r}")
     if int(dim) < 1 or any(int(h) < 1 for h in hidden):
         raise ValueError(f"dim and hidden widths must be positive integers, got dim={dim!r}, hidden={list(hidden)!r}")
-    return TokenPairMLP(in_features // 2, int(dim), [scaled(int(h), width) for h in hidden], num_classes, combine)
+    return TokenPairMLP(n_in // 2, int(dim), [scaled(int(h), width) for h in hidden], num_classes, combine)
