@@ -9,6 +9,8 @@ the markers in; ``--check`` only compares.  The results files:
   minute; deterministic, so recomputing gives the same file);
 * ``results/readme/digits_methods.json``: the digits method table, trained here by ``--compute methods``
   (a few minutes on 2 cores; runs go to ``--runs``, default ``runs/readme``).
+* ``results/readme/command_times.json``: the times of the README's two commands, measured by
+  ``scripts/time_commands.py`` (cold and warm, each in a fresh clone).
 
     python3 scripts/readme_numbers.py --compute theory models masks methods   # refresh the results files
     python3 scripts/readme_numbers.py                                         # fill README.md from them
@@ -369,10 +371,31 @@ def study_values() -> dict[str, str]:
     }
 
 
+def _timed(record: dict[str, Any], what: str) -> str:
+    machine = record["machine"]
+    return (f"{record['cold_s']:.0f} s from a fresh clone and {record['warm_s']:.0f} s the second time ({what}; "
+            f"{machine['cpus']} cores, {machine['cpu']}, load average {machine['load_before']:.0f} at the start, "
+            f"torch {record['torch']} from {record['pip']}, {record['date']})")
+
+
+def command_time_values() -> dict[str, str]:
+    """The measured times of the README's two commands (``results/readme/command_times.json``, written by
+    ``scripts/time_commands.py``)."""
+    commands = _json("command_times")["commands"]
+    main, test = commands["main"], commands.get("test")
+    if test is None:
+        test_text = "a time not measured yet (`python3 scripts/time_commands.py --commands test`)"
+    else:
+        files = test["tests"]
+        which = "the whole suite" if files == "all" else f"{len(files)} test files, those of CI's non-root pass"
+        test_text = _timed(test, which)
+    return {"times.main": _timed(main, f"training on {main['dataset']}"), "times.test": test_text}
+
+
 #: Every group of values, each from its own results files.
 VALUE_GROUPS: tuple[Callable[[], dict[str, str]], ...] = (
     figure2_values, theory_values, subset_sum_values, model_values, mask_values, method_values,
-    teacher_student_values, study_values,
+    teacher_student_values, study_values, command_time_values,
 )
 
 
