@@ -23,13 +23,25 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ertrain.rundir import CHECKPOINT, CONFIG, METRICS, PREVIOUS_CHECKPOINT, RESULT, RunDir
+from ertrain.rundir import (
+    CHECKPOINT,
+    CONFIG,
+    DATA_IDENTITY,
+    LOCK,
+    METRICS,
+    PREVIOUS_CHECKPOINT,
+    PROVENANCE,
+    RESULT,
+    TORN_SUFFIX,
+    RunDir,
+)
 
 #: The states of :class:`RunAccount`, in the order :func:`summary_line` lists them.
 RUN_STATES: tuple[str, ...] = ("finished", "unfinished", "failed", "torn", "foreign", "missing")
 
-#: Files whose presence makes a folder without ``config.json`` a (broken) run directory rather than a foreign one.
-_RUN_FILES = (METRICS, CHECKPOINT, PREVIOUS_CHECKPOINT, RESULT)
+#: Files whose presence makes a folder without ``config.json`` a run directory (one that stopped before writing
+#: it, or a broken one) rather than a foreign folder.
+_RUN_FILES = (METRICS, CHECKPOINT, PREVIOUS_CHECKPOINT, RESULT, RESULT + TORN_SUFFIX, DATA_IDENTITY, PROVENANCE, LOCK)
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,11 @@ def test_each_state_by_hand(tmp_path: Path) -> None:
     assert got[names["unfinished"]].state == "unfinished"
     assert got[names["failed"]] == RunAccount(names["failed"], "failed", "ValueError: loss is nan")
     assert got["notes"].state == "foreign"
+    started = runs / "started"  # locked and data.json written, stopped before config.json
+    started.mkdir()
+    (started / ".lock").write_text("pid 1 on a machine that rebooted")
+    (started / "data.json").write_text("{}")
+    assert account_run(started).state == "unfinished"
     assert got["nothing-here"].state == "missing"
     # a torn result set aside by a resumed run stays torn until the run finishes again
     torn = runs / names["torn"]
