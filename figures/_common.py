@@ -2,7 +2,9 @@
 
 Files are written atomically with the user's umask (:mod:`ertheory.fileio`).  A PNG carries no
 ``Software`` entry (matplotlib's version) and no time stamp, and a CSV writes floats as their shortest
-round-trip decimal, so the same inputs give byte-identical files.
+round-trip decimal, so the same inputs give byte-identical files.  A write that fails (a full disk) raises
+``ValueError`` naming the file and the cause, which the scripts print as one line (exit status 2); nothing
+half-written is left.
 """
 
 from __future__ import annotations
@@ -56,9 +58,16 @@ def csv_text(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     return buf.getvalue()
 
 
+def _failed_save(path: Path, exc: OSError) -> ValueError:
+    return ValueError(f"cannot save {path}: {exc.strerror or exc}")
+
+
 def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Path:
     """Write ``header`` and ``rows`` to ``path`` atomically."""
-    return atomic_write_text(path, csv_text(header, rows), durable=False)
+    try:
+        return atomic_write_text(path, csv_text(header, rows), durable=False)
+    except OSError as exc:
+        raise _failed_save(path, exc) from exc
 
 
 def layout(fig: Any, caption: str, height: float = CAPTION_HEIGHT) -> None:
@@ -71,4 +80,7 @@ def save_png(fig: Any, path: Path, dpi: int) -> Path:
     """Render ``fig`` to PNG without metadata that changes between runs and write it to ``path`` atomically."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, metadata=PNG_METADATA)
-    return atomic_write_bytes(path, buf.getvalue(), durable=False)
+    try:
+        return atomic_write_bytes(path, buf.getvalue(), durable=False)
+    except OSError as exc:
+        raise _failed_save(path, exc) from exc

@@ -181,3 +181,24 @@ def test_export_on_a_full_disk_exits_2_and_leaves_nothing(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "No space left on device" in err[0] and str(out) in err[0], err
     assert list(out.parent.iterdir()) == []  # no model, no temporary, no sidecar
+
+
+def test_figure_on_a_full_disk_exits_2_with_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ertheory import fileio
+    from figures import figure2 as fig2
+
+    real_replace = os.replace
+
+    def enospc_on_rename(src: Any, dst: Any) -> None:  # the data reach the temporary file; the disk is full after
+        if str(dst).endswith(".png"):
+            raise _enospc()
+        real_replace(src, dst)
+
+    monkeypatch.setattr(fileio.os, "replace", enospc_on_rename)
+    out = tmp_path / "fig"
+    assert fig2.main(["--out", str(out), "--points", "40"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(out / "figure2.png") in err[0] and "No space left on device" in err[0], err
+    assert not list(out.glob("*.png")) and not list(out.glob(".*.tmp"))
