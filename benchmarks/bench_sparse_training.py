@@ -303,8 +303,10 @@ MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "131072", "MALLOC_TRIM_THRESHOLD_": "131
 
 
 def _worker(extra: list[str], threads: int) -> Any:
+    """Run a worker process; only memory workers get :data:`MALLOC_ENV` (in a timed step it would turn every
+    activation into fresh pages: an mmap, page faults and an munmap per tensor and step)."""
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
-           "NUMBA_NUM_THREADS": str(threads), **MALLOC_ENV}
+           "NUMBA_NUM_THREADS": str(threads), **(MALLOC_ENV if "memory" in extra else {})}
     out = subprocess.run([sys.executable, __file__, *extra, "--threads-one", str(threads)], env=env, check=True,
                          stdout=subprocess.PIPE, text=True)
     return json.loads(out.stdout)
