@@ -392,10 +392,30 @@ def command_time_values() -> dict[str, str]:
     return {"times.main": _timed(main, f"training on {main['dataset']}"), "times.test": test_text}
 
 
+def sparse_training_values() -> dict[str, str]:
+    """The sparse engine's headline: ``results/readme/sparse_training_linear.json``, written by
+    ``benchmarks/bench_sparse_training.py --only linear,memory --threads 1 --repeats 11 --json ...`` (one 4096x4096
+    layer at batch 256, one thread: step-time ratios to the masked engine, and peak memory)."""
+    doc = _json("sparse_training_linear")
+    one = next(s for s in doc["speed"] if s["threads"] == 1)
+    linear = {float(r["density"]): r["results"] for r in one["rows"] if r["setting"].startswith("linear")}
+    peak = {(m["engine"], float(m["density"])): m["peak_mib"] for m in doc["memory"]}
+    low, mid, half = linear[0.01], linear[0.1], linear[0.5]
+    anchor = (f" (SparseProp in the same run: {low['sparseprop']['ratio']:.1f}× and {mid['sparseprop']['ratio']:.1f}×)"
+              if "sparseprop" in low else "")
+    return {"sparse.headline": (
+        f"{low['sparse']['ratio']:.1f}× faster at density 0.01 and {mid['sparse']['ratio']:.1f}× at 0.1{anchor}; at "
+        f"0.5 `auto` picks the {half['auto']['picked']} engine ({half['auto']['ratio']:.2f}× the masked step's speed); "
+        f"peak training memory "
+        f"at 0.01 is {100 * peak[('sparse', 0.01)] / peak[('masked', 0.01)]:.1f}% of the masked engine's "
+        f"({doc['machine']['cpu']}, {doc['machine']['cores']} cores shared with other jobs, load average "
+        f"{doc['machine']['load_average'][1]:.1f}; medians of {doc['repeats']} interleaved rounds)")}
+
+
 #: Every group of values, each from its own results files.
 VALUE_GROUPS: tuple[Callable[[], dict[str, str]], ...] = (
     figure2_values, theory_values, subset_sum_values, model_values, mask_values, method_values,
-    teacher_student_values, study_values, command_time_values,
+    teacher_student_values, study_values, sparse_training_values, command_time_values,
 )
 
 
