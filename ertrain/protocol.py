@@ -332,6 +332,8 @@ def paper_code(model: str, dataset: str, method: str, density_scheme: str | None
             out["weight_decay"] = 1e-3
         else:
             out["weight_decay"] = 1e-4
+    if density_scheme == "dense":
+        out["flow_repair"] = None  # flow repair acts on ER masks; a dense run has none to repair
     if model in PATH_MODEL_OPTIONS[path]:
         out["model_options"] = dict(PATH_MODEL_OPTIONS[path][model])
     if dataset in PATH_DATA_OPTIONS[path]:

@@ -230,7 +230,10 @@ def test_paper_code_resnet20_print_config_shows_the_codes_model_and_fp32(capsys:
     """ER_DST/models/cifar_resnet.py:25 (1x1 conv + BN shortcuts = option B), initializers.py:16 (fan-in), fp32."""
     cfg = _print_config(capsys, "--model", "resnet20", "--dataset", "cifar10", "--protocol", "paper-code")
     assert cfg["model_options"] == {"shortcut": "B", "init": "fan_in"}
-    assert cfg["amp"] is False and cfg["flow_repair"] == "paper-code"
+    assert cfg["amp"] is False and cfg["flow_repair"] is None  # dense: no ER mask to repair
+    sparse = _print_config(capsys, "--model", "resnet20", "--dataset", "cifar10", "--protocol", "paper-code",
+                           "--density-scheme", "erk", "--sparsity", "0.9")
+    assert sparse["flow_repair"] == "paper-code" and sparse["sources"]["flow_repair"] == "protocol"
     assert cfg["data_options"] == {"normalise": "er_dst", "pad": "reflect"}
     exact = _print_config(capsys, "--model", "resnet20", "--dataset", "cifar10")
     assert exact["amp"] is True and exact["model_options"] == {} and exact["data_options"] == {}
