@@ -8,6 +8,7 @@ import functools
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -52,29 +53,30 @@ def module_level_imports(tree: ast.Module) -> list[ast.Import | ast.ImportFrom]:
     return found
 
 
-@functools.cache
-def import_graph() -> dict[str, set[str]]:
-    """Module -> the modules of the two packages it imports at module level (exact names, no parents)."""
+def _graph(statements: Callable[[ast.Module], list[ast.Import | ast.ImportFrom]]) -> dict[str, set[str]]:
+    """Module -> the modules of the two packages it imports by ``statements`` (exact names, no parents)."""
     mods = modules()
     graph: dict[str, set[str]] = {}
     for name, (path, is_pkg) in mods.items():
         targets: set[str] = set()
-        for st in module_level_imports(ast.parse(path.read_text())):
+        for st in statements(ast.parse(path.read_text())):
             if isinstance(st, ast.Import):
                 targets |= {a.name for a in st.names if a.name in mods}
                 continue
             module = st.module or ""
             if st.level:
                 base = name.split(".") if is_pkg else name.split(".")[:-1]
-                base = base[: len(base) - (st.level - 1)]
-                module = ".".join(base + ([module] if module else []))
+                module = ".".join(base[: len(base) - (st.level - 1)] + ([module] if module else []))
             for alias in st.names:
-                if f"{module}.{alias.name}" in mods:
-                    targets.add(f"{module}.{alias.name}")
-                elif module in mods:
-                    targets.add(module)
-        graph[name] = targets - {name}
+                targets.add(f"{module}.{alias.name}" if f"{module}.{alias.name}" in mods else module)
+        graph[name] = {t for t in targets if t in mods} - {name}
     return graph
+
+
+@functools.cache
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the modules of the two packages it imports at module level (exact names, no parents)."""
+    return _graph(module_level_imports)
 
 
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -171,22 +173,7 @@ def all_imports(tree: ast.Module) -> list[ast.Import | ast.ImportFrom]:
 def full_graph() -> dict[str, set[str]]:
     """Like :func:`import_graph` but with function-local and type-only imports counted too (a cycle they form
     is a cycle all the same, only hidden)."""
-    mods = modules()
-    graph: dict[str, set[str]] = {}
-    for name, (path, is_pkg) in mods.items():
-        targets: set[str] = set()
-        for st in all_imports(ast.parse(path.read_text())):
-            if isinstance(st, ast.Import):
-                targets |= {a.name for a in st.names if a.name in mods}
-                continue
-            module = st.module or ""
-            if st.level:
-                base = name.split(".") if is_pkg else name.split(".")[:-1]
-                module = ".".join(base[: len(base) - (st.level - 1)] + ([module] if module else []))
-            for alias in st.names:
-                targets.add(f"{module}.{alias.name}" if f"{module}.{alias.name}" in mods else module)
-        graph[name] = {t for t in targets if t in mods} - {name}
-    return graph
+    return _graph(all_imports)
 
 
 def test_no_cycle_hides_behind_local_or_type_only_imports() -> None:

@@ -70,16 +70,13 @@ class Difference:
 
 def difference(a: Cell, b: Cell) -> Difference:
     """The difference of two cells' means with its 95% Welch-Satterthwaite interval."""
-    d = a.mean - b.mean
-    if a.n < 2 or b.n < 2:
-        return Difference(d, -math.inf, math.inf)
-    va, vb = a.var / a.n, b.var / b.n
-    se2 = va + vb
-    if se2 == 0.0:
-        return Difference(d, d, d)
-    df = se2**2 / (va**2 / (a.n - 1) + vb**2 / (b.n - 1))
-    half = float(stats.t.ppf(0.975, df)) * math.sqrt(se2)
-    return Difference(d, d - half, d + half)
+    w = welch(a, b)
+    if math.isnan(w.se):
+        return Difference(w.d, -math.inf, math.inf)
+    if w.se == 0.0:
+        return Difference(w.d, w.d, w.d)
+    half = float(stats.t.ppf(0.975, w.df)) * w.se
+    return Difference(w.d, w.d - half, w.d + half)
 
 
 @dataclass(frozen=True)
